@@ -1,0 +1,13 @@
+# Every dependency is a Debian package, found as an imported target.
+find_package(Threads REQUIRED)
+find_package(Boost 1.74 CONFIG REQUIRED)
+find_package(TBB CONFIG REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(hwloc REQUIRED IMPORTED_TARGET hwloc)
+pkg_check_modules(liburing REQUIRED IMPORTED_TARGET liburing)
+if(NUMAGRID_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+endif()
+if(NUMAGRID_BUILD_BENCH)
+  find_package(benchmark CONFIG REQUIRED)
+endif()
