@@ -1,0 +1,15 @@
+// The registry of `numagrid` subcommands. Each *_commands.cc file defines the
+// specs of one family of commands.
+#pragma once
+
+#include <vector>
+
+#include "core/cli/command.h"
+
+namespace numagrid::cli {
+
+std::vector<CommandSpec> GridCommands();      // create, destroy, info, list
+std::vector<CommandSpec> TopologyCommands();  // topology
+std::vector<CommandSpec> DataCommands();      // put, get, del, scan, check
+
+}  // namespace numagrid::cli

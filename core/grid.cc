@@ -1,0 +1,178 @@
+// numagrid::Grid on top of core::GridHandle.
+#include "numagrid/grid.h"
+
+#include <cstring>
+
+#include "core/base/key_hash.h"
+#include "core/grid_handle.h"
+
+namespace numagrid {
+
+struct Grid::Impl {
+  std::unique_ptr<core::GridHandle> h;
+
+  core::PartitionRef& PartitionFor(std::uint64_t hash) {
+    return h->partition(base::PartitionOf(hash, h->partition_count()));
+  }
+
+  Result<core::WriteResult> Write(core::WriteRequest rq) {
+    NUMAGRID_RETURN_IF_ERROR(h->CheckKey(rq.key));
+    NUMAGRID_RETURN_IF_ERROR(h->CheckValue(rq.value));
+    rq.hash = base::KeyHash(rq.key);
+    // No epoch pin: the writer reads old records only under the partition
+    // lock, and records are freed only under that lock.
+    return PartitionFor(rq.hash).Write(rq, h->limits(), core::NowMs());
+  }
+
+  Result<std::uint64_t> WriteVersion(core::WriteKind kind, std::string_view key,
+                                     std::string_view value, std::uint64_t expected,
+                                     const WriteOptions& o) {
+    core::WriteRequest rq;
+    rq.kind = kind;
+    rq.key = key;
+    rq.value = value;
+    rq.expected_version = expected;
+    if (o.ttl_ms != 0) rq.expire_at_ms = core::NowMs() + o.ttl_ms;
+    auto r = Write(rq);
+    if (!r.ok()) return r.status();
+    return r->version;
+  }
+};
+
+Grid::Grid(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+Grid::Grid(Grid&&) noexcept = default;
+Grid& Grid::operator=(Grid&&) noexcept = default;
+Grid::~Grid() = default;
+
+Result<Grid> Grid::Attach(std::string_view name) {
+  auto h = core::GridHandle::Attach(name);
+  if (!h.ok()) return h.status();
+  auto impl = std::make_unique<Impl>();
+  impl->h = std::move(*h);
+  return Grid(std::move(impl));
+}
+
+Status Grid::Visit(std::string_view key,
+                   const std::function<void(std::string_view, std::uint64_t)>& visit) {
+  NUMAGRID_RETURN_IF_ERROR(impl_->h->CheckKey(key));
+  const std::uint64_t hash = base::KeyHash(key);
+  core::GridHandle::EpochGuard pin(*impl_->h);
+  auto r = impl_->PartitionFor(hash).Find(key, hash, 0);
+  if (!r.ok()) return r.status();
+  visit(r->value(), r->version());
+  return Status::Ok();
+}
+
+Status Grid::Get(std::string_view key, std::string* value, std::uint64_t* version) {
+  return Visit(key, [&](std::string_view v, std::uint64_t ver) {
+    value->assign(v.data(), v.size());
+    if (version != nullptr) *version = ver;
+  });
+}
+
+Result<std::size_t> Grid::GetInto(std::string_view key, char* buf, std::size_t cap) {
+  std::size_t len = 0;
+  bool fits = true;
+  Status s = Visit(key, [&](std::string_view v, std::uint64_t) {
+    len = v.size();
+    fits = len <= cap;
+    if (fits) std::memcpy(buf, v.data(), len);
+  });
+  if (!s.ok()) return s;
+  if (!fits) {
+    return InvalidArgument("value of " + std::to_string(len) + " bytes does not fit a " +
+                           std::to_string(cap) + "-byte buffer");
+  }
+  return len;
+}
+
+Result<std::uint64_t> Grid::Put(std::string_view key, std::string_view value,
+                                const WriteOptions& o) {
+  return impl_->WriteVersion(core::WriteKind::kUpsert, key, value, 0, o);
+}
+Result<std::uint64_t> Grid::Insert(std::string_view key, std::string_view value,
+                                   const WriteOptions& o) {
+  return impl_->WriteVersion(core::WriteKind::kInsert, key, value, 0, o);
+}
+Result<std::uint64_t> Grid::Replace(std::string_view key, std::string_view value,
+                                    const WriteOptions& o) {
+  return impl_->WriteVersion(core::WriteKind::kReplace, key, value, 0, o);
+}
+Result<std::uint64_t> Grid::CompareAndSet(std::string_view key, std::uint64_t expected,
+                                          std::string_view value, const WriteOptions& o) {
+  return impl_->WriteVersion(core::WriteKind::kCompareAndSet, key, value, expected, o);
+}
+
+Status Grid::Remove(std::string_view key) {
+  return impl_->WriteVersion(core::WriteKind::kRemove, key, {}, 0, {}).status();
+}
+
+Status Grid::RemoveIfVersion(std::string_view key, std::uint64_t expected) {
+  return impl_->WriteVersion(core::WriteKind::kRemoveIfVersion, key, {}, expected, {})
+      .status();
+}
+
+Result<std::int64_t> Grid::Increment(std::string_view key, std::int64_t delta) {
+  core::WriteRequest rq;
+  rq.kind = core::WriteKind::kIncrement;
+  rq.key = key;
+  rq.delta = delta;
+  auto r = impl_->Write(rq);
+  if (!r.ok()) return r.status();
+  return r->counter;
+}
+
+std::vector<Result<std::string>> Grid::MultiGet(const std::vector<std::string>& keys) {
+  std::vector<Result<std::string>> out;
+  out.reserve(keys.size());
+  for (const auto& k : keys) {
+    std::string v;
+    Status s = Get(k, &v);
+    if (s.ok()) {
+      out.emplace_back(std::move(v));
+    } else {
+      out.emplace_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+std::vector<Status> Grid::MultiPut(
+    const std::vector<std::pair<std::string, std::string>>& entries,
+    const WriteOptions& options) {
+  std::vector<Status> out;
+  out.reserve(entries.size());
+  for (const auto& [k, v] : entries) out.push_back(Put(k, v, options).status());
+  return out;
+}
+
+Status Grid::Scan(
+    const std::function<bool(std::string_view, std::string_view, std::uint64_t)>& visit,
+    std::int64_t partition) {
+  const std::uint32_t n = impl_->h->partition_count();
+  if (partition >= static_cast<std::int64_t>(n)) {
+    return InvalidArgument("partition " + std::to_string(partition) + " of " +
+                           std::to_string(n));
+  }
+  const std::uint32_t first = partition < 0 ? 0 : static_cast<std::uint32_t>(partition);
+  const std::uint32_t last = partition < 0 ? n : first + 1;
+  bool go_on = true;
+  for (std::uint32_t p = first; p < last && go_on; ++p) {
+    core::GridHandle::EpochGuard pin(*impl_->h);
+    impl_->h->partition(p).Scan(
+        [&](const core::RecordView& r) {
+          go_on = visit(r.key(), r.value(), r.version());
+          return go_on;
+        },
+        0);
+  }
+  return Status::Ok();
+}
+
+std::uint32_t Grid::partition_count() const { return impl_->h->partition_count(); }
+
+std::uint32_t Grid::PartitionOfKey(std::string_view key) const {
+  return base::PartitionOf(base::KeyHash(key), impl_->h->partition_count());
+}
+
+}  // namespace numagrid

@@ -1,0 +1,106 @@
+#include "core/grid_handle.h"
+
+#include "core/data_layout.h"
+#include "core/grid_names.h"
+
+namespace numagrid::core {
+
+Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name) {
+  NUMAGRID_RETURN_IF_ERROR(ValidateGridName(name));
+  std::unique_ptr<GridHandle> h(new GridHandle());
+  h->name_ = std::string(name);
+  auto ctl = shm::Segment::Open(ControlSegmentName(name),
+                                {shm::SegmentKind::kControl, kControlLayoutVersion,
+                                 kControlLayoutSignature});
+  if (!ctl.ok()) {
+    if (ctl.status().code() == StatusCode::kNotFound) {
+      return NotFound("grid '" + std::string(name) + "' does not exist");
+    }
+    return ctl.status();
+  }
+  h->control_ = std::move(*ctl);
+  h->config_ = &h->control_.At<ControlBlock>(0)->config;
+  const GridConfig& c = *h->config_;
+  if (c.node_count == 0 || c.node_count > kMaxNodes || c.partition_count == 0 ||
+      c.partition_count > kMaxPartitions ||
+      c.partitions_off + sizeof(PartitionEntry) * c.partition_count > h->control_.size() ||
+      c.procs_off + c.procs_bytes > h->control_.size()) {
+    return Corruption("control segment of grid '" + std::string(name) +
+                      "' has an impossible configuration");
+  }
+  auto procs = shm::ProcessTable::View(h->control_.base() + c.procs_off, c.procs_bytes);
+  if (!procs.ok()) return procs.status();
+  h->procs_.emplace(*procs);
+
+  for (std::uint32_t n = 0; n < c.node_count; ++n) {
+    auto seg = shm::Segment::Open(
+        DataSegmentName(name, n),
+        {shm::SegmentKind::kData, kDataLayoutVersion, kDataLayoutSignature});
+    if (!seg.ok()) return seg.status();
+    if (seg->header().grid_id != h->control_.header().grid_id) {
+      return Corruption("data segment '" + seg->name() + "' belongs to another grid");
+    }
+    h->data_.push_back(std::move(*seg));
+  }
+  const auto* entries = h->control_.At<PartitionEntry>(c.partitions_off);
+  h->partitions_.reserve(c.partition_count);
+  for (std::uint32_t p = 0; p < c.partition_count; ++p) {
+    const PartitionEntry& e = entries[p];
+    if (e.node_id >= c.node_count) {
+      return Corruption("partition map of grid '" + std::string(name) + "' is corrupt");
+    }
+    shm::Segment& seg = h->data_[e.node_id];
+    const auto* node = &seg.At<DataBlock>(0)->node;
+    if (e.slot_in_node >= node->partition_count) {
+      return Corruption("partition map of grid '" + std::string(name) + "' is corrupt");
+    }
+    auto* state = seg.At<PartitionState>(node->partitions_off +
+                                         e.slot_in_node * sizeof(PartitionState));
+    if (state->partition_id != p) {
+      return Corruption("data segment '" + seg.name() + "' holds partition " +
+                        std::to_string(state->partition_id) + " where " +
+                        std::to_string(p) + " belongs");
+    }
+    h->partitions_.emplace_back(seg.base(), node, state, &*h->procs_);
+  }
+  h->limits_.max_key_bytes = c.max_key_bytes;
+  h->limits_.max_value_bytes = c.max_value_bytes;
+  h->limits_.lock_timeout_ns = std::uint64_t{c.lock_timeout_ms} * 1000000;
+  h->limits_.ring_wait_ns = std::uint64_t{c.ring_wait_ms} * 1000000;
+  h->limits_.journal_mode = c.journal_mode;
+
+  auto lock = shm::LockFile::Open("/dev/shm/" + LockFileName(name));
+  if (!lock.ok()) return lock.status();
+  h->lock_file_ = std::move(*lock);
+  auto slot = h->procs_->Claim(h->lock_file_);
+  if (!slot.ok()) return slot.status().WithContext("attach to grid '" + std::string(name) + "'");
+  h->slot_ = *slot;
+  h->has_slot_ = true;
+  return h;
+}
+
+GridHandle::~GridHandle() {
+  if (has_slot_) procs_->Release(slot_, lock_file_);
+}
+
+Status GridHandle::CheckKey(std::string_view key) const {
+  if (key.empty()) return InvalidArgument("empty key");
+  if (key.size() > config_->max_key_bytes) {
+    return InvalidArgument("key of " + std::to_string(key.size()) +
+                           " bytes exceeds the grid's limit of " +
+                           std::to_string(config_->max_key_bytes) + " bytes (--max-key)");
+  }
+  return Status::Ok();
+}
+
+Status GridHandle::CheckValue(std::string_view value) const {
+  if (value.size() > config_->max_value_bytes) {
+    return InvalidArgument("value of " + std::to_string(value.size()) +
+                           " bytes exceeds the grid's limit of " +
+                           std::to_string(config_->max_value_bytes) +
+                           " bytes (--max-value)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace numagrid::core

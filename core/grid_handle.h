@@ -1,0 +1,75 @@
+// GridHandle: one process's attachment to a grid: the mapped segments, its
+// slot in the process table, and a PartitionRef per partition. The public
+// numagrid::Grid and the CLI are built on it.
+//
+// Thread safety: thread-compatible. One handle owns one process slot, whose
+// epoch pin covers one operation at a time: use one handle per thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/control_layout.h"
+#include "core/partition.h"
+#include "numagrid/status.h"
+#include "shm/lock_file.h"
+#include "shm/process_table.h"
+#include "shm/segment.h"
+
+namespace numagrid::core {
+
+class GridHandle {
+ public:
+  // Maps every segment of grid `name`, validates them, and claims a process
+  // slot. Errors: kNotFound, kVersionMismatch, kCorruption,
+  // kPermissionDenied, kResourceExhausted (no free process slot).
+  static Result<std::unique_ptr<GridHandle>> Attach(std::string_view name);
+  ~GridHandle();
+  GridHandle(const GridHandle&) = delete;
+  GridHandle& operator=(const GridHandle&) = delete;
+
+  const GridConfig& config() const noexcept { return *config_; }
+  const WriteLimits& limits() const noexcept { return limits_; }
+  std::uint32_t partition_count() const noexcept { return config_->partition_count; }
+  PartitionRef& partition(std::uint32_t p) noexcept { return partitions_[p]; }
+  shm::ProcessTable& procs() noexcept { return *procs_; }
+  shm::LockFile& lock_file() noexcept { return lock_file_; }
+  std::uint32_t slot() const noexcept { return slot_; }
+
+  // Pins this handle's epoch for the guard's lifetime: records read under it
+  // stay valid until it ends.
+  class EpochGuard {
+   public:
+    explicit EpochGuard(GridHandle& h) noexcept : h_(h) { h_.procs_->Pin(h_.slot_); }
+    ~EpochGuard() { h_.procs_->Unpin(h_.slot_); }
+    EpochGuard(const EpochGuard&) = delete;
+    EpochGuard& operator=(const EpochGuard&) = delete;
+
+   private:
+    GridHandle& h_;
+  };
+
+  // The limits check every write makes before touching shared memory.
+  Status CheckKey(std::string_view key) const;
+  Status CheckValue(std::string_view value) const;
+
+ private:
+  GridHandle() = default;
+
+  std::string name_;
+  shm::Segment control_;
+  std::vector<shm::Segment> data_;
+  const GridConfig* config_ = nullptr;
+  shm::LockFile lock_file_;
+  std::optional<shm::ProcessTable> procs_;  // set by Attach
+  std::uint32_t slot_ = 0;
+  bool has_slot_ = false;
+  WriteLimits limits_;
+  std::vector<PartitionRef> partitions_;
+};
+
+}  // namespace numagrid::core

@@ -1,0 +1,362 @@
+// PartitionRef: lookups, scans and writes. Repair, reclamation and the change
+// consumer are in partition_repair.cc; the checker in partition_check.cc.
+#include "core/partition.h"
+
+#include <time.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+#include "core/base/check.h"
+#include "core/partition_alloc.h"
+#include "core/partition_tx.h"
+#include "shm/robust_mutex.h"
+
+namespace numagrid::core {
+namespace {
+
+std::uint64_t MonotonicNs() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// Where a key is, or where it would go, in a partition's index.
+struct Probe {
+  std::uint64_t found_slot = kNoSlot;   // slot holding the key's record
+  std::uint64_t found_value = 0;
+  std::uint64_t insert_slot = kNoSlot;  // first deleted or empty slot seen
+  bool hit_empty = false;               // the probe ended at an empty slot
+};
+
+}  // namespace
+
+std::uint64_t NowMs() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+void PartitionRef::ClearDeletedRun(std::uint64_t slot_index) noexcept {
+  // A deleted slot followed by an empty one ends no probe that could reach
+  // further (no record lies past an empty slot of its probe sequence), so it
+  // can become empty, and so can the deleted slots before it. Readers are
+  // unaffected: they would have stopped at the next empty slot anyway.
+  std::atomic<std::uint64_t>* s = slots();
+  const std::uint64_t mask = p_->index_mask;
+  auto& deleted = p_->counters.deleted_slots;
+  PartitionTx tx(base_, p_);
+  std::uint64_t j = slot_index;
+  for (std::uint32_t n = 0; n < kMaxUndo / 2 - 1; ++n, j = (j - 1) & mask) {
+    if (s[j].load(std::memory_order_relaxed) != kSlotDeleted) break;
+    if (!tx.Set(s[j], kSlotEmpty) ||
+        !tx.Set(deleted, deleted.load(std::memory_order_relaxed) - 1)) {
+      break;
+    }
+  }
+  tx.Finish();
+}
+
+Status PartitionRef::Initialize(PartitionState* state) noexcept {
+  const int rc = state->lock.Initialize();
+  if (rc != 0) {
+    return IoError("pthread_mutex_init of partition " +
+                   std::to_string(state->partition_id) + ": " + std::strerror(rc));
+  }
+  return Status::Ok();
+}
+
+Result<RecordView> PartitionRef::Find(std::string_view key, std::uint64_t hash,
+                                      std::uint64_t now_ms) const noexcept {
+  const std::atomic<std::uint64_t>* s = slots();
+  const std::uint64_t mask = p_->index_mask;
+  const std::uint64_t tag = SlotTag(hash);
+  std::uint64_t i = hash & mask;
+  for (std::uint64_t n = 0; n <= mask; ++n, i = (i + 1) & mask) {
+    // acquire: pairs with the writer's release store of the slot, which
+    // publishes the record's bytes written before it.
+    const std::uint64_t v = s[i].load(std::memory_order_acquire);
+    if (v == kSlotEmpty) break;
+    if (!SlotHoldsRecord(v) || SlotTagOf(v) != tag) continue;
+    const std::uint64_t off = SlotOffset(v);
+    if (!InArena(off, sizeof(RecordHeader))) {
+      return Corruption("partition " + std::to_string(p_->partition_id) +
+                        ": index slot " + std::to_string(i) +
+                        " names offset " + std::to_string(off) + " outside the arena");
+    }
+    RecordView r(base_ + off);
+    if (r.header().key_len != key.size() ||
+        std::memcmp(r.key().data(), key.data(), key.size()) != 0) {
+      continue;
+    }
+    if (r.has_expiry() && r.ExpiredAt(now_ms != 0 ? now_ms : NowMs())) break;
+    return r;
+  }
+  return NotFound("key not found");
+}
+
+void PartitionRef::Scan(const std::function<bool(const RecordView&)>& visit,
+                        std::uint64_t now_ms) const {
+  const std::atomic<std::uint64_t>* s = slots();
+  for (std::uint64_t i = 0; i <= p_->index_mask; ++i) {
+    // acquire: as in Find.
+    const std::uint64_t v = s[i].load(std::memory_order_acquire);
+    if (!SlotHoldsRecord(v)) continue;
+    const std::uint64_t off = SlotOffset(v);
+    if (!InArena(off, sizeof(RecordHeader))) continue;  // Check reports it
+    RecordView r(base_ + off);
+    if (r.has_expiry() && r.ExpiredAt(now_ms != 0 ? now_ms : NowMs())) continue;
+    if (!visit(r)) return;
+  }
+}
+
+Status PartitionRef::LockForWrite(const WriteLimits& limits) noexcept {
+  const std::uint64_t deadline = shm::RealtimeNowNs() + limits.lock_timeout_ns;
+  switch (p_->lock.Lock(deadline)) {
+    case shm::LockResult::kAcquired:
+      return Status::Ok();
+    case shm::LockResult::kAcquiredOwnerDied:
+      RepairLocked();
+      p_->lock.MarkConsistent();
+      return Status::Ok();
+    case shm::LockResult::kTimedOut:
+      return ResourceExhausted(
+          "partition " + std::to_string(p_->partition_id) +
+          ": another writer held its lock for more than " +
+          std::to_string(limits.lock_timeout_ns / 1000000) +
+          " ms (a stopped process?)");
+    case shm::LockResult::kUnrecoverable:
+      break;
+  }
+  return Panic("partition " + std::to_string(p_->partition_id) +
+               ": its lock is unrecoverable");
+}
+
+namespace {
+
+// Releases the partition lock when it goes out of scope, if it is held.
+class Unlocker {
+ public:
+  explicit Unlocker(shm::RobustMutex& mu) noexcept : mu_(mu) {}
+  Unlocker(const Unlocker&) = delete;
+  Unlocker& operator=(const Unlocker&) = delete;
+  ~Unlocker() {
+    if (held_) mu_.Unlock();
+  }
+  void Release() noexcept {
+    mu_.Unlock();
+    held_ = false;
+  }
+  void Reacquired() noexcept { held_ = true; }
+
+ private:
+  shm::RobustMutex& mu_;
+  bool held_ = true;
+};
+
+}  // namespace
+
+Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimits& limits,
+                                        std::uint64_t now_ms) noexcept {
+  const bool is_remove =
+      rq.kind == WriteKind::kRemove || rq.kind == WriteKind::kRemoveIfVersion;
+  NUMAGRID_RETURN_IF_ERROR(LockForWrite(limits));
+  Unlocker unlock(p_->lock);
+
+  // Room in the change ring: reclaim what we can, else wait a bounded time
+  // with the lock released so the consumer can make progress.
+  const std::uint64_t cap = p_->ring_capacity;
+  const std::uint64_t wait_deadline = MonotonicNs() + limits.ring_wait_ns;
+  std::uint32_t waits = 0;
+  for (;;) {
+    const std::uint64_t next = p_->next_seq.load(std::memory_order_relaxed);
+    if (limits.journal_mode == kJournalNone) {
+      // release: publishes the entries (already complete) as consumed, for
+      // symmetry with a journal consumer; read with acquire by stats.
+      p_->journaled_seq.store(next, std::memory_order_release);
+    }
+    std::uint64_t in_use = next - p_->reclaimed_seq.load(std::memory_order_relaxed);
+    if (in_use >= cap / 2) {
+      ReclaimLocked(cap);
+      in_use = next - p_->reclaimed_seq.load(std::memory_order_relaxed);
+    }
+    if (in_use < cap) break;
+    if (MonotonicNs() >= wait_deadline) {
+      return ResourceExhausted(
+          "partition " + std::to_string(p_->partition_id) + ": change ring full (" +
+          std::to_string(cap) + " changes not yet journaled or reclaimed) for " +
+          std::to_string(limits.ring_wait_ns / 1000000) + " ms; nothing was written");
+    }
+    unlock.Release();
+    if (++waits < 64) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    NUMAGRID_RETURN_IF_ERROR(LockForWrite(limits));
+    unlock.Reacquired();
+  }
+
+  // Find the key, or where it would go.
+  std::atomic<std::uint64_t>* s = slots();
+  const std::uint64_t mask = p_->index_mask;
+  const std::uint64_t tag = SlotTag(rq.hash);
+  Probe probe;
+  std::uint64_t i = rq.hash & mask;
+  for (std::uint64_t n = 0; n <= mask; ++n, i = (i + 1) & mask) {
+    // relaxed: slots change only under the lock we hold.
+    const std::uint64_t v = s[i].load(std::memory_order_relaxed);
+    if (v == kSlotEmpty) {
+      if (probe.insert_slot == kNoSlot) probe.insert_slot = i;
+      probe.hit_empty = true;
+      break;
+    }
+    if (v == kSlotDeleted) {
+      if (probe.insert_slot == kNoSlot) probe.insert_slot = i;
+      continue;
+    }
+    if (SlotTagOf(v) != tag || !InArena(SlotOffset(v), sizeof(RecordHeader))) continue;
+    RecordView r(base_ + SlotOffset(v));
+    if (r.key() == rq.key) {
+      probe.found_slot = i;
+      probe.found_value = v;
+      break;
+    }
+  }
+
+  const bool present_raw = probe.found_slot != kNoSlot;
+  const RecordView old(present_raw ? base_ + SlotOffset(probe.found_value) : nullptr);
+  const bool live = present_raw && !old.ExpiredAt(now_ms);
+  switch (rq.kind) {
+    case WriteKind::kInsert:
+      if (live) return AlreadyExists("key already exists");
+      break;
+    case WriteKind::kReplace:
+    case WriteKind::kRemove:
+      if (!live) return NotFound("key not found");
+      break;
+    case WriteKind::kCompareAndSet:
+    case WriteKind::kRemoveIfVersion:
+      if (!live) return NotFound("key not found");
+      if (old.version() != rq.expected_version) {
+        return Conflict("version is " + std::to_string(old.version()) + ", expected " +
+                        std::to_string(rq.expected_version));
+      }
+      break;
+    case WriteKind::kUpsert:
+    case WriteKind::kIncrement:
+      break;
+  }
+  std::int64_t counter = 0;
+  char counter_bytes[8];
+  std::string_view value = rq.value;
+  if (rq.kind == WriteKind::kIncrement) {
+    if (live) {
+      if (old.value().size() != 8) {
+        return InvalidArgument("value is " + std::to_string(old.value().size()) +
+                               " bytes, not an 8-byte counter");
+      }
+      std::memcpy(&counter, old.value().data(), 8);
+    }
+    counter = static_cast<std::int64_t>(static_cast<std::uint64_t>(counter) +
+                                        static_cast<std::uint64_t>(rq.delta));
+    std::memcpy(counter_bytes, &counter, 8);
+    value = std::string_view(counter_bytes, 8);
+  }
+  if (is_remove && !present_raw) return NotFound("key not found");
+  if (!present_raw && probe.insert_slot == kNoSlot) {
+    return ResourceExhausted("partition " + std::to_string(p_->partition_id) +
+                             ": index full (" + std::to_string(mask + 1) +
+                             " slots); create the grid with a larger --max-entries");
+  }
+  const auto& cnt = p_->counters;
+  if (!present_raw && !is_remove &&
+      cnt.live_entries.load(std::memory_order_relaxed) + 1 > (mask + 1) * 7 / 8) {
+    return ResourceExhausted("partition " + std::to_string(p_->partition_id) +
+                             ": index full (" +
+                             std::to_string(cnt.live_entries.load(std::memory_order_relaxed)) +
+                             " entries in " + std::to_string(mask + 1) +
+                             " slots); create the grid with a larger --max-entries");
+  }
+
+  // The change itself, undo-logged up to its commit point.
+  PartitionTx tx(base_, p_);
+  PartitionAlloc alloc(base_, node_, p_);
+  const std::uint64_t seq = tx.seq();
+  auto& c = p_->counters;
+  const std::uint64_t old_block =
+      present_raw ? BlockBytes(*node_, old.bytes()) : 0;
+  std::uint64_t new_slot = kSlotDeleted;
+  std::uint64_t new_off = 0;
+  std::uint64_t new_block = 0;
+  if (!is_remove) {
+    const std::uint64_t expire = rq.expire_at_ms;
+    const std::uint64_t bytes = RecordBytes(rq.key.size(), value.size(), expire != 0);
+    auto block = alloc.Allocate(tx, bytes);
+    if (!block.ok()) {
+      tx.Abort();
+      return block.status();
+    }
+    new_off = *block;
+    new_block = BlockBytes(*node_, bytes);
+    WriteRecord(base_ + new_off, seq, rq.key, value, expire);
+    new_slot = MakeSlot(new_off, rq.hash);
+  }
+  const std::uint64_t slot_index = present_raw ? probe.found_slot : probe.insert_slot;
+  const bool reused_deleted =
+      !present_raw && s[slot_index].load(std::memory_order_relaxed) == kSlotDeleted;
+
+  RingEntry& e = ring()[seq & (cap - 1)];
+  e.seq = seq;
+  e.op = is_remove ? kOpRemove : kOpPut;
+  e.new_record_off = new_off;
+  e.old_record_off = present_raw ? SlotOffset(probe.found_value) : 0;
+  e.retire_epoch = 0;
+
+  const std::uint64_t live_now = c.live_entries.load(std::memory_order_relaxed);
+  bool ok = true;
+  if (is_remove) {
+    ok = ok && tx.Set(c.live_entries, live_now - 1);
+    ok = ok && tx.Set(c.deleted_slots, c.deleted_slots.load(std::memory_order_relaxed) + 1);
+    ok = ok && tx.Set(c.removes, c.removes.load(std::memory_order_relaxed) + 1);
+  } else {
+    if (!present_raw) ok = ok && tx.Set(c.live_entries, live_now + 1);
+    if (reused_deleted) {
+      ok = ok && tx.Set(c.deleted_slots, c.deleted_slots.load(std::memory_order_relaxed) - 1);
+    }
+    ok = ok && tx.Set(c.puts, c.puts.load(std::memory_order_relaxed) + 1);
+  }
+  const std::uint64_t live_bytes = c.live_bytes.load(std::memory_order_relaxed);
+  ok = ok && tx.Set(c.live_bytes, live_bytes + new_block - old_block);
+  ok = ok && tx.Set(c.retired_bytes, c.retired_bytes.load(std::memory_order_relaxed) + old_block);
+  if (!ok) {
+    tx.Abort();
+    return ResourceExhausted("internal: undo log full");
+  }
+
+  // Commit point. release: publishes the record written above; pairs with
+  // the acquire loads in Find and Scan.
+  tx.PrepareCommit(slot_index, new_slot);
+  s[slot_index].store(new_slot, std::memory_order_release);
+  // seq_cst fence: orders the slot store before the epoch load below, so a
+  // reader that pinned an epoch newer than retire_epoch cannot see the old
+  // record (the argument is in docs/adr/0002-data-path.md).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  e.retire_epoch = EpochNow();
+  // release: publishes the ring entry to the consumer, which loads next_seq
+  // with acquire before reading entries.
+  p_->next_seq.store(seq + 1, std::memory_order_release);
+  tx.Finish();
+  if (limits.journal_mode == kJournalNone) {
+    p_->journaled_seq.store(seq + 1, std::memory_order_release);  // as above
+  }
+  if (is_remove && s[(slot_index + 1) & mask].load(std::memory_order_relaxed) == kSlotEmpty) {
+    ClearDeletedRun(slot_index);
+  }
+  return WriteResult{seq, counter};
+}
+
+}  // namespace numagrid::core

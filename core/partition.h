@@ -1,0 +1,162 @@
+// PartitionRef: the operations on one partition's shared state (its index,
+// records, change ring and allocator) in its node's data segment. Reads are
+// lock-free; writes take the partition's robust lock for a few hundred
+// nanoseconds. docs/adr/0002-data-path.md explains why.
+//
+// Thread safety: a PartitionRef is a view (copyable); every operation is
+// thread-safe and process-safe as documented on it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+
+#include "core/data_layout.h"
+#include "core/partition_layout.h"
+#include "core/record.h"
+#include "numagrid/status.h"
+
+namespace numagrid::shm {
+class ProcessTable;
+}
+
+namespace numagrid::core {
+
+// GridConfig::journal_mode
+inline constexpr std::uint32_t kJournalNone = 0;      // writers mark their own changes journaled
+inline constexpr std::uint32_t kJournalConsumer = 1;  // a consumer (the worker) drains the rings
+
+struct WriteLimits {
+  std::uint32_t max_key_bytes = 250;
+  std::uint32_t max_value_bytes = 1U << 20;
+  std::uint64_t lock_timeout_ns = 1'000'000'000;  // a writer waits this long for the lock
+  std::uint64_t ring_wait_ns = 1'000'000'000;     // ... and this long for ring space
+  std::uint32_t journal_mode = kJournalNone;
+};
+
+enum class WriteKind {
+  kUpsert,           // put
+  kInsert,           // only if absent
+  kReplace,          // only if present
+  kCompareAndSet,    // only if present with version == expected_version
+  kRemove,
+  kRemoveIfVersion,  // only if present with version == expected_version
+  kIncrement,        // 8-byte little-endian signed counter += delta (absent: 0)
+};
+
+struct WriteRequest {
+  WriteKind kind = WriteKind::kUpsert;
+  std::string_view key;
+  std::uint64_t hash = 0;            // base::KeyHash(key)
+  std::string_view value;            // not for removes and increments
+  std::uint64_t expected_version = 0;
+  std::uint64_t expire_at_ms = 0;    // 0: never
+  std::int64_t delta = 0;
+};
+
+struct WriteResult {
+  std::uint64_t version = 0;  // the new record's version (its sequence number)
+  std::int64_t counter = 0;   // kIncrement: the value after the increment
+};
+
+// One change as the ring holds it, for a consumer.
+struct ChangeView {
+  std::uint64_t seq;
+  std::uint32_t op;          // kOpPut or kOpRemove
+  std::string_view key;
+  std::string_view value;    // kOpPut only
+  std::uint64_t expire_at_ms;
+};
+
+struct PartitionCheckReport {
+  std::uint64_t live_entries = 0;
+  std::uint64_t expired_entries = 0;
+  std::uint64_t ring_entries = 0;
+  std::uint64_t free_blocks = 0;
+  bool repaired = false;       // the lock's previous holder had died; repaired now
+  std::vector<std::string> problems;  // empty when consistent
+};
+
+// Milliseconds since the Unix epoch, from the coarse clock (a few ns; TTLs
+// need no better).
+std::uint64_t NowMs() noexcept;
+
+class PartitionRef {
+ public:
+  PartitionRef(std::byte* segment_base, const NodeHeader* node, PartitionState* state,
+               shm::ProcessTable* procs) noexcept
+      : base_(segment_base), node_(node), p_(state), procs_(procs) {}
+
+  // Initializes a partition's state in a new data segment. REQUIRES: zeroed
+  // memory, index and ring laid out as `state` says.
+  static Status Initialize(PartitionState* state) noexcept;
+
+  // Lock-free lookup. Returns the live record of `key`, kNotFound (absent or
+  // expired at `now_ms`), or kCorruption (an index slot names bytes outside
+  // the arena). REQUIRES: the calling process has pinned an epoch and keeps
+  // it pinned for as long as it uses the returned view.
+  Result<RecordView> Find(std::string_view key, std::uint64_t hash,
+                          std::uint64_t now_ms) const noexcept;
+
+  // Applies one change under the partition lock. Errors: kNotFound,
+  // kAlreadyExists, kConflict (version), kInvalidArgument (increment of a
+  // value that is not 8 bytes), kResourceExhausted (no memory, index full,
+  // change ring full after the bounded wait, lock held past the timeout).
+  // Changes nothing when it fails.
+  Result<WriteResult> Write(const WriteRequest& request, const WriteLimits& limits,
+                            std::uint64_t now_ms) noexcept;
+
+  // Visits every live record (lock-free; each record that stays live during
+  // the scan is visited exactly once). Stops when `visit` returns false.
+  // REQUIRES: an epoch pinned for the whole scan.
+  void Scan(const std::function<bool(const RecordView&)>& visit,
+            std::uint64_t now_ms) const;
+
+  // For the journal consumer: calls `consume` for each change in
+  // [journaled_seq, next_seq) in order, then advances journaled_seq past the
+  // ones it accepted (it returns false to stop early). Returns how many.
+  // REQUIRES: a single consumer per partition.
+  std::uint64_t ConsumeChanges(const std::function<bool(const ChangeView&)>& consume);
+
+  // Frees the records of journaled changes that no pinned epoch can see any
+  // more. Takes the lock. Returns how many ring entries it reclaimed.
+  Result<std::uint64_t> Reclaim(const WriteLimits& limits) noexcept;
+
+  // Verifies every structure of the partition under its lock (repairing first
+  // if the previous holder died): see PartitionCheckReport.
+  PartitionCheckReport Check(const WriteLimits& limits, std::uint32_t partition_count,
+                             std::uint64_t now_ms);
+
+  // Takes the lock if nobody holds it and repairs the partition if its last
+  // holder died. Returns true if a repair ran.
+  bool RepairIfOwnerDied() noexcept;
+
+  const PartitionState& state() const noexcept { return *p_; }
+
+ private:
+  friend class PartitionWriter;
+  Status LockForWrite(const WriteLimits& limits) noexcept;
+  void RepairLocked() noexcept;
+  void ClearDeletedRun(std::uint64_t slot_index) noexcept;
+  std::uint64_t EpochNow() const noexcept;
+  std::uint64_t ReclaimLocked(std::uint64_t max_entries) noexcept;
+  std::atomic<std::uint64_t>* slots() const noexcept {
+    return reinterpret_cast<std::atomic<std::uint64_t>*>(base_ + p_->index_off);
+  }
+  RingEntry* ring() const noexcept {
+    return reinterpret_cast<RingEntry*>(base_ + p_->ring_off);
+  }
+  // True if [off, off + len) lies inside the arena.
+  bool InArena(std::uint64_t off, std::uint64_t len) const noexcept {
+    return off >= node_->arena_off && len <= node_->arena_bytes &&
+           off - node_->arena_off <= node_->arena_bytes - len;
+  }
+
+  std::byte* base_;
+  const NodeHeader* node_;
+  PartitionState* p_;
+  shm::ProcessTable* procs_;
+};
+
+}  // namespace numagrid::core

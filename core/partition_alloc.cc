@@ -1,0 +1,130 @@
+#include "core/partition_alloc.h"
+
+#include <bit>
+
+#include "core/record.h"
+
+namespace numagrid::core {
+
+std::uint64_t ChunkBytesFor(std::uint64_t max_record_bytes) noexcept {
+  std::uint64_t c = std::bit_ceil(max_record_bytes) / kMaxLargeRun;
+  if (c < (64ULL << 10)) c = 64ULL << 10;
+  return c;
+}
+
+std::uint64_t BlockBytes(const NodeHeader& node, std::uint64_t record_bytes) noexcept {
+  if (record_bytes <= node.small_limit) return ClassSize(SizeClassOf(record_bytes));
+  return (record_bytes + node.chunk_bytes - 1) / node.chunk_bytes * node.chunk_bytes;
+}
+
+std::uint64_t PartitionAlloc::owner_tag() const noexcept {
+  const std::uint64_t first =
+      static_cast<std::uint64_t>(reinterpret_cast<std::byte*>(p_) - base_);
+  return (first - node_->partitions_off) / sizeof(PartitionState) + 1;
+}
+
+Result<std::uint64_t> PartitionAlloc::Allocate(PartitionTx& tx,
+                                               std::uint64_t record_bytes) noexcept {
+  auto& c = p_->counters;
+  const std::uint64_t chunk = node_->chunk_bytes;
+  if (record_bytes > node_->small_limit) {
+    return AllocateLarge(tx, BlockBytes(*node_, record_bytes) / chunk);
+  }
+  const std::uint32_t cls = SizeClassOf(record_bytes);
+  const std::uint64_t size = ClassSize(cls);
+  if (tx.room() < 6) return ResourceExhausted("undo log full");
+
+  // 1. A freed block of the same class.
+  const std::uint64_t head = p_->free_head[cls].load(std::memory_order_relaxed);
+  if (head != 0) {
+    const std::uint64_t next = Word(head).load(std::memory_order_relaxed);
+    tx.Set(p_->free_head[cls], next);
+    tx.Set(c.free_bytes, c.free_bytes.load(std::memory_order_relaxed) - size);
+    return head;
+  }
+  // 2. The rest of the current chunk.
+  const std::uint64_t cur = p_->cur_chunk_off.load(std::memory_order_relaxed);
+  const std::uint64_t used = p_->cur_chunk_used.load(std::memory_order_relaxed);
+  if (cur != 0 && used + size <= chunk) {
+    tx.Set(p_->cur_chunk_used, used + size);
+    return cur + used;
+  }
+  // 3. A new chunk from the node.
+  const std::uint64_t tag = owner_tag();
+  auto* own = owners();
+  const std::uint64_t n = node_->chunk_count;
+  const std::uint64_t start = (tag * 0x9E3779B97F4A7C15ULL) % n;
+  for (std::uint64_t k = 0; k < n; ++k) {
+    const std::uint64_t i = (start + k) % n;
+    if (own[i].load(std::memory_order_relaxed) != 0) continue;
+    if (!tx.CasClaim(own[i], 0, tag)) continue;
+    const std::uint64_t off = node_->arena_off + i * chunk;
+    if (cur != 0) {
+      tx.Set(c.waste_bytes, c.waste_bytes.load(std::memory_order_relaxed) + (chunk - used));
+    }
+    tx.Set(c.chunk_bytes, c.chunk_bytes.load(std::memory_order_relaxed) + chunk);
+    tx.Set(p_->cur_chunk_off, off);
+    tx.Set(p_->cur_chunk_used, size);
+    return off;
+  }
+  return ResourceExhausted("the memory of NUMA node " + std::to_string(node_->node_id) +
+                           " is full (" + std::to_string(n) + " chunks of " +
+                           std::to_string(chunk >> 10) + " KiB in use)");
+}
+
+Result<std::uint64_t> PartitionAlloc::AllocateLarge(PartitionTx& tx,
+                                                    std::uint64_t run) noexcept {
+  auto& c = p_->counters;
+  const std::uint64_t chunk = node_->chunk_bytes;
+  const std::uint64_t tag = owner_tag();
+  auto* own = owners();
+  const std::uint64_t n = node_->chunk_count;
+  if (tx.room() < 2 * run + 2) return ResourceExhausted("undo log full");
+  for (std::uint64_t i = 0; i + run <= n;) {
+    std::uint64_t j = 0;
+    while (j < run && own[i + j].load(std::memory_order_relaxed) == 0) ++j;
+    if (j < run) {
+      i += j + 1;
+      continue;
+    }
+    std::uint64_t claimed = 0;
+    for (; claimed < run; ++claimed) {
+      const std::uint64_t v =
+          claimed == 0 ? (tag | kChunkLarge | (run << 32)) : (tag | kChunkLargeTail);
+      if (!tx.CasClaim(own[i + claimed], 0, v)) break;
+    }
+    if (claimed == run) {
+      tx.Set(c.chunk_bytes, c.chunk_bytes.load(std::memory_order_relaxed) + run * chunk);
+      return node_->arena_off + i * chunk;
+    }
+    // Another partition took one of them meanwhile: give ours back.
+    for (std::uint64_t k = 0; k < claimed; ++k) tx.Set(own[i + k], 0);
+    if (tx.room() < 2 * run + 2) break;
+    i += claimed + 1;
+  }
+  return ResourceExhausted("no run of " + std::to_string(run) + " free chunks of " +
+                           std::to_string(chunk >> 10) + " KiB on NUMA node " +
+                           std::to_string(node_->node_id));
+}
+
+bool PartitionAlloc::Free(PartitionTx& tx, std::uint64_t off,
+                          std::uint64_t record_bytes) noexcept {
+  auto& c = p_->counters;
+  if (record_bytes > node_->small_limit) {
+    const std::uint64_t chunk = node_->chunk_bytes;
+    const std::uint64_t run = BlockBytes(*node_, record_bytes) / chunk;
+    if (tx.room() < run + 1) return false;
+    const std::uint64_t first = (off - node_->arena_off) / chunk;
+    for (std::uint64_t k = 0; k < run; ++k) tx.Set(owners()[first + k], 0);
+    tx.Set(c.chunk_bytes, c.chunk_bytes.load(std::memory_order_relaxed) - run * chunk);
+    return true;
+  }
+  if (tx.room() < 3) return false;
+  const std::uint32_t cls = SizeClassOf(record_bytes);
+  tx.Set(Word(off), p_->free_head[cls].load(std::memory_order_relaxed));
+  tx.Set(p_->free_head[cls], off);
+  tx.Set(c.free_bytes, c.free_bytes.load(std::memory_order_relaxed) + ClassSize(cls));
+  return true;
+}
+
+}  // namespace numagrid::core

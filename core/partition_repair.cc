@@ -1,0 +1,150 @@
+// Partition repair after a lock holder died, reclamation of replaced and
+// removed records, and the change consumer.
+#include <atomic>
+
+#include "core/partition.h"
+#include "core/partition_alloc.h"
+#include "core/partition_tx.h"
+#include "shm/process_table.h"
+
+namespace numagrid::core {
+
+void UndoIntent(std::byte* segment_base, PartitionState* p) noexcept {
+  WriteIntent& in = p->intent;
+  std::uint64_t n = std::atomic_ref<std::uint64_t>(in.undo_len).load(std::memory_order_acquire);
+  if (n > kMaxUndo) n = kMaxUndo;  // bad bytes: undo what the log can hold
+  while (n > 0) {
+    const UndoEntry& u = in.undo[--n];
+    auto* word = reinterpret_cast<std::atomic<std::uint64_t>*>(segment_base + u.off);
+    std::uint64_t expected = u.new_value;
+    // A CAS, because chunk owner words are shared with other partitions: put
+    // the old value back only if the word still holds what we wrote.
+    // acq_rel: as for the claim in PartitionTx::CasClaim.
+    word->compare_exchange_strong(expected, u.old_value, std::memory_order_acq_rel);
+  }
+}
+
+void PartitionTx::Abort() noexcept {
+  UndoIntent(base_, p_);
+  Finish();
+}
+
+std::uint64_t PartitionRef::EpochNow() const noexcept {
+  return procs_->GlobalEpoch();
+}
+
+void PartitionRef::RepairLocked() noexcept {
+  WriteIntent& in = p_->intent;
+  if (in.state != kIntentActive) return;
+  const bool published =
+      in.slot_index != kNoSlot && in.slot_index <= p_->index_mask &&
+      slots()[in.slot_index].load(std::memory_order_relaxed) == in.new_slot;
+  if (published) {
+    // Readers may have seen the change: finish it. Its undo log is moot.
+    RingEntry& e = ring()[in.seq & (p_->ring_capacity - 1)];
+    if (e.retire_epoch == 0) {
+      // seq_cst fence: as after the commit store in Write.
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      e.retire_epoch = EpochNow();
+    }
+    if (p_->next_seq.load(std::memory_order_relaxed) <= in.seq) {
+      // release: publishes the completed entry, as in Write.
+      p_->next_seq.store(in.seq + 1, std::memory_order_release);
+    }
+  } else {
+    UndoIntent(base_, p_);
+  }
+  in.undo_len = 0;
+  in.state = kIntentIdle;
+}
+
+bool PartitionRef::RepairIfOwnerDied() noexcept {
+  switch (p_->lock.TryLock()) {
+    case shm::LockResult::kAcquiredOwnerDied:
+      RepairLocked();
+      p_->lock.MarkConsistent();
+      p_->lock.Unlock();
+      return true;
+    case shm::LockResult::kAcquired:
+      p_->lock.Unlock();
+      return false;
+    default:
+      return false;
+  }
+}
+
+std::uint64_t PartitionRef::ReclaimLocked(std::uint64_t max_entries) noexcept {
+  // acquire: pairs with the consumer's release store of journaled_seq; the
+  // consumer is done reading the records of entries below it.
+  const std::uint64_t journaled = p_->journaled_seq.load(std::memory_order_acquire);
+  std::uint64_t r = p_->reclaimed_seq.load(std::memory_order_relaxed);
+  if (r >= journaled) return 0;
+  const std::uint64_t mask = p_->ring_capacity - 1;
+  // Readers that pin from now on must pin an epoch newer than every pending
+  // entry's, or nothing could ever be freed.
+  if (ring()[(journaled - 1) & mask].retire_epoch >= procs_->GlobalEpoch()) {
+    procs_->AdvanceEpoch();
+  }
+  // seq_cst fence: pairs with the fence in each reader's pin (see
+  // shm::ProcessTable::Pin) and the one after Write's commit store.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const std::uint64_t min_pinned = procs_->MinPinnedEpoch();
+  PartitionAlloc alloc(base_, node_, p_);
+  auto& c = p_->counters;
+  std::uint64_t done = 0;
+  while (r < journaled && done < max_entries) {
+    const RingEntry& e = ring()[r & mask];
+    if (e.retire_epoch >= min_pinned) break;
+    PartitionTx tx(base_, p_);
+    if (e.old_record_off != 0) {
+      const std::uint64_t bytes = RecordView(base_ + e.old_record_off).bytes();
+      if (!alloc.Free(tx, e.old_record_off, bytes)) {
+        tx.Abort();
+        break;
+      }
+      tx.Set(c.retired_bytes, c.retired_bytes.load(std::memory_order_relaxed) -
+                                  BlockBytes(*node_, bytes));
+    }
+    tx.Set(p_->reclaimed_seq, r + 1);
+    tx.Finish();
+    ++r;
+    ++done;
+  }
+  return done;
+}
+
+Result<std::uint64_t> PartitionRef::Reclaim(const WriteLimits& limits) noexcept {
+  NUMAGRID_RETURN_IF_ERROR(LockForWrite(limits));
+  const std::uint64_t n = ReclaimLocked(p_->ring_capacity);
+  p_->lock.Unlock();
+  return n;
+}
+
+std::uint64_t PartitionRef::ConsumeChanges(
+    const std::function<bool(const ChangeView&)>& consume) {
+  // relaxed: only this consumer writes journaled_seq.
+  std::uint64_t j = p_->journaled_seq.load(std::memory_order_relaxed);
+  // acquire: pairs with the writer's release store of next_seq; entries
+  // below it are complete.
+  const std::uint64_t next = p_->next_seq.load(std::memory_order_acquire);
+  const std::uint64_t mask = p_->ring_capacity - 1;
+  std::uint64_t n = 0;
+  for (; j < next; ++j, ++n) {
+    const RingEntry& e = ring()[j & mask];
+    ChangeView v{e.seq, e.op, {}, {}, 0};
+    if (e.op == kOpPut) {
+      RecordView r(base_ + e.new_record_off);
+      v.key = r.key();
+      v.value = r.value();
+      v.expire_at_ms = r.expire_at_ms();
+    } else {
+      v.key = RecordView(base_ + e.old_record_off).key();
+    }
+    if (!consume(v)) break;
+  }
+  // release: the records of consumed entries may be freed from now on.
+  p_->journaled_seq.store(j, std::memory_order_release);
+  return n;
+}
+
+}  // namespace numagrid::core

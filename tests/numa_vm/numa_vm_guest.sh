@@ -1,0 +1,51 @@
+#!/bin/bash
+# Runs inside a numa-vm guest with N real NUMA nodes (started by
+# numa_vm_test.sh). Creates a grid with the numagrid CLI, checks with the
+# placement probe that node i's data segment is on node i and that pinned
+# threads run there, then repeats with --no-bind, which must FAIL the probe:
+# otherwise the probe cannot tell a bound grid from an unbound one.
+#
+#   numa_vm_guest.sh NUMAGRID_CLI PROBE N
+#
+# The creator runs pinned to node 0's CPUs, so first touch alone would put
+# every page on node 0: only the binding can put node i's pages on node i.
+# Exit 0 when both halves behaved, 1 otherwise.
+set -uo pipefail
+cli=$1 probe=$2 n=$3
+say() { echo "guest($n nodes): $*"; }
+fail() { say "FAIL: $*"; exit 1; }
+
+have=$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)
+[ "$have" = "$n" ] || fail "the guest has $have NUMA nodes, expected $n"
+for d in /sys/devices/system/node/node[0-9]*; do
+  say "${d##*/}: cpus $(cat "$d/cpulist")"
+done
+cpus0=$(cat /sys/devices/system/node/node0/cpulist)
+# The grid's own files (if any) go to the guest's tmpfs, not the 9p share.
+work=$(mktemp -d /tmp/numagrid-vm.XXXXXX) && cd "$work" || fail "no work dir"
+
+run_probe() {
+  "$probe" --segment-prefix numagrid.vm.node --nodes "$n"
+}
+
+say "1. numagrid create vm --partitions 8 --memory 64MiB (creator pinned to cpus $cpus0)"
+taskset -c "$cpus0" "$cli" create vm --partitions 8 --memory 64MiB ||
+  fail "numagrid create exited $?"
+run_probe
+rc=$?
+"$cli" destroy vm || fail "numagrid destroy exited $?"
+[ $rc = 0 ] || fail "the bound grid failed the probe (exit $rc)"
+say "bound grid: every node's segment on its node, pinned threads on their nodes"
+
+say "2. control: numagrid create vm --partitions 8 --memory 64MiB --no-bind (creator pinned to cpus $cpus0)"
+taskset -c "$cpus0" "$cli" create vm --partitions 8 --memory 64MiB --no-bind ||
+  fail "numagrid create --no-bind exited $?"
+run_probe
+rc=$?
+"$cli" destroy vm || fail "numagrid destroy exited $?"
+case $rc in
+  1) say "control: the probe rejected the unbound grid, as it must" ;;
+  0) fail "the probe passed the unbound grid: the check cannot tell bound from unbound" ;;
+  *) fail "the probe could not check the unbound grid (exit $rc)" ;;
+esac
+say "PASS"
