@@ -370,6 +370,17 @@ Result<GridReport> InspectGrid(std::string_view name,
     nr.arena_bytes = block->node.arena_bytes;
     nr.chunk_bytes = block->node.chunk_bytes;
     if (readback != nullptr && readback->is_this_system() && r.prefaulted) {
+      // The kernel reports only pages mapped into this process: map them
+      // (they exist already, prefaulted at create, so nothing is allocated).
+      std::byte* arena = seg->base() + block->node.arena_off;
+#ifdef MADV_POPULATE_READ
+      if (madvise(arena, block->node.arena_bytes, MADV_POPULATE_READ) != 0)
+#endif
+      {
+        for (std::uint64_t off = 0; off < block->node.arena_bytes; off += kPage) {
+          (void)reinterpret_cast<volatile const char*>(arena)[off];
+        }
+      }
       auto where = readback->MemoryNodesOf(seg->base() + block->node.arena_off,
                                            block->node.arena_bytes);
       if (where.ok()) nr.resident_nodes = *where;

@@ -16,7 +16,12 @@
 //     handler) and answers as an empty handle (fd() == -1, TryLockByte false,
 //     IsByteLocked true, HoldsByte false). The parent is unaffected. A child
 //     that wants a slot of its own opens the lock file anew. exec() closes the
-//     descriptor too (O_CLOEXEC).
+//     descriptor too (O_CLOEXEC). One window remains: from the kernel's copy
+//     of the descriptors until the child's handler runs (before fork()
+//     returns in the child), the child holds the description too, so a
+//     parent that dies right then is seen dead only once the child has been
+//     scheduled that far. (A child made by a raw clone() or vfork() that
+//     neither execs nor exits would keep it; posix_spawn execs.)
 #pragma once
 
 #include <sys/types.h>

@@ -326,12 +326,13 @@ TEST(LockFile, ALockDiesWithItsProcessEvenIfItForkedAChild) {
   const pid_t owner = ForkChild([&] {
     Result<LockFile> own = LockFile::Open(g.lock_path);
     if (!own.ok() || !own->TryLockByte(5)) return 1;
-    const pid_t grandchild = ::fork();
-    if (grandchild == 0) {
-      ::pause();  // lives on, with a copy of every descriptor but the lock's
+    if (::fork() == 0) {
+      // Past fork(), so the fork handler has closed the lock file here; the
+      // grandchild lives on with a copy of every other descriptor.
+      report.Send(static_cast<std::uint64_t>(::getpid()));
+      ::pause();
       ::_exit(0);
     }
-    report.Send(static_cast<std::uint64_t>(grandchild));
     ::pause();
     return 0;
   });
@@ -859,13 +860,16 @@ TEST(ProcessTable, ReclaimedObjectsAreNeverReadByPinnedReaders) {
 TEST(ProcessTable, ReclaimedObjectsAreNeverReadByPinnedReaderProcesses) {
   const std::uint64_t seed = TestSeed();
   constexpr int kReaders = 2;
-  constexpr int kReads = 20000;
-  constexpr std::uint32_t kObjects = 16;
+  constexpr std::uint64_t kWrites = 5000;
+  // Many objects: a reader preempted while pinned (3 processes, 2 cores)
+  // holds every free back for a time slice.
+  constexpr std::uint32_t kObjects = 1024;
   constexpr std::uint64_t kPoison = 0xdeaddeaddeaddeadULL;
   Grid g(kReaders + 1);
   struct Shared {
     std::atomic<std::uint32_t> current;
-    std::atomic<std::uint32_t> readers_done;
+    std::atomic<std::uint32_t> started;
+    std::atomic<std::uint32_t> stop;
     std::atomic<std::uint64_t> payload[kObjects];
   };
   static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
@@ -878,10 +882,7 @@ TEST(ProcessTable, ReclaimedObjectsAreNeverReadByPinnedReaderProcesses) {
   std::vector<pid_t> children;
   for (int r = 0; r < kReaders; ++r) {
     children.push_back(ForkChild([&, r] {
-      struct Done {  // lets the parent stop, however the child ends
-        Shared* s;
-        ~Done() { s->readers_done.fetch_add(1); }
-      } done{shared};
+      shared->started.fetch_add(1);  // first, so the parent never waits long
       std::mt19937_64 rng(seed + 200 + static_cast<std::uint64_t>(r));
       Result<LockFile> own = LockFile::Open(g.lock_path);
       Result<ProcessTable> table = ProcessTable::View(g.mem.b(), g.mem.bytes());
@@ -889,9 +890,12 @@ TEST(ProcessTable, ReclaimedObjectsAreNeverReadByPinnedReaderProcesses) {
       Result<std::uint32_t> slot = table->Claim(*own);
       if (!slot.ok()) return 3;
       int bad = 0;
-      for (int i = 0; i < kReads; ++i) {
+      while (shared->stop.load(std::memory_order_relaxed) == 0) {
         table->Pin(*slot);
+        // acquire: pairs with the writer's exchange (payload published).
         const std::uint32_t k = shared->current.load(std::memory_order_acquire);
+        // relaxed: the payload's value is what is checked; the epoch
+        // protocol, not this load, must keep it from being freed.
         const std::uint64_t v1 = shared->payload[k].load(std::memory_order_relaxed);
         Spin(static_cast<std::uint32_t>(rng() % 128));
         const std::uint64_t v2 = shared->payload[k].load(std::memory_order_relaxed);
@@ -902,31 +906,38 @@ TEST(ProcessTable, ReclaimedObjectsAreNeverReadByPinnedReaderProcesses) {
       return bad;
     }));
   }
+  while (shared->started.load() < kReaders) std::this_thread::yield();
   std::mt19937_64 rng(seed);
   std::vector<std::uint32_t> free_list;
   for (std::uint32_t i = 1; i < kObjects; ++i) free_list.push_back(i);
   std::deque<std::pair<std::uint32_t, std::uint64_t>> retired;
-  std::uint64_t w = 0;
-  while (shared->readers_done.load() < kReaders) {
-    g.a.AdvanceEpoch();
-    const std::uint64_t min = g.a.MinPinnedEpoch();
-    while (!retired.empty() && retired.front().second < min) {
-      shared->payload[retired.front().first].store(kPoison,
-                                                   std::memory_order_relaxed);
-      free_list.push_back(retired.front().first);
-      retired.pop_front();
+  std::uint64_t freed = 0;
+  for (std::uint64_t w = 0; w < kWrites;) {
+    if (rng() % 2 == 0 || free_list.empty()) {
+      g.a.AdvanceEpoch();
+      const std::uint64_t min = g.a.MinPinnedEpoch();
+      while (!retired.empty() && retired.front().second < min) {
+        shared->payload[retired.front().first].store(
+            kPoison, std::memory_order_relaxed);  // "free"
+        free_list.push_back(retired.front().first);
+        retired.pop_front();
+        ++freed;
+      }
     }
     if (free_list.empty()) continue;
     const std::uint32_t j = free_list.back();
     free_list.pop_back();
+    // relaxed: published by the release exchange below.
     shared->payload[j].store(2 + w++, std::memory_order_relaxed);
+    // acq_rel: publishes payload[j]; the unlink of `old` is then ordered
+    // before GlobalEpoch's fence.
     const std::uint32_t old =
         shared->current.exchange(j, std::memory_order_acq_rel);
     retired.emplace_back(old, g.a.GlobalEpoch());
-    if (rng() % 2 == 0) std::this_thread::yield();
   }
+  shared->stop.store(1);
   for (pid_t c : children) EXPECT_EQ(WaitChild(c), 0) << "seed " << seed;
-  EXPECT_GT(w, 0U);
+  EXPECT_GT(freed, 0U);
   EXPECT_EQ(g.a.MinPinnedEpoch(), kNoPin);
   ::munmap(mem, sizeof(Shared));
 }

@@ -1,0 +1,358 @@
+// Micro-benchmarks of single-key grid operations: numagrid::Grid against an
+// in-process oneTBB concurrent_hash_map holding the same data, and against
+// one dependent DRAM random access (BM_DramPointerChase), the baseline
+// DESIGN.md compares a get with. Every result is to be read as a ratio to
+// the baselines of the same run.
+//
+// Data: 100k keys "user" + 12-digit number (16 bytes), 100-byte values.
+// The grid "bench<pid>" is created on first use and destroyed at exit.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <oneapi/tbb/concurrent_hash_map.h>
+
+#include "core/grid_admin.h"
+#include "numa/topology.h"
+#include "numagrid/grid.h"
+
+namespace numagrid {
+namespace {
+
+constexpr std::size_t kKeyCount = 100'000;
+constexpr std::size_t kValueBytes = 100;
+constexpr std::size_t kIndexCount = 1 << 16;  // random key indices, a power of 2
+constexpr std::size_t kFreshPerThread = 1024;  // insert/remove and counter keys
+constexpr int kMaxThreads = 2;
+
+std::string MakeKey(std::string_view prefix, std::uint64_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*s%012llu", static_cast<int>(prefix.size()),
+                prefix.data(), static_cast<unsigned long long>(n));
+  return buf;
+}
+
+[[noreturn]] void Die(std::string_view what, const Status& s) {
+  std::fprintf(stderr, "grid_bench: %.*s: %s\n", static_cast<int>(what.size()),
+               what.data(), s.ToString().c_str());
+  std::exit(1);
+}
+
+// Keys, values and the random index array shared by all benchmarks.
+struct Data {
+  std::vector<std::string> keys;     // present
+  std::vector<std::string> missing;  // never written
+  std::vector<std::vector<std::string>> fresh;     // per thread: insert/remove
+  std::vector<std::vector<std::string>> counters;  // per thread: increment
+  std::vector<std::uint32_t> index;  // random indices into keys
+  std::string value = std::string(kValueBytes, 'v');
+  std::string value2 = std::string(kValueBytes, 'w');
+
+  Data() {
+    keys.reserve(kKeyCount);
+    missing.reserve(kKeyCount);
+    for (std::size_t i = 0; i < kKeyCount; ++i) {
+      keys.push_back(MakeKey("user", i));
+      missing.push_back(MakeKey("miss", i));
+    }
+    fresh.resize(kMaxThreads);
+    counters.resize(kMaxThreads);
+    for (int t = 0; t < kMaxThreads; ++t) {
+      for (std::size_t i = 0; i < kFreshPerThread; ++i) {
+        const std::uint64_t n = static_cast<std::uint64_t>(t) * kFreshPerThread + i;
+        fresh[t].push_back(MakeKey("new_", n));
+        counters[t].push_back(MakeKey("ctr_", n));
+      }
+    }
+    std::mt19937_64 rng(42);
+    std::uniform_int_distribution<std::uint32_t> pick(0, kKeyCount - 1);
+    index.resize(kIndexCount);
+    for (auto& i : index) i = pick(rng);
+  }
+};
+
+const Data& GetData() {
+  static const Data data;
+  return data;
+}
+
+// Start each thread at a different place in the shared index array.
+std::size_t StartOf(const benchmark::State& state) {
+  return static_cast<std::size_t>(state.thread_index()) * (kIndexCount / kMaxThreads);
+}
+
+// ---------------------------------------------------------------- numagrid
+
+std::once_flag grid_once;
+bool grid_created = false;  // written once under grid_once
+std::string grid_name;
+
+// Creates and loads the grid on first call (thread-safe); returns its name.
+const std::string& BenchGrid() {
+  std::call_once(grid_once, [] {
+    const Data& d = GetData();
+    grid_name = "bench" + std::to_string(::getpid());
+    auto topology = numa::Topology::Load();
+    if (!topology.ok()) Die("Topology::Load", topology.status());
+    core::CreateOptions options;
+    options.partitions = 64;
+    options.memory_bytes = 256ULL << 20;
+    options.max_entries = 400'000;
+    auto created = core::CreateGrid(grid_name, options, *topology);
+    if (!created.ok()) Die("CreateGrid", created.status());
+    grid_created = true;
+    auto grid = Grid::Attach(grid_name);
+    if (!grid.ok()) Die("Attach", grid.status());
+    for (const std::string& k : d.keys) {
+      auto r = grid->Put(k, d.value);
+      if (!r.ok()) Die("load Put", r.status());
+    }
+  });
+  return grid_name;
+}
+
+void DestroyBenchGrid() {
+  if (!grid_created) return;
+  Status s = core::DestroyGrid(grid_name);
+  if (!s.ok()) Die("DestroyGrid", s);
+}
+
+Grid AttachOrDie() {
+  auto grid = Grid::Attach(BenchGrid());
+  if (!grid.ok()) Die("Attach", grid.status());
+  return std::move(*grid);
+}
+
+void BM_NumagridGetHit(benchmark::State& state) {
+  const Data& d = GetData();
+  Grid grid = AttachOrDie();
+  char buf[kValueBytes * 2];
+  std::size_t i = StartOf(state);
+  for (auto _ : state) {
+    auto r = grid.GetInto(d.keys[d.index[i++ & (kIndexCount - 1)]], buf, sizeof buf);
+    if (!r.ok()) state.SkipWithError("GetInto failed");
+    benchmark::DoNotOptimize(buf);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_NumagridGetMiss(benchmark::State& state) {
+  const Data& d = GetData();
+  Grid grid = AttachOrDie();
+  char buf[kValueBytes * 2];
+  std::size_t i = StartOf(state);
+  for (auto _ : state) {
+    auto r = grid.GetInto(d.missing[d.index[i++ & (kIndexCount - 1)]], buf, sizeof buf);
+    if (r.ok()) state.SkipWithError("GetInto found a missing key");
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_NumagridPutUpdate(benchmark::State& state) {
+  const Data& d = GetData();
+  Grid grid = AttachOrDie();
+  std::size_t i = StartOf(state);
+  for (auto _ : state) {
+    const std::string& v = (i & 1) ? d.value : d.value2;
+    auto r = grid.Put(d.keys[d.index[i++ & (kIndexCount - 1)]], v);
+    if (!r.ok()) state.SkipWithError("Put failed");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_NumagridInsertRemove(benchmark::State& state) {
+  const Data& d = GetData();
+  Grid grid = AttachOrDie();
+  const auto& fresh = d.fresh[state.thread_index()];
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const std::string& k = fresh[i++ % kFreshPerThread];
+    auto r = grid.Insert(k, d.value);
+    if (!r.ok()) state.SkipWithError("Insert failed");
+    if (!grid.Remove(k).ok()) state.SkipWithError("Remove failed");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_NumagridIncrement(benchmark::State& state) {
+  const Data& d = GetData();
+  Grid grid = AttachOrDie();
+  const auto& counters = d.counters[state.thread_index()];
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto r = grid.Increment(counters[i++ % kFreshPerThread]);
+    if (!r.ok()) state.SkipWithError("Increment failed");
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// ------------------------------------------------------------- oneTBB map
+
+using TbbMap = tbb::concurrent_hash_map<std::string, std::string>;
+
+TbbMap& BenchMap() {
+  static TbbMap* map = [] {
+    const Data& d = GetData();
+    auto* m = new TbbMap(kKeyCount * 2);
+    for (const std::string& k : d.keys) m->insert({k, d.value});
+    return m;
+  }();
+  return *map;
+}
+
+void BM_TbbGetHit(benchmark::State& state) {
+  const Data& d = GetData();
+  TbbMap& map = BenchMap();
+  char buf[kValueBytes * 2];
+  std::size_t i = StartOf(state);
+  for (auto _ : state) {
+    TbbMap::const_accessor acc;
+    if (!map.find(acc, d.keys[d.index[i++ & (kIndexCount - 1)]])) {
+      state.SkipWithError("find failed");
+      break;
+    }
+    std::memcpy(buf, acc->second.data(), std::min(acc->second.size(), sizeof buf));
+    benchmark::DoNotOptimize(buf);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_TbbGetMiss(benchmark::State& state) {
+  const Data& d = GetData();
+  TbbMap& map = BenchMap();
+  std::size_t i = StartOf(state);
+  for (auto _ : state) {
+    TbbMap::const_accessor acc;
+    bool found = map.find(acc, d.missing[d.index[i++ & (kIndexCount - 1)]]);
+    if (found) state.SkipWithError("found a missing key");
+    benchmark::DoNotOptimize(found);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_TbbPutUpdate(benchmark::State& state) {
+  const Data& d = GetData();
+  TbbMap& map = BenchMap();
+  std::size_t i = StartOf(state);
+  for (auto _ : state) {
+    const std::string& v = (i & 1) ? d.value : d.value2;
+    TbbMap::accessor acc;
+    map.insert(acc, d.keys[d.index[i++ & (kIndexCount - 1)]]);
+    acc->second.assign(v);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_TbbInsertRemove(benchmark::State& state) {
+  const Data& d = GetData();
+  TbbMap& map = BenchMap();
+  const auto& fresh = d.fresh[state.thread_index()];
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const std::string& k = fresh[i++ % kFreshPerThread];
+    {
+      TbbMap::accessor acc;
+      if (!map.insert(acc, k)) state.SkipWithError("insert found the key");
+      acc->second.assign(d.value);
+    }
+    if (!map.erase(k)) state.SkipWithError("erase failed");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_TbbIncrement(benchmark::State& state) {
+  const Data& d = GetData();
+  TbbMap& map = BenchMap();
+  const auto& counters = d.counters[state.thread_index()];
+  std::size_t i = 0;
+  for (auto _ : state) {
+    TbbMap::accessor acc;
+    map.insert(acc, counters[i++ % kFreshPerThread]);
+    std::int64_t n = 0;
+    if (acc->second.size() == sizeof n) std::memcpy(&n, acc->second.data(), sizeof n);
+    ++n;
+    acc->second.assign(reinterpret_cast<const char*>(&n), sizeof n);
+    benchmark::DoNotOptimize(n);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// ------------------------------------------------------ DRAM baseline
+
+// 256 MiB of cache-line nodes linked in one random cycle (Sattolo), so each
+// load depends on the previous one and misses every cache level.
+struct alignas(64) Node {
+  Node* next;
+  char pad[64 - sizeof(Node*)];
+};
+constexpr std::size_t kChaseBytes = 256ULL << 20;
+constexpr std::size_t kChaseNodes = kChaseBytes / sizeof(Node);
+
+Node* ChaseBuffer() {
+  static Node* nodes = [] {
+    auto* n = static_cast<Node*>(std::aligned_alloc(alignof(Node), kChaseBytes));
+    if (n == nullptr) {
+      std::fprintf(stderr, "grid_bench: cannot allocate the chase buffer\n");
+      std::exit(1);
+    }
+    std::vector<std::uint32_t> order(kChaseNodes);
+    for (std::size_t i = 0; i < kChaseNodes; ++i) order[i] = static_cast<std::uint32_t>(i);
+    std::mt19937_64 rng(7);
+    for (std::size_t i = kChaseNodes - 1; i > 0; --i) {
+      std::uniform_int_distribution<std::size_t> pick(0, i - 1);
+      std::swap(order[i], order[pick(rng)]);
+    }
+    for (std::size_t i = 0; i < kChaseNodes; ++i) {
+      n[order[i]].next = &n[order[(i + 1) % kChaseNodes]];
+    }
+    return n;
+  }();
+  return nodes;
+}
+
+void BM_DramPointerChase(benchmark::State& state) {
+  Node* p = ChaseBuffer() + static_cast<std::size_t>(state.thread_index()) *
+                                (kChaseNodes / kMaxThreads);
+  for (auto _ : state) {
+    p = p->next;
+    benchmark::DoNotOptimize(p);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+BENCHMARK(BM_DramPointerChase)->Threads(1)->Threads(2);
+BENCHMARK(BM_NumagridGetHit)->Threads(1)->Threads(2);
+BENCHMARK(BM_TbbGetHit)->Threads(1)->Threads(2);
+BENCHMARK(BM_NumagridGetMiss)->Threads(1)->Threads(2);
+BENCHMARK(BM_TbbGetMiss)->Threads(1)->Threads(2);
+BENCHMARK(BM_NumagridPutUpdate)->Threads(1)->Threads(2);
+BENCHMARK(BM_TbbPutUpdate)->Threads(1)->Threads(2);
+BENCHMARK(BM_NumagridInsertRemove);
+BENCHMARK(BM_TbbInsertRemove);
+BENCHMARK(BM_NumagridIncrement);
+BENCHMARK(BM_TbbIncrement);
+
+}  // namespace
+}  // namespace numagrid
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  numagrid::DestroyBenchGrid();
+  return 0;
+}

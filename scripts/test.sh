@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what is missing, then configures, builds and runs every test suite
+# in the release and asan (AddressSanitizer + UBSan) presets, and the
+# thread-stress tests under tsan. Exits non-zero on the first failure.
+#   scripts/test.sh [--quick]   --quick: release only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0
+fi
+scripts/install-deps.sh
+
+presets=(release asan tsan)
+[[ "${1:-}" == --quick ]] && presets=(release)
+for preset in "${presets[@]}"; do
+  echo "== $preset: configure and build"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -- -k 0
+  echo "== $preset: test"
+  case "$preset" in
+    # TSan: the multi-threaded suites (the cross-process ones fork, which
+    # TSan does not follow into shared memory, so they add nothing there).
+    tsan) ctest --preset tsan -L tsan ;;
+    *) ctest --preset "$preset" ;;
+  esac
+done
