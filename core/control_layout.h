@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "shm/layout_signature.h"
+#include "shm/process_table.h"
 #include "shm/segment_header.h"
 
 namespace numagrid::core {
@@ -112,6 +113,7 @@ inline constexpr std::uint64_t kControlLayoutSignature =
         .Add(offsetof(NodeEntry, flags))
         .Add(sizeof(PartitionEntry))
         .Add(sizeof(ControlBlock))
+        .Add(shm::kProcessTableLayoutSignature)
         .value();
 
 }  // namespace numagrid::core

@@ -11,11 +11,17 @@ namespace numagrid {
 struct Grid::Impl {
   std::unique_ptr<core::GridHandle> h;
 
+  Status Usable() const {
+    if (h->usable()) return Status::Ok();
+    return Panic("this Grid was attached before fork(); attach anew in the child");
+  }
+
   core::PartitionRef& PartitionFor(std::uint64_t hash) {
     return h->partition(base::PartitionOf(hash, h->partition_count()));
   }
 
   Result<core::WriteResult> Write(core::WriteRequest rq) {
+    NUMAGRID_RETURN_IF_ERROR(Usable());
     NUMAGRID_RETURN_IF_ERROR(h->CheckKey(rq.key));
     NUMAGRID_RETURN_IF_ERROR(h->CheckValue(rq.value));
     rq.hash = base::KeyHash(rq.key);
@@ -32,7 +38,11 @@ struct Grid::Impl {
     rq.key = key;
     rq.value = value;
     rq.expected_version = expected;
-    if (o.ttl_ms != 0) rq.expire_at_ms = core::NowMs() + o.ttl_ms;
+    if (o.ttl_ms != 0) {
+      // Saturate: a TTL beyond the end of time means "never", not the past.
+      const std::uint64_t now = core::NowMs();
+      rq.expire_at_ms = o.ttl_ms > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + o.ttl_ms;
+    }
     auto r = Write(rq);
     if (!r.ok()) return r.status();
     return r->version;
@@ -54,6 +64,7 @@ Result<Grid> Grid::Attach(std::string_view name) {
 
 Status Grid::Visit(std::string_view key,
                    const std::function<void(std::string_view, std::uint64_t)>& visit) {
+  NUMAGRID_RETURN_IF_ERROR(impl_->Usable());
   NUMAGRID_RETURN_IF_ERROR(impl_->h->CheckKey(key));
   const std::uint64_t hash = base::KeyHash(key);
   core::GridHandle::EpochGuard pin(*impl_->h);
@@ -76,7 +87,7 @@ Result<std::size_t> Grid::GetInto(std::string_view key, char* buf, std::size_t c
   Status s = Visit(key, [&](std::string_view v, std::uint64_t) {
     len = v.size();
     fits = len <= cap;
-    if (fits) std::memcpy(buf, v.data(), len);
+    if (fits && len != 0) std::memcpy(buf, v.data(), len);
   });
   if (!s.ok()) return s;
   if (!fits) {
@@ -149,6 +160,7 @@ std::vector<Status> Grid::MultiPut(
 Status Grid::Scan(
     const std::function<bool(std::string_view, std::string_view, std::uint64_t)>& visit,
     std::int64_t partition) {
+  NUMAGRID_RETURN_IF_ERROR(impl_->Usable());
   const std::uint32_t n = impl_->h->partition_count();
   if (partition >= static_cast<std::int64_t>(n)) {
     return InvalidArgument("partition " + std::to_string(partition) + " of " +

@@ -4,6 +4,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <errno.h>
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -65,8 +67,9 @@ Status ValidateOptions(const CreateOptions& o, std::uint32_t node_count) {
     return InvalidArgument("--ring-capacity must be a power of two in [16, 2^24], got " +
                            std::to_string(o.ring_capacity));
   }
-  if (o.process_capacity == 0 || o.process_capacity > 65536) {
-    return InvalidArgument("--max-processes must be in [1, 65536], got " +
+  if (o.process_capacity == 0 || o.process_capacity > shm::ProcessTable::kMaxCapacity) {
+    return InvalidArgument("--max-processes must be in [1, " +
+                           std::to_string(shm::ProcessTable::kMaxCapacity) + "], got " +
                            std::to_string(o.process_capacity));
   }
   if (o.memory_bytes < kMinMemoryPerNode * node_count) {
@@ -80,14 +83,22 @@ Status ValidateOptions(const CreateOptions& o, std::uint32_t node_count) {
 }
 
 // Makes every page of [base, base+len) resident, through the range's memory
-// policy, so that the binding decides where the pages go.
-void Prefault(std::byte* base, std::uint64_t len) {
+// policy, so that the binding decides where the pages go. MADV_POPULATE_WRITE
+// reports a full /dev/shm as an error where touching would raise SIGBUS.
+Status Prefault(std::byte* base, std::uint64_t len, const std::string& what) {
 #ifdef MADV_POPULATE_WRITE
-  if (madvise(base, len, MADV_POPULATE_WRITE) == 0) return;
+  if (madvise(base, len, MADV_POPULATE_WRITE) == 0) return Status::Ok();
+  if (errno != EINVAL) {
+    return ResourceExhausted("cannot make the " + std::to_string(len >> 20) +
+                             " MiB of segment '" + what + "' resident: " +
+                             std::strerror(errno) + " (is /dev/shm full?)");
+  }
 #endif
+  // A kernel older than 5.14: touch each page.
   for (std::uint64_t off = 0; off < len; off += kPage) {
     reinterpret_cast<volatile char*>(base)[off] = 0;
   }
+  return Status::Ok();
 }
 
 // Removes, on destruction, the segments created so far unless Commit() ran.
@@ -200,7 +211,9 @@ Result<CreateReport> CreateGrid(std::string_view name, const CreateOptions& opti
     created.Add(spec.name);
     // After Create, which has reserved the pages (fallocate), so a full
     // /dev/shm was reported there rather than as SIGBUS here.
-    if (options.prefault) Prefault(seg->base(), seg->size());
+    if (options.prefault) {
+      NUMAGRID_RETURN_IF_ERROR(Prefault(seg->base(), seg->size(), spec.name));
+    }
 
     NodeEntry& e = node_entries[node];
     e.node_id = node;

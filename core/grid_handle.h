@@ -53,6 +53,10 @@ class GridHandle {
     GridHandle& h_;
   };
 
+  // False in a child forked after Attach: its lock file was closed at fork
+  // (shm::LockFile), so it holds no process slot and must attach anew.
+  bool usable() const noexcept { return lock_file_.fd() >= 0; }
+
   // The limits check every write makes before touching shared memory.
   Status CheckKey(std::string_view key) const;
   Status CheckValue(std::string_view value) const;

@@ -169,7 +169,7 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
   // Room in the change ring: reclaim what we can, else wait a bounded time
   // with the lock released so the consumer can make progress.
   const std::uint64_t cap = p_->ring_capacity;
-  const std::uint64_t wait_deadline = MonotonicNs() + limits.ring_wait_ns;
+  std::uint64_t wait_deadline = 0;  // set when the first wait begins
   std::uint32_t waits = 0;
   for (;;) {
     const std::uint64_t next = p_->next_seq.load(std::memory_order_relaxed);
@@ -184,6 +184,7 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
       in_use = next - p_->reclaimed_seq.load(std::memory_order_relaxed);
     }
     if (in_use < cap) break;
+    if (wait_deadline == 0) wait_deadline = MonotonicNs() + limits.ring_wait_ns;
     if (MonotonicNs() >= wait_deadline) {
       return ResourceExhausted(
           "partition " + std::to_string(p_->partition_id) + ": change ring full (" +
@@ -296,6 +297,16 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
     const std::uint64_t expire = rq.expire_at_ms;
     const std::uint64_t bytes = RecordBytes(rq.key.size(), value.size(), expire != 0);
     auto block = alloc.Allocate(tx, bytes);
+    if (!block.ok() && block.status().code() == StatusCode::kResourceExhausted) {
+      // Out of memory: free what replaced and removed records hold, if the
+      // epochs allow, and try once more. The probe above stays valid:
+      // reclamation changes no index slot.
+      tx.Abort();
+      if (ReclaimLocked(cap) > 0) {
+        tx.Restart();
+        block = alloc.Allocate(tx, bytes);
+      }
+    }
     if (!block.ok()) {
       tx.Abort();
       return block.status();
@@ -341,10 +352,9 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
   // the acquire loads in Find and Scan.
   tx.PrepareCommit(slot_index, new_slot);
   s[slot_index].store(new_slot, std::memory_order_release);
-  // seq_cst fence: orders the slot store before the epoch load below, so a
-  // reader that pinned an epoch newer than retire_epoch cannot see the old
-  // record (the argument is in docs/adr/0002-data-path.md).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // EpochNow() begins with a seq_cst fence: it orders the slot store before
+  // the epoch load, so a reader that pinned an epoch newer than retire_epoch
+  // cannot see the old record (docs/adr/0002-data-path.md).
   e.retire_epoch = EpochNow();
   // release: publishes the ring entry to the consumer, which loads next_seq
   // with acquire before reading entries.

@@ -138,6 +138,7 @@ class PartitionRef {
   friend class PartitionWriter;
   Status LockForWrite(const WriteLimits& limits) noexcept;
   void RepairLocked() noexcept;
+  void RepairIntent() noexcept;
   void ClearDeletedRun(std::uint64_t slot_index) noexcept;
   std::uint64_t EpochNow() const noexcept;
   std::uint64_t ReclaimLocked(std::uint64_t max_entries) noexcept;

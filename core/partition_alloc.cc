@@ -38,6 +38,10 @@ Result<std::uint64_t> PartitionAlloc::Allocate(PartitionTx& tx,
   const std::uint64_t head = p_->free_head[cls].load(std::memory_order_relaxed);
   if (head != 0) {
     const std::uint64_t next = Word(head).load(std::memory_order_relaxed);
+    // The block's first word links the free list and becomes the record's
+    // version (the change's sequence number): log that change too, so that
+    // an undo puts the link back along with the head.
+    tx.Set(Word(head), tx.seq());
     tx.Set(p_->free_head[cls], next);
     tx.Set(c.free_bytes, c.free_bytes.load(std::memory_order_relaxed) - size);
     return head;
@@ -107,16 +111,21 @@ Result<std::uint64_t> PartitionAlloc::AllocateLarge(PartitionTx& tx,
                            std::to_string(node_->node_id));
 }
 
-bool PartitionAlloc::Free(PartitionTx& tx, std::uint64_t off,
-                          std::uint64_t record_bytes) noexcept {
+bool PartitionAlloc::Free(PartitionTx& tx, std::uint64_t off, std::uint64_t record_bytes,
+                          PendingRelease* pending) noexcept {
   auto& c = p_->counters;
   if (record_bytes > node_->small_limit) {
     const std::uint64_t chunk = node_->chunk_bytes;
     const std::uint64_t run = BlockBytes(*node_, record_bytes) / chunk;
-    if (tx.room() < run + 1) return false;
+    if (tx.room() < run + 2) return false;
     const std::uint64_t first = (off - node_->arena_off) / chunk;
-    for (std::uint64_t k = 0; k < run; ++k) tx.Set(owners()[first + k], 0);
+    // Marked, not freed: storing 0 now would let another partition claim a
+    // chunk that an undo of this operation would then want back.
+    for (std::uint64_t k = 0; k < run; ++k) {
+      tx.Set(owners()[first + k], owner_tag() | kChunkReleasing);
+    }
     tx.Set(c.chunk_bytes, c.chunk_bytes.load(std::memory_order_relaxed) - run * chunk);
+    *pending = PendingRelease{first, run};
     return true;
   }
   if (tx.room() < 3) return false;
@@ -125,6 +134,24 @@ bool PartitionAlloc::Free(PartitionTx& tx, std::uint64_t off,
   tx.Set(p_->free_head[cls], off);
   tx.Set(c.free_bytes, c.free_bytes.load(std::memory_order_relaxed) + ClassSize(cls));
   return true;
+}
+
+void PartitionAlloc::ReleaseMarked(const PendingRelease& pending) noexcept {
+  for (std::uint64_t k = 0; k < pending.run; ++k) {
+    // release: our last accesses to the chunk (none after the free, but the
+    // record was read before) happen before another partition's claim,
+    // whose CAS reads this value.
+    owners()[pending.first_chunk + k].store(0, std::memory_order_release);
+  }
+}
+
+void PartitionAlloc::SweepMarked() noexcept {
+  const std::uint64_t marked = owner_tag() | kChunkReleasing;
+  for (std::uint64_t i = 0; i < node_->chunk_count; ++i) {
+    if (owners()[i].load(std::memory_order_relaxed) == marked) {
+      owners()[i].store(0, std::memory_order_release);  // as in ReleaseMarked
+    }
+  }
 }
 
 }  // namespace numagrid::core

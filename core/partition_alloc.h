@@ -34,9 +34,24 @@ class PartitionAlloc {
 
   // A block for a record of `record_bytes`, or kResourceExhausted.
   Result<std::uint64_t> Allocate(PartitionTx& tx, std::uint64_t record_bytes) noexcept;
+  // Chunks that Free marked kChunkReleasing: the caller stores 0 into their
+  // owner words after its commit point (ReleaseMarked).
+  struct PendingRelease {
+    std::uint64_t first_chunk = 0;
+    std::uint64_t run = 0;
+  };
+
   // Returns the block at `off` that held a record of `record_bytes`. False if
-  // the undo log is full (nothing changed).
-  bool Free(PartitionTx& tx, std::uint64_t off, std::uint64_t record_bytes) noexcept;
+  // the undo log is full (nothing changed). A large block's chunks are only
+  // marked; `*pending` says which to release once the operation committed.
+  bool Free(PartitionTx& tx, std::uint64_t off, std::uint64_t record_bytes,
+            PendingRelease* pending) noexcept;
+  // Gives marked chunks back to the node. REQUIRES: the freeing operation
+  // has committed.
+  void ReleaseMarked(const PendingRelease& pending) noexcept;
+  // Gives back every chunk of this partition still marked kChunkReleasing
+  // (left by a holder that died after committing). Repair only.
+  void SweepMarked() noexcept;
 
   std::atomic<std::uint64_t>* owners() const noexcept {
     return reinterpret_cast<std::atomic<std::uint64_t>*>(base_ + node_->chunk_table_off);

@@ -184,11 +184,17 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 //   (slot_in_node + 1) | kChunkLarge | run << 32
 //                                       first chunk of a large block of `run` chunks
 //   (slot_in_node + 1) | kChunkLargeTail  a later chunk of such a block
+//   (slot_in_node + 1) | kChunkReleasing  being given back by that partition
 // A partition claims a free chunk with a CAS from 0, under its own lock and
 // after logging the claim, so a claim by a dead holder is undone (the owner
 // word still holds its value) and a claim that lost the race undoes nothing.
+// It gives chunks back in two steps: before its commit point it marks them
+// kChunkReleasing (undo-logged; nobody else claims a marked chunk), after it
+// stores 0. A holder that dies between the two leaves marked chunks, which
+// the partition repair sweeps back to 0.
+inline constexpr std::uint64_t kChunkReleasing = 1ULL << 29;
 inline constexpr std::uint64_t kChunkLarge = 1ULL << 30;
 inline constexpr std::uint64_t kChunkLargeTail = 1ULL << 31;
-inline constexpr std::uint64_t kChunkOwnerMask = kChunkLarge - 1;
+inline constexpr std::uint64_t kChunkOwnerMask = kChunkReleasing - 1;
 
 }  // namespace numagrid::core

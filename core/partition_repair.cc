@@ -29,11 +29,19 @@ void PartitionTx::Abort() noexcept {
   Finish();
 }
 
+// The epoch to tag a just-unlinked record with. GlobalEpoch() starts with a
+// seq_cst fence, which orders the unlink (the slot store) before the load.
 std::uint64_t PartitionRef::EpochNow() const noexcept {
   return procs_->GlobalEpoch();
 }
 
 void PartitionRef::RepairLocked() noexcept {
+  RepairIntent();
+  // Chunks a committed reclaim had marked but not yet given back.
+  PartitionAlloc(base_, node_, p_).SweepMarked();
+}
+
+void PartitionRef::RepairIntent() noexcept {
   WriteIntent& in = p_->intent;
   if (in.state != kIntentActive) return;
   const bool published =
@@ -42,11 +50,7 @@ void PartitionRef::RepairLocked() noexcept {
   if (published) {
     // Readers may have seen the change: finish it. Its undo log is moot.
     RingEntry& e = ring()[in.seq & (p_->ring_capacity - 1)];
-    if (e.retire_epoch == 0) {
-      // seq_cst fence: as after the commit store in Write.
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      e.retire_epoch = EpochNow();
-    }
+    if (e.retire_epoch == 0) e.retire_epoch = EpochNow();  // fenced, as in Write
     if (p_->next_seq.load(std::memory_order_relaxed) <= in.seq) {
       // release: publishes the completed entry, as in Write.
       p_->next_seq.store(in.seq + 1, std::memory_order_release);
@@ -85,9 +89,8 @@ std::uint64_t PartitionRef::ReclaimLocked(std::uint64_t max_entries) noexcept {
   if (ring()[(journaled - 1) & mask].retire_epoch >= procs_->GlobalEpoch()) {
     procs_->AdvanceEpoch();
   }
-  // seq_cst fence: pairs with the fence in each reader's pin (see
-  // shm::ProcessTable::Pin) and the one after Write's commit store.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // MinPinnedEpoch() begins with a seq_cst fence that pairs with the fence in
+  // each reader's pin (shm::ProcessTable::Pin).
   const std::uint64_t min_pinned = procs_->MinPinnedEpoch();
   PartitionAlloc alloc(base_, node_, p_);
   auto& c = p_->counters;
@@ -96,9 +99,10 @@ std::uint64_t PartitionRef::ReclaimLocked(std::uint64_t max_entries) noexcept {
     const RingEntry& e = ring()[r & mask];
     if (e.retire_epoch >= min_pinned) break;
     PartitionTx tx(base_, p_);
+    PartitionAlloc::PendingRelease pending;
     if (e.old_record_off != 0) {
       const std::uint64_t bytes = RecordView(base_ + e.old_record_off).bytes();
-      if (!alloc.Free(tx, e.old_record_off, bytes)) {
+      if (!alloc.Free(tx, e.old_record_off, bytes, &pending)) {
         tx.Abort();
         break;
       }
@@ -106,7 +110,8 @@ std::uint64_t PartitionRef::ReclaimLocked(std::uint64_t max_entries) noexcept {
                                   BlockBytes(*node_, bytes));
     }
     tx.Set(p_->reclaimed_seq, r + 1);
-    tx.Finish();
+    tx.Finish();  // committed: from here on the free must complete
+    alloc.ReleaseMarked(pending);
     ++r;
     ++done;
   }

@@ -20,6 +20,11 @@ class PartitionTx {
   // is idle.
   PartitionTx(std::byte* segment_base, PartitionState* p) noexcept
       : base_(segment_base), p_(p) {
+    Restart();
+  }
+
+  // Begins again after Abort() or Finish(), as a new operation.
+  void Restart() noexcept {
     NUMAGRID_DCHECK(p_->intent.state == kIntentIdle);
     p_->intent.undo_len = 0;
     p_->intent.slot_index = kNoSlot;

@@ -96,8 +96,9 @@ inline void WriteRecord(std::byte* dst, std::uint64_t version, std::string_view 
     std::memcpy(p, &expire_at_ms, 8);
     p += 8;
   }
-  std::memcpy(p, key.data(), key.size());
-  std::memcpy(p + key.size(), value.data(), value.size());
+  // memcpy from a null data() is undefined even for 0 bytes.
+  if (!key.empty()) std::memcpy(p, key.data(), key.size());
+  if (!value.empty()) std::memcpy(p + key.size(), value.data(), value.size());
 }
 
 // Size classes: 16-byte steps up to 512 bytes (classes 0..31), then eight

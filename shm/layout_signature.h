@@ -3,11 +3,11 @@
 // that a build whose shared types differ is refused even when somebody forgot
 // to bump the layout version.
 //
-//   inline constexpr std::uint64_t kControlSignature =
+//   inline constexpr std::uint64_t kControlLayoutSignature =
 //       shm::LayoutSignature()
-//           .AddType<ControlBlock>()
-//           .Add(offsetof(ControlBlock, partition_map_off))
-//           .Add(offsetof(ControlBlock, process_table_off))
+//           .AddType<GridConfig>()  // sizeof, alignof
+//           .Add(offsetof(GridConfig, partition_count))
+//           .Add(offsetof(GridConfig, nodes_off))
 //           .value();
 //
 // Thread safety: immutable value type.

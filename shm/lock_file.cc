@@ -49,9 +49,9 @@ std::string ErrnoText(int err) {
 }
 
 std::string Octal(std::uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "0%03o", static_cast<unsigned>(v));
-  return buf;
+  std::array<char, 16> buf{};
+  std::snprintf(buf.data(), buf.size(), "0%03o", static_cast<unsigned>(v));
+  return buf.data();
 }
 
 std::string Quoted(std::string_view path) {
@@ -66,7 +66,7 @@ struct Registry {
 };
 
 Registry& GetRegistry() {
-  static Registry* registry = new Registry;
+  static auto* registry = new Registry;
   return *registry;
 }
 
@@ -94,9 +94,8 @@ void ForkChild() {
 // thread never copies a descriptor the child handler does not know about.
 std::unique_lock<std::mutex> LockRegistry() {
   static std::once_flag once;
-  std::call_once(once, [] {
-    ::pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
-  });
+  std::call_once(
+      once, [] { ::pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild); });
   return std::unique_lock<std::mutex>(GetRegistry().mu);
 }
 
@@ -130,8 +129,8 @@ Status Denied(const std::string& path, std::string_view action, int err) {
   } else {
     msg += "its mode and owner are unknown";
   }
-  msg += "; this process runs as uid " + std::to_string(::geteuid()) +
-         " gid " + std::to_string(::getegid());
+  msg += "; this process runs as uid " + std::to_string(::geteuid()) + " gid " +
+         std::to_string(::getegid());
   return PermissionDenied(std::move(msg));
 }
 
@@ -141,9 +140,9 @@ Status OpenError(const std::string& path, std::string_view action, int err) {
     case EEXIST:
       return AlreadyExists(Quoted(path) + " already exists");
     case ENOENT:
-      return NotFound(Quoted(path) + " does not exist" +
-                      (action == "creating" ? " (nor does its directory)"
-                                            : ""));
+      return NotFound(
+          Quoted(path) + " does not exist" +
+          (action == "creating" ? " (nor does its directory)" : ""));
     case EACCES:
     case EPERM:
     case EROFS:
@@ -209,9 +208,8 @@ Result<LockFile> LockFile::Create(const std::string& path, std::uint32_t mode,
   // the syscalls whose failure we undo.
   auto state = std::make_unique<LockFileState>(path, -1);
   std::unique_lock<std::mutex> registry_lock = LockRegistry();
-  const int fd = ::open(path.c_str(),
-                        O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                        0600);
+  const int fd = ::open(
+      path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return OpenError(path, "creating", errno);
   auto undo = [&](Status s) -> Result<LockFile> {
     ::close(fd);
@@ -220,9 +218,11 @@ Result<LockFile> LockFile::Create(const std::string& path, std::uint32_t mode,
   };
   if (group.has_value() && ::fchown(fd, static_cast<uid_t>(-1), *group) != 0) {
     const int err = errno;
-    const std::string what = "giving " + Quoted(path) + " to group " +
-                             std::to_string(*group);
-    if (err == EPERM) return undo(PermissionDenied(what + ": " + ErrnoText(err)));
+    const std::string what =
+        "giving " + Quoted(path) + " to group " + std::to_string(*group);
+    if (err == EPERM) {
+      return undo(PermissionDenied(what + ": " + ErrnoText(err)));
+    }
     return undo(IoError(what + ": " + ErrnoText(err)));
   }
   if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
@@ -310,8 +310,8 @@ int LockFile::fd() const noexcept {
 }
 
 const std::string& LockFile::path() const noexcept {
-  static const std::string kEmpty;
-  return state_ == nullptr ? kEmpty : state_->path;
+  static const std::string empty_path;
+  return state_ == nullptr ? empty_path : state_->path;
 }
 
 }  // namespace numagrid::shm

@@ -8,9 +8,12 @@
 //   F_C  the fence in MinPinnedEpoch;  S the scan's loads of the pins
 #include "shm/process_table.h"
 
+#include "core/base/fence.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -35,22 +38,7 @@ void ClearSlot(ProcessSlot& s) noexcept {
   s.state.store(kSlotFree, std::memory_order_release);
 }
 
-// A seq_cst fence (F_W, F_R, F_C). TSan does not model fences, and GCC
-// refuses them under -fsanitize=thread (-Wtsan, an error with -Werror): the
-// TSan build runs the same fence with the warning silenced, so TSan checks
-// the release/acquire edges (which order every actual access to freed
-// memory, see docs/process-table.md) and the fences are covered by the
-// stress and multi-process tests instead.
-inline void SeqCstFence() noexcept {
-#if defined(__SANITIZE_THREAD__) && defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wtsan"
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-#pragma GCC diagnostic pop
-#else
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-#endif
-}
+using base::SeqCstFence;
 
 // A slot a dead owner may have left: claimed, pinned or a corrupt state.
 // (A stale pid alone, from a claim that died half-way, blocks nothing.)
@@ -138,9 +126,10 @@ Result<std::uint32_t> ProcessTable::Claim(LockFile& locks) {
       return i;
     }
   }
-  return ResourceExhausted("all " + std::to_string(capacity_) +
-                           " process slots of the grid are in use (lock file '" +
-                           locks.path() + "')");
+  return ResourceExhausted(
+      "all " + std::to_string(capacity_) +
+      " process slots of the grid are in use (lock file '" + locks.path() +
+      "')");
 }
 
 void ProcessTable::Release(std::uint32_t slot, LockFile& locks) noexcept {
@@ -257,23 +246,24 @@ bool ProcessTable::RepairDeadSlot(std::uint32_t slot,
 }
 
 std::uint64_t ReadProcessStartTicks(pid_t pid) noexcept {
-  char path[48];
-  std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  std::array<char, 48> path{};
+  std::snprintf(path.data(), path.size(), "/proc/%d/stat",
+                static_cast<int>(pid));
+  const int fd = ::open(path.data(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   // The line is "pid (comm) state ppid ..."; comm is at most 16 bytes but may
   // hold spaces and parentheses, so fields are counted after the last ')'.
-  char buf[1024];
+  std::array<char, 1024> buf{};
   std::size_t len = 0;
-  while (len < sizeof(buf) - 1) {
-    const ssize_t n = ::read(fd, buf + len, sizeof(buf) - 1 - len);
+  while (len < buf.size() - 1) {
+    const ssize_t n = ::read(fd, buf.data() + len, buf.size() - 1 - len);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     len += static_cast<std::size_t>(n);
   }
   ::close(fd);
   buf[len] = '\0';
-  const char* p = std::strrchr(buf, ')');
+  const char* p = std::strrchr(buf.data(), ')');
   if (p == nullptr) return 0;
   ++p;
   // Field 3 (state) is the first after ")"; field 22 is the 20th.

@@ -118,7 +118,7 @@ struct alignas(64) ProcessTableHeader {
   std::atomic<std::uint64_t> global_epoch;
   // Number of slots; constant after Initialize.
   std::uint32_t capacity;
-  std::uint32_t reserved0;  // zero
+  std::uint32_t reserved0;    // zero
   std::uint64_t reserved[6];  // zero; for later fields
 };
 

@@ -14,12 +14,12 @@
 namespace numagrid::shm {
 
 enum class LockResult {
-  kAcquired,         // locked; the guarded state is consistent
+  kAcquired,           // locked; the guarded state is consistent
   kAcquiredOwnerDied,  // locked, but the previous holder died holding it: the
                        // caller must repair the guarded state, then call
                        // MarkConsistent() before unlocking
-  kTimedOut,         // not locked: another holder kept it past the deadline
-  kUnrecoverable,    // not locked: a previous locker gave up repairing
+  kTimedOut,           // not locked: another holder kept it past the deadline
+  kUnrecoverable,      // not locked: a previous locker gave up repairing
 };
 
 // Crash safety (a process may die at any instruction):

@@ -5,7 +5,6 @@
 #include "shm/segment.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -180,17 +179,12 @@ class UnlinkUnlessDisarmed {
   bool armed_ = true;
 };
 
-// Allocates every page of the object now, under the memory policy that
-// before_first_touch set, so that a full /dev/shm fails the create instead
-// of killing a later writer with SIGBUS. Returns 0 or an errno.
-int ReserveAll(int fd, std::uint64_t size_bytes) {
-  for (;;) {
-    if (::fallocate(fd, 0, 0, static_cast<off_t>(size_bytes)) == 0) return 0;
-    if (errno == EINTR) continue;
-    // A file system without fallocate: the pages come on first touch.
-    if (errno == EOPNOTSUPP) return 0;
-    return errno;
-  }
+// True if /dev/shm has a size limit and less than `size_bytes` left. A tmpfs
+// without a limit reports 0 blocks: then anything fits.
+bool ExceedsFreeShm(std::uint64_t size_bytes) {
+  struct statvfs vfs {};
+  if (::statvfs(kShmDir, &vfs) != 0 || vfs.f_blocks == 0) return false;
+  return std::uint64_t{vfs.f_bavail} * vfs.f_frsize < size_bytes;
 }
 
 std::uint64_t NowUnixNs() {
@@ -261,6 +255,11 @@ Result<Segment> CreateImpl(const SegmentSpec& spec,
                    Quoted(name) + ": " + ErrnoText(err));
   }
 
+  // tmpfs allocates on first touch, so ftruncate succeeds for any size; a
+  // segment larger than what /dev/shm has left is refused here instead of
+  // failing page by page later. Prefaulting (and so the final word on space)
+  // is the caller's: core does it after Create unless --no-prefault.
+  if (ExceedsFreeShm(size)) return NoSpace(name, size, "create", ENOSPC);
   try {
     shm.truncate(static_cast<bip::offset_t>(size));
   } catch (const bip::interprocess_exception& e) {
@@ -284,16 +283,11 @@ Result<Segment> CreateImpl(const SegmentSpec& spec,
 
   // Not one byte of the segment has been written yet: its pages do not
   // exist, so a memory policy set now decides where every one of them lives.
+  // The callback may then fill the body (offset >= sizeof(SegmentHeader)):
+  // nobody can use the segment before the magic below is published.
   if (before_first_touch) {
     Status s = before_first_touch(region.get_address(), region.get_size());
     if (!s.ok()) return s.WithContext("creating " + Quoted(name));
-  }
-
-  if (const int err = ReserveAll(fd, size); err != 0) {
-    if (err == ENOSPC || err == ENOMEM || err == EFBIG) {
-      return NoSpace(name, size, "allocate", err);
-    }
-    return IoError("cannot allocate " + Quoted(name) + ": " + ErrnoText(err));
   }
 
   // The object is ours alone (O_EXCL) and nobody reads it before the magic
@@ -311,9 +305,9 @@ Result<Segment> CreateImpl(const SegmentSpec& spec,
   header->mode = spec.access.mode;
   header->size_bytes = size;
   header->layout_signature = spec.layout_signature;
-  // release: publishes every header field above (and whatever
-  // before_first_touch wrote, though it should write nothing); pairs with
-  // the acquire load of magic in Segment::Open, which then reads them.
+  // release: publishes every header field above and whatever
+  // before_first_touch wrote into the body; pairs with the acquire load of
+  // magic in Segment::Open, which then reads them.
   header->magic.store(kSegmentMagic, std::memory_order_release);
 
   unlink_on_failure.Disarm();
@@ -552,7 +546,7 @@ std::vector<std::string> Segment::List(std::string_view prefix) noexcept {
       const std::string_view entry_name(entry->d_name);
       if (entry_name == "." || entry_name == "..") continue;
       if (entry_name.substr(0, prefix.size()) != prefix) continue;
-      names.push_back("/" + std::string(entry_name));
+      names.emplace_back(entry_name);
     }
   } catch (...) {  // only allocation can throw here: return what fits
   }

@@ -86,16 +86,21 @@ class Segment {
   //   1. shm_open(O_CREAT|O_EXCL); kAlreadyExists if the name is taken (the
   //      existing segment is not touched);
   //   2. fchown to spec.access.group (if set), fchmod spec.access.mode;
-  //   3. ftruncate to spec.size_bytes, mmap MAP_SHARED read-write;
-  //   4. before_first_touch(base, size) (if set), before any byte is written;
-  //   5. fallocate the whole size, so that a full /dev/shm is reported here
-  //      (kResourceExhausted) instead of as SIGBUS on a later first touch;
-  //   6. writes the header, then publishes `magic` with a release store.
+  //   3. refuses a size larger than /dev/shm has free (kResourceExhausted),
+  //      ftruncate to spec.size_bytes, mmap MAP_SHARED read-write;
+  //   4. before_first_touch(base, size) (if set), before any byte is written.
+  //      It binds the memory and may then fill the body (bytes from offset
+  //      sizeof(SegmentHeader) on); it must not write the header;
+  //   5. writes the header, then publishes `magic` with a release store,
+  //      which also publishes what before_first_touch wrote.
+  // Create does not prefault: pages are allocated on first touch (core
+  // prefaults after Create).
   // On any failure it removes what it created: nothing is left behind (a
   // crash of this process half-way is the one exception: see
   // docs/segment-format.md). Errors: kInvalidArgument (bad name, size < 256,
   // bad mode or kind), kAlreadyExists, kPermissionDenied, kResourceExhausted
-  // (names the size and /dev/shm), kIoError, or before_first_touch's error.
+  // (names the size and /dev/shm), kIoError, or before_first_touch's error
+  // (its code, with the segment's name added as context).
   static Result<Segment> Create(
       const SegmentSpec& spec,
       const BeforeFirstTouch& before_first_touch = {}) noexcept;
@@ -117,9 +122,10 @@ class Segment {
   // invalid name.
   static bool Exists(std::string_view name) noexcept;
 
-  // The names (with the leading '/') of the /dev/shm entries that start with
-  // `prefix` (given with or without the leading '/'), sorted. Lists any
-  // entry, numagrid segment or not.
+  // The names of the /dev/shm entries that start with `prefix` (given with
+  // or without the leading '/'), sorted, as they appear in /dev/shm: without
+  // the leading '/' ("numagrid.orders.ctl"). Lists any entry, numagrid
+  // segment or not (lock files too).
   static std::vector<std::string> List(std::string_view prefix) noexcept;
 
   // The first byte of the mapping (the header); valid until this Segment is

@@ -51,12 +51,14 @@ inline constexpr std::uint32_t kSegmentHeaderSize = 256;
 //   Detected by: Segment::Open, which refuses magic != kSegmentMagic (0 means
 //     "its creator died while creating it") and a file shorter than the
 //     header, with kCorruption naming the segment.
-//   Repaired by: nobody in place. `numagrid destroy` (Segment::Remove)
-//     removes the incomplete segment and the watchdog creates it anew;
-//     within: the operator's next destroy/create.
+//   Repaired by: nobody in place: `numagrid destroy` (Segment::Remove)
+//     removes the incomplete segment and the next `numagrid create` makes
+//     it anew; within: the operator's next destroy. (The shm layer cannot
+//     tell a dead creator from a slow one, so it never removes on its own.)
 //   Holds in every reachable state: magic is either 0 or kSegmentMagic; when
-//     it is kSegmentMagic, every other field holds its final value (release
-//     store of magic after all of them, acquire load in Open).
+//     it is kSegmentMagic, every other field, and whatever the creator wrote
+//     into the body before, holds its final value (release store of magic
+//     after all of them, acquire load in Open).
 struct alignas(64) SegmentHeader {
   // kSegmentMagic once the segment is complete; 0 while it is being created.
   // Written last, with release, by Segment::Create.

@@ -53,10 +53,11 @@ using numagrid::testing::WaitChild;
 std::uint64_t TestSeed() {
   static const std::uint64_t seed = [] {
     const char* env = std::getenv("NUMAGRID_TEST_SEED");
-    const std::uint64_t s = env != nullptr && *env != '\0'
-                                ? std::strtoull(env, nullptr, 0)
-                                : (std::uint64_t{std::random_device{}()} << 32) ^
-                                      std::random_device{}();
+    const std::uint64_t s =
+        env != nullptr && *env != '\0'
+            ? std::strtoull(env, nullptr, 0)
+            : (std::uint64_t{std::random_device{}()} << 32) ^
+                  std::random_device{}();
     std::cout << "[ seed     ] NUMAGRID_TEST_SEED=" << s << std::endl;
     return s;
   }();
@@ -95,8 +96,8 @@ template <typename T>
 class SharedBlock {
  public:
   SharedBlock() {
-    void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                   -1, 0);
+    void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) std::abort();
     t_ = new (p) T();
   }
@@ -159,8 +160,8 @@ bool IsCounterKey(int k) { return k % 4 == 0; }
 // follow from (writer, counter), so a reader can tell a whole value from a
 // torn one and name the write it came from. Never 8 bytes long.
 std::string PutValue(std::uint32_t writer, std::uint64_t counter, int key) {
-  std::string v = "w" + std::to_string(writer) + ":" + std::to_string(counter) + ":" +
-                  KeyName(key) + ":";
+  std::string v = "w" + std::to_string(writer) + ":" + std::to_string(counter) +
+                  ":" + KeyName(key) + ":";
   const std::uint64_t h = Mix((std::uint64_t{writer} << 40) ^ counter);
   const std::size_t pad = h % 97;
   for (std::size_t i = 0; i < pad; ++i) {
@@ -195,7 +196,9 @@ Parsed ParseValue(std::string_view v, int key) {
   unsigned long long w = 0, c = 0;
   int used = 0;
   const std::string head(v.substr(0, 40));
-  if (std::sscanf(head.c_str(), "w%llu:%llu:%n", &w, &c, &used) != 2 || used == 0) return p;
+  if (std::sscanf(head.c_str(), "w%llu:%llu:%n", &w, &c, &used) != 2 ||
+      used == 0)
+    return p;
   p.writer = static_cast<std::uint32_t>(w);
   p.counter = c;
   p.ok = v == PutValue(p.writer, p.counter, key);
@@ -226,14 +229,16 @@ struct LogRec {
   std::uint32_t writer;   // put values: their writer
   std::uint64_t version;  // returned by the write, or seen by the read
   std::uint64_t value;    // put: writer counter; increment/counter: the count
-  std::uint64_t arg;      // CAS, RemoveIfVersion: expected version; increment: delta
+  std::uint64_t
+      arg;  // CAS, RemoveIfVersion: expected version; increment: delta
 };
 static_assert(sizeof(LogRec) == 32);
 
 bool WriteLog(const std::string& path, const std::vector<LogRec>& log) {
   FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) return false;
-  const bool ok = std::fwrite(log.data(), sizeof(LogRec), log.size(), f) == log.size();
+  const bool ok =
+      std::fwrite(log.data(), sizeof(LogRec), log.size(), f) == log.size();
   return std::fclose(f) == 0 && ok;
 }
 
@@ -264,22 +269,29 @@ class ReadChecker {
   void Saw(std::string_view key, std::string_view value, std::uint64_t version,
            const char* how) {
     const int k = KeyIndex(key);
-    if (k < 0) Fail(std::string(how) + " returned a key that no writer wrote: '" +
-                    std::string(key) + "'");
+    if (k < 0)
+      Fail(std::string(how) + " returned a key that no writer wrote: '" +
+           std::string(key) + "'");
     const Parsed p = ParseValue(value, k);
     if (!p.ok) {
-      Fail(std::string(how) + " of " + std::string(key) + " returned a value no writer " +
-           "could have written (" + std::to_string(value.size()) + " bytes)");
+      Fail(std::string(how) + " of " + std::string(key) +
+           " returned a value no writer " + "could have written (" +
+           std::to_string(value.size()) + " bytes)");
     }
     if (version < last_[k]) {
-      Fail(std::string(how) + " of " + std::string(key) + " went back from version " +
-           std::to_string(last_[k]) + " to " + std::to_string(version));
+      Fail(std::string(how) + " of " + std::string(key) +
+           " went back from version " + std::to_string(last_[k]) + " to " +
+           std::to_string(version));
     }
     if (version != last_[k]) {
       last_[k] = version;
-      LogRec r{kRecSeen, p.is_counter ? kSeenCounter : kSeenPut, static_cast<std::uint16_t>(k),
-               p.writer, version,
-               p.is_counter ? static_cast<std::uint64_t>(p.count) : p.counter, 0};
+      LogRec r{kRecSeen,
+               p.is_counter ? kSeenCounter : kSeenPut,
+               static_cast<std::uint16_t>(k),
+               p.writer,
+               version,
+               p.is_counter ? static_cast<std::uint64_t>(p.count) : p.counter,
+               0};
       log_->push_back(r);
     }
   }
@@ -289,12 +301,13 @@ class ReadChecker {
   std::vector<std::uint64_t> last_;
 };
 
-void ExpectCode(const Status& s, std::initializer_list<StatusCode> allowed, const char* what,
-                std::string_view key) {
+void ExpectCode(const Status& s, std::initializer_list<StatusCode> allowed,
+                const char* what, std::string_view key) {
   for (StatusCode c : allowed) {
     if (s.code() == c) return;
   }
-  Fail(std::string(what) + " of " + std::string(key) + " failed: " + s.ToString());
+  Fail(std::string(what) + " of " + std::string(key) + " returned " +
+       s.ToString());
 }
 
 // A write through core::GridHandle, for the ops whose version the public API
@@ -342,10 +355,12 @@ void ReadSome(Grid& g, std::mt19937_64& rng, ReadChecker& check) {
   } else if (dice < 85) {
     char buf[256];
     auto n = g.GetInto(key, buf, sizeof buf);
-    ExpectCode(n.status(), {StatusCode::kOk, StatusCode::kNotFound}, "GetInto", key);
+    ExpectCode(n.status(), {StatusCode::kOk, StatusCode::kNotFound}, "GetInto",
+               key);
     // GetInto reports no version: check the bytes only.
     if (n.ok() && !ParseValue(std::string_view(buf, *n), k).ok) {
-      Fail("GetInto of " + key + " returned a value no writer could have written");
+      Fail("GetInto of " + key +
+           " returned a value no writer could have written");
     }
   } else if (dice < 97) {
     const auto p = static_cast<std::int64_t>(rng() % g.partition_count());
@@ -353,23 +368,25 @@ void ReadSome(Grid& g, std::mt19937_64& rng, ReadChecker& check) {
         [&](std::string_view key2, std::string_view v, std::uint64_t ver) {
           check.Saw(key2, v, ver, "Scan");
           if (g.PartitionOfKey(key2) != p) {
-            Fail("Scan of partition " + std::to_string(p) + " visited " + std::string(key2));
+            Fail("Scan of partition " + std::to_string(p) + " visited " +
+                 std::string(key2));
           }
           return true;
         },
         p);
     ExpectCode(s, {StatusCode::kOk}, "Scan", "a partition");
   } else {
-    Status s = g.Scan([&](std::string_view key2, std::string_view v, std::uint64_t ver) {
-      check.Saw(key2, v, ver, "Scan");
-      return true;
-    });
+    Status s = g.Scan(
+        [&](std::string_view key2, std::string_view v, std::uint64_t ver) {
+          check.Saw(key2, v, ver, "Scan");
+          return true;
+        });
     ExpectCode(s, {StatusCode::kOk}, "Scan", "the grid");
   }
 }
 
-int WriterMain(const std::string& name, std::uint32_t writer, std::uint64_t seed, int ops,
-               const std::string& log_path) {
+int WriterMain(const std::string& name, std::uint32_t writer,
+               std::uint64_t seed, int ops, const std::string& log_path) {
   std::vector<LogRec> log;
   try {
     auto grid = Grid::Attach(name);
@@ -381,10 +398,10 @@ int WriterMain(const std::string& name, std::uint32_t writer, std::uint64_t seed
     std::mt19937_64 rng(seed);
     ReadChecker check(&log);
     std::uint64_t counter = 0;
-    auto wrote = [&](std::uint8_t op, int k, std::uint64_t version, std::uint64_t value,
-                     std::uint64_t arg) {
-      log.push_back(LogRec{kRecWrite, op, static_cast<std::uint16_t>(k), writer, version,
-                           value, arg});
+    auto wrote = [&](std::uint8_t op, int k, std::uint64_t version,
+                     std::uint64_t value, std::uint64_t arg) {
+      log.push_back(LogRec{kRecWrite, op, static_cast<std::uint16_t>(k), writer,
+                           version, value, arg});
     };
     for (int i = 0; i < ops; ++i) {
       const int k = static_cast<int>(rng() % kKeys);
@@ -395,17 +412,20 @@ int WriterMain(const std::string& name, std::uint32_t writer, std::uint64_t seed
           std::int64_t delta = static_cast<std::int64_t>(rng() % 19) - 9;
           if (delta == 0) delta = 10;
           auto r = RawWrite(raw, core::WriteKind::kIncrement, key, delta, 0);
-          ExpectCode(r.status(), {StatusCode::kOk, StatusCode::kInvalidArgument},
+          ExpectCode(r.status(),
+                     {StatusCode::kOk, StatusCode::kInvalidArgument},
                      "Increment", key);
           if (r.ok()) {
-            wrote(kIncrement, k, r->version, static_cast<std::uint64_t>(r->counter),
+            wrote(kIncrement, k, r->version,
+                  static_cast<std::uint64_t>(r->counter),
                   static_cast<std::uint64_t>(delta));
           }
           continue;
         }
         if (dice < 62) {
           auto r = RawWrite(raw, core::WriteKind::kRemove, key, 0, 0);
-          ExpectCode(r.status(), {StatusCode::kOk, StatusCode::kNotFound}, "Remove", key);
+          ExpectCode(r.status(), {StatusCode::kOk, StatusCode::kNotFound},
+                     "Remove", key);
           if (r.ok()) wrote(kRemove, k, r->version, 0, 0);
           continue;
         }
@@ -427,12 +447,14 @@ int WriterMain(const std::string& name, std::uint32_t writer, std::uint64_t seed
       } else if (dice < 45) {
         const std::uint64_t c = ++counter;
         auto r = g.Insert(key, PutValue(writer, c, k));
-        ExpectCode(r.status(), {StatusCode::kOk, StatusCode::kAlreadyExists}, "Insert", key);
+        ExpectCode(r.status(), {StatusCode::kOk, StatusCode::kAlreadyExists},
+                   "Insert", key);
         if (r.ok()) wrote(kInsert, k, *r, c, 0);
       } else if (dice < 55) {
         const std::uint64_t c = ++counter;
         auto r = g.Replace(key, PutValue(writer, c, k));
-        ExpectCode(r.status(), {StatusCode::kOk, StatusCode::kNotFound}, "Replace", key);
+        ExpectCode(r.status(), {StatusCode::kOk, StatusCode::kNotFound},
+                   "Replace", key);
         if (r.ok()) wrote(kReplace, k, *r, c, 0);
       } else if (dice < 70) {
         std::string v;
@@ -443,21 +465,24 @@ int WriterMain(const std::string& name, std::uint32_t writer, std::uint64_t seed
         // Now and then an expected version that is certainly stale: versions
         // of a key only grow, so it must conflict.
         const bool stale = s.ok() && rng() % 8 == 0;
-        const std::uint64_t expected = s.ok() ? (stale ? ver - 1 : ver) : 1 + rng() % 1000;
+        const std::uint64_t expected =
+            s.ok() ? (stale ? ver - 1 : ver) : 1 + rng() % 1000;
         const std::uint64_t c = ++counter;
         auto r = g.CompareAndSet(key, expected, PutValue(writer, c, k));
         if (stale) {
           ExpectCode(r.status(), {StatusCode::kConflict, StatusCode::kNotFound},
                      "CompareAndSet with a stale version", key);
         } else {
-          ExpectCode(r.status(),
-                     {StatusCode::kOk, StatusCode::kConflict, StatusCode::kNotFound},
-                     "CompareAndSet", key);
+          ExpectCode(
+              r.status(),
+              {StatusCode::kOk, StatusCode::kConflict, StatusCode::kNotFound},
+              "CompareAndSet", key);
         }
         if (r.ok()) wrote(kCas, k, *r, c, expected);
       } else if (dice < 80) {
         auto r = RawWrite(raw, core::WriteKind::kRemove, key, 0, 0);
-        ExpectCode(r.status(), {StatusCode::kOk, StatusCode::kNotFound}, "Remove", key);
+        ExpectCode(r.status(), {StatusCode::kOk, StatusCode::kNotFound},
+                   "Remove", key);
         if (r.ok()) wrote(kRemove, k, r->version, 0, 0);
       } else if (dice < 86) {
         std::string v;
@@ -466,9 +491,12 @@ int WriterMain(const std::string& name, std::uint32_t writer, std::uint64_t seed
         ExpectCode(s, {StatusCode::kOk, StatusCode::kNotFound}, "Get", key);
         if (s.ok()) check.Saw(key, v, ver, "Get");
         const std::uint64_t expected = s.ok() ? ver : 1 + rng() % 1000;
-        auto r = RawWrite(raw, core::WriteKind::kRemoveIfVersion, key, 0, expected);
-        ExpectCode(r.status(), {StatusCode::kOk, StatusCode::kConflict, StatusCode::kNotFound},
-                   "RemoveIfVersion", key);
+        auto r =
+            RawWrite(raw, core::WriteKind::kRemoveIfVersion, key, 0, expected);
+        ExpectCode(
+            r.status(),
+            {StatusCode::kOk, StatusCode::kConflict, StatusCode::kNotFound},
+            "RemoveIfVersion", key);
         if (r.ok()) wrote(kRemoveIfVersion, k, r->version, 0, expected);
       } else {
         ReadSome(g, rng, check);
@@ -483,8 +511,9 @@ int WriterMain(const std::string& name, std::uint32_t writer, std::uint64_t seed
   return WriteLog(log_path, log) ? 0 : 3;
 }
 
-int ReaderMain(const std::string& name, std::uint32_t reader, std::uint64_t seed,
-               const Flags* flags, const std::string& log_path) {
+int ReaderMain(const std::string& name, std::uint32_t reader,
+               std::uint64_t seed, const Flags* flags,
+               const std::string& log_path) {
   std::vector<LogRec> log;
   try {
     auto grid = Grid::Attach(name);
@@ -495,14 +524,16 @@ int ReaderMain(const std::string& name, std::uint32_t reader, std::uint64_t seed
     for (int i = 0; i < 1000 || flags->stop.load() == 0; ++i) {
       if (rng() % 10 == 0) {
         std::vector<std::string> keys;
-        for (int j = 0; j < 5; ++j) keys.push_back(KeyName(static_cast<int>(rng() % kKeys)));
+        for (int j = 0; j < 5; ++j)
+          keys.push_back(KeyName(static_cast<int>(rng() % kKeys)));
         auto got = grid->MultiGet(keys);
         for (std::size_t j = 0; j < keys.size(); ++j) {
-          ExpectCode(got[j].status(), {StatusCode::kOk, StatusCode::kNotFound}, "MultiGet",
-                     keys[j]);
+          ExpectCode(got[j].status(), {StatusCode::kOk, StatusCode::kNotFound},
+                     "MultiGet", keys[j]);
           // MultiGet reports no version: check the bytes only.
           if (got[j].ok() && !ParseValue(*got[j], KeyIndex(keys[j])).ok) {
-            Fail("MultiGet of " + keys[j] + " returned a value no writer could have written");
+            Fail("MultiGet of " + keys[j] +
+                 " returned a value no writer could have written");
           }
         }
         continue;
@@ -524,8 +555,8 @@ struct WorkloadLogs {
 };
 
 // Forks the writers and readers, waits for them, and returns their logs.
-WorkloadLogs RunForkedWorkload(const std::string& name, const WorkloadSpec& spec,
-                               std::uint64_t seed) {
+WorkloadLogs RunForkedWorkload(const std::string& name,
+                               const WorkloadSpec& spec, std::uint64_t seed) {
   TempDir dir;
   SharedBlock<Flags> flags;
   std::vector<pid_t> writers, readers;
@@ -535,7 +566,8 @@ WorkloadLogs RunForkedWorkload(const std::string& name, const WorkloadSpec& spec
     paths.push_back(path);
     const std::uint64_t s = Mix(seed ^ (0x100 + static_cast<std::uint64_t>(w)));
     writers.push_back(ForkChild([&, w, s, path] {
-      return WriterMain(name, static_cast<std::uint32_t>(w), s, spec.ops_per_writer, path);
+      return WriterMain(name, static_cast<std::uint32_t>(w), s,
+                        spec.ops_per_writer, path);
     }));
   }
   for (int r = 0; r < spec.readers; ++r) {
@@ -548,11 +580,13 @@ WorkloadLogs RunForkedWorkload(const std::string& name, const WorkloadSpec& spec
     }));
   }
   for (std::size_t i = 0; i < writers.size(); ++i) {
-    EXPECT_EQ(WaitChild(writers[i]), 0) << "writer " << i << " failed (see its stderr)";
+    EXPECT_EQ(WaitChild(writers[i]), 0)
+        << "writer " << i << " failed (see its stderr)";
   }
   flags->stop.store(1);
   for (std::size_t i = 0; i < readers.size(); ++i) {
-    EXPECT_EQ(WaitChild(readers[i]), 0) << "reader " << i << " failed (see its stderr)";
+    EXPECT_EQ(WaitChild(readers[i]), 0)
+        << "reader " << i << " failed (see its stderr)";
   }
   WorkloadLogs logs;
   for (const auto& p : paths) {
@@ -580,18 +614,21 @@ struct KeyState {
 };
 
 std::string Describe(const LogRec& r) {
-  static const char* const kNames[] = {"?",      "Put",    "Insert",         "Replace",
-                                       "CAS",    "Remove", "RemoveIfVersion", "Increment",
-                                       "SeenPut", "SeenCounter"};
-  return std::string(kNames[r.op < 10 ? r.op : 0]) + " of " + KeyName(r.key) + " by writer " +
-         std::to_string(r.writer) + " at version " + std::to_string(r.version);
+  static const char* const kNames[] = {
+      "?",       "Put",        "Insert",          "Replace",
+      "CAS",     "Remove",     "RemoveIfVersion", "Increment",
+      "SeenPut", "SeenCounter"};
+  return std::string(kNames[r.op < 10 ? r.op : 0]) + " of " + KeyName(r.key) +
+         " by writer " + std::to_string(r.writer) + " at version " +
+         std::to_string(r.version);
 }
 
 class Model {
  public:
   // Orders every successful write by version and replays it; each write's
   // precondition must hold in the state it was applied to.
-  Model(const std::vector<LogRec>& writes, Grid& g) : by_key_(kKeys), final_(kKeys) {
+  Model(const std::vector<LogRec>& writes, Grid& g)
+      : by_key_(kKeys), final_(kKeys) {
     for (const LogRec& r : writes) {
       if (!by_key_[r.key].emplace(r.version, r).second) {
         Error("two writes of " + KeyName(r.key) + " were told version " +
@@ -609,8 +646,11 @@ class Model {
   }
 
   const KeyState& Final(int k) const { return final_[k]; }
-  const std::map<std::uint64_t, LogRec>& Writes(int k) const { return by_key_[k]; }
-  const std::map<std::uint32_t, std::vector<std::uint64_t>>& PerPartition() const {
+  const std::map<std::uint64_t, LogRec>& Writes(int k) const {
+    return by_key_[k];
+  }
+  const std::map<std::uint32_t, std::vector<std::uint64_t>>& PerPartition()
+      const {
     return per_partition_;
   }
   std::vector<std::string>& errors() { return errors_; }
@@ -634,7 +674,8 @@ class Model {
         if (!s->present || s->version != r.arg) {
           Error(what + " succeeded expecting version " + std::to_string(r.arg) +
                 " but the key was " +
-                (s->present ? "at version " + std::to_string(s->version) : "absent"));
+                (s->present ? "at version " + std::to_string(s->version)
+                            : "absent"));
         }
         break;
       case kRemove:
@@ -646,7 +687,8 @@ class Model {
         if (s->present && !s->is_counter) {
           Error(what + " succeeded on a value that is not a counter");
         } else if (got != (s->present ? s->count : 0) + delta) {
-          Error(what + " returned " + std::to_string(got) + " but the counter was " +
+          Error(what + " returned " + std::to_string(got) +
+                " but the counter was " +
                 std::to_string(s->present ? s->count : 0) + " and delta " +
                 std::to_string(delta));
         }
@@ -682,8 +724,10 @@ using Snapshot = std::map<std::string, std::pair<std::string, std::uint64_t>>;
 
 Snapshot ScanAll(Grid& g) {
   Snapshot s;
-  Status st = g.Scan([&](std::string_view k, std::string_view v, std::uint64_t ver) {
-    EXPECT_TRUE(s.emplace(std::string(k), std::make_pair(std::string(v), ver)).second)
+  Status st = g.Scan([&](std::string_view k, std::string_view v,
+                         std::uint64_t ver) {
+    EXPECT_TRUE(
+        s.emplace(std::string(k), std::make_pair(std::string(v), ver)).second)
         << "a quiet Scan visited " << k << " twice";
     return true;
   });
@@ -701,14 +745,15 @@ void ExpectCleanCheck(const std::string& name) {
   auto rep = core::CheckGrid(name, /*repair=*/false);
   ASSERT_TRUE(rep.ok()) << rep.status().ToString();
   ExpectNoErrors(rep->problems, "CheckGrid found problems");
-  EXPECT_TRUE(rep->dead_slots.empty()) << rep->dead_slots.size() << " dead process slots";
+  EXPECT_TRUE(rep->dead_slots.empty())
+      << rep->dead_slots.size() << " dead process slots";
   EXPECT_EQ(rep->partitions_repaired, 0U);
 }
 
 // The checks every workload run ends with: versions, the model against the
 // final state, and every sighting against the writes.
-void CheckAgainstModel(const std::string& name, const WorkloadLogs& logs, Model& model,
-                       const Snapshot& final_state) {
+void CheckAgainstModel(const std::string& name, const WorkloadLogs& logs,
+                       Model& model, const Snapshot& final_state) {
   auto h = core::GridHandle::Attach(name);
   ASSERT_TRUE(h.ok()) << h.status().ToString();
   // (a) Versions are per-partition sequence numbers with no gaps: the
@@ -716,15 +761,17 @@ void CheckAgainstModel(const std::string& name, const WorkloadLogs& logs, Model&
   for (std::uint32_t p = 0; p < (*h)->partition_count(); ++p) {
     const std::uint64_t next = (*h)->partition(p).state().next_seq.load();
     auto it = model.PerPartition().find(p);
-    std::vector<std::uint64_t> v =
-        it == model.PerPartition().end() ? std::vector<std::uint64_t>{} : it->second;
+    std::vector<std::uint64_t> v = it == model.PerPartition().end()
+                                       ? std::vector<std::uint64_t>{}
+                                       : it->second;
     std::sort(v.begin(), v.end());
     bool dense = v.size() == next - 1;
     for (std::size_t i = 0; dense && i < v.size(); ++i) dense = v[i] == i + 1;
     if (!dense) {
-      model.Error("partition " + std::to_string(p) + ": next_seq is " + std::to_string(next) +
-                  " but writers were told " + std::to_string(v.size()) +
-                  " versions, not exactly 1.." + std::to_string(next - 1));
+      model.Error("partition " + std::to_string(p) + ": next_seq is " +
+                  std::to_string(next) + " but writers were told " +
+                  std::to_string(v.size()) + " versions, not exactly 1.." +
+                  std::to_string(next - 1));
     }
   }
   // (b) The final state is the state after the write with the highest
@@ -736,19 +783,23 @@ void CheckAgainstModel(const std::string& name, const WorkloadLogs& logs, Model&
     if (present != m.present) {
       model.Error(KeyName(k) + " is " + (present ? "present" : "absent") +
                   " but its last write (" +
-                  (model.Writes(k).empty() ? std::string("none")
-                                           : Describe(model.Writes(k).rbegin()->second)) +
+                  (model.Writes(k).empty()
+                       ? std::string("none")
+                       : Describe(model.Writes(k).rbegin()->second)) +
                   ") left it " + (m.present ? "present" : "absent"));
       continue;
     }
     if (!present) continue;
     if (it->second.second != m.version || it->second.first != m.Value(k)) {
-      model.Error(KeyName(k) + " holds version " + std::to_string(it->second.second) +
-                  " but the last write was " + Describe(model.Writes(k).rbegin()->second));
+      model.Error(KeyName(k) + " holds version " +
+                  std::to_string(it->second.second) +
+                  " but the last write was " +
+                  Describe(model.Writes(k).rbegin()->second));
     }
   }
   for (const auto& [key, vv] : final_state) {
-    if (KeyIndex(key) < 0) model.Error("the grid holds a key no writer wrote: " + key);
+    if (KeyIndex(key) < 0)
+      model.Error("the grid holds a key no writer wrote: " + key);
   }
   // (c) Every value a read returned was written, with that version.
   for (const LogRec& s : logs.seen) {
@@ -790,7 +841,8 @@ TEST(MultiProcessGrid, ForkedWritersAndReadersAgreeWithModel) {
   ASSERT_FALSE(::testing::Test::HasFailure());
   std::cout << "[ workload ] " << logs.writes.size() << " successful writes, "
             << logs.seen.size() << " distinct sightings" << std::endl;
-  EXPECT_GT(logs.writes.size(), static_cast<std::size_t>(spec.writers * spec.ops_per_writer / 4));
+  EXPECT_GT(logs.writes.size(),
+            static_cast<std::size_t>(spec.writers * spec.ops_per_writer / 4));
   EXPECT_GT(logs.seen.size(), 0U);
 
   ExpectCleanCheck(name);
@@ -845,33 +897,36 @@ TEST(MultiProcessGrid, ChangeRingReplayRebuildsFinalState) {
   std::uint32_t partitions_seen = 0;
   std::uint64_t entries = 0;
   for (std::uint32_t n = 0; n < (*h)->config().node_count; ++n) {
-    auto seg = shm::Segment::Open(
-        core::DataSegmentName(name, n),
-        {shm::SegmentKind::kData, core::kDataLayoutVersion, core::kDataLayoutSignature});
+    auto seg =
+        shm::Segment::Open(core::DataSegmentName(name, n),
+                           {shm::SegmentKind::kData, core::kDataLayoutVersion,
+                            core::kDataLayoutSignature});
     ASSERT_TRUE(seg.ok()) << seg.status().ToString();
     const std::byte* base = seg->base();
     const core::NodeHeader& node = seg->At<core::DataBlock>(0)->node;
     for (std::uint32_t i = 0; i < node.partition_count; ++i) {
-      const auto* st = seg->At<core::PartitionState>(node.partitions_off +
-                                                     i * sizeof(core::PartitionState));
+      const auto* st = seg->At<core::PartitionState>(
+          node.partitions_off + i * sizeof(core::PartitionState));
       ++partitions_seen;
       const std::uint32_t p = st->partition_id;
       const std::uint64_t next = st->next_seq.load();
       const std::uint64_t reclaimed = st->reclaimed_seq.load();
-      ASSERT_EQ(reclaimed, 1U) << "partition " << p << " reclaimed entries: the test's "
-                               << "premise (a ring too large to reclaim) does not hold";
+      ASSERT_EQ(reclaimed, 1U)
+          << "partition " << p << " reclaimed entries: the test's "
+          << "premise (a ring too large to reclaim) does not hold";
       ASSERT_LT(next - reclaimed, st->ring_capacity / 2) << "partition " << p;
       EXPECT_EQ(st->journaled_seq.load(), next) << "partition " << p;
-      const auto* ring = reinterpret_cast<const core::RingEntry*>(base + st->ring_off);
+      const auto* ring =
+          reinterpret_cast<const core::RingEntry*>(base + st->ring_off);
       // Per partition, in sequence order: each entry's old record must be the
       // key's state before it (nothing was freed, so old records are intact).
       for (std::uint64_t q = reclaimed; q < next; ++q, ++entries) {
         const core::RingEntry& e = ring[q & (st->ring_capacity - 1)];
-        const std::string where = "partition " + std::to_string(p) + " entry " +
-                                  std::to_string(q);
+        const std::string where =
+            "partition " + std::to_string(p) + " entry " + std::to_string(q);
         if (e.seq != q || (e.op != core::kOpPut && e.op != core::kOpRemove)) {
-          error(where + " is inconsistent (seq " + std::to_string(e.seq) + ", op " +
-                std::to_string(e.op) + ")");
+          error(where + " is inconsistent (seq " + std::to_string(e.seq) +
+                ", op " + std::to_string(e.op) + ")");
           continue;
         }
         std::string key;
@@ -879,7 +934,8 @@ TEST(MultiProcessGrid, ChangeRingReplayRebuildsFinalState) {
           const core::RecordView r(base + e.new_record_off);
           key = std::string(r.key());
           if (r.version() != q) {
-            error(where + ": its record has version " + std::to_string(r.version()));
+            error(where + ": its record has version " +
+                  std::to_string(r.version()));
           }
         } else if (e.old_record_off == 0) {
           error(where + ": a remove without an old record");
@@ -887,15 +943,19 @@ TEST(MultiProcessGrid, ChangeRingReplayRebuildsFinalState) {
         } else {
           key = std::string(core::RecordView(base + e.old_record_off).key());
         }
-        if (g->PartitionOfKey(key) != p) error(where + ": key " + key + " of another partition");
+        if (g->PartitionOfKey(key) != p)
+          error(where + ": key " + key + " of another partition");
         auto cur = replayed.find(key);
         if (e.old_record_off == 0) {
-          if (cur != replayed.end()) error(where + ": no old record, but " + key + " was present");
+          if (cur != replayed.end())
+            error(where + ": no old record, but " + key + " was present");
         } else {
           const core::RecordView old(base + e.old_record_off);
           if (cur == replayed.end() || old.key() != key ||
-              old.version() != cur->second.second || old.value() != cur->second.first) {
-            error(where + ": its old record is not " + key + "'s state before it");
+              old.version() != cur->second.second ||
+              old.value() != cur->second.first) {
+            error(where + ": its old record is not " + key +
+                  "'s state before it");
           }
         }
         // The writer that was told version q made this very change.
@@ -906,9 +966,12 @@ TEST(MultiProcessGrid, ChangeRingReplayRebuildsFinalState) {
           if (it != model.Writes(k).end()) w = &it->second;
         }
         if (w == nullptr) {
-          error(where + ": no writer was told version " + std::to_string(q) + " for " + key);
-        } else if ((e.op == core::kOpRemove) != (w->op == kRemove || w->op == kRemoveIfVersion)) {
-          error(where + " is a " + (e.op == core::kOpRemove ? "remove" : "put") + " but " +
+          error(where + ": no writer was told version " + std::to_string(q) +
+                " for " + key);
+        } else if ((e.op == core::kOpRemove) !=
+                   (w->op == kRemove || w->op == kRemoveIfVersion)) {
+          error(where + " is a " +
+                (e.op == core::kOpRemove ? "remove" : "put") + " but " +
                 Describe(*w));
         }
         if (e.op == core::kOpPut) {
@@ -919,7 +982,9 @@ TEST(MultiProcessGrid, ChangeRingReplayRebuildsFinalState) {
             s.count = static_cast<std::int64_t>(w->value);
             s.writer = w->writer;
             s.counter = w->value;
-            if (r.value() != s.Value(k)) error(where + ": its value is not what " + Describe(*w) + " wrote");
+            if (r.value() != s.Value(k))
+              error(where + ": its value is not what " + Describe(*w) +
+                    " wrote");
           }
           replayed[key] = {std::string(r.value()), q};
         } else {
@@ -956,7 +1021,8 @@ TEST(MultiThreadGrid, ThreadStressIsRaceFree) {
 
   constexpr int kThreads = 3;
   constexpr int kOps = 20000;
-  constexpr int kSharedKeys = 48;  // "k000".."k047"; counter keys only increment
+  constexpr int kSharedKeys =
+      48;  // "k000".."k047"; counter keys only increment
   std::atomic<std::int64_t> increments{0};
   std::vector<std::string> failures(kThreads);
   std::vector<std::thread> threads;
@@ -965,7 +1031,8 @@ TEST(MultiThreadGrid, ThreadStressIsRaceFree) {
       try {
         auto g = Grid::Attach(name);
         if (!g.ok()) Fail("attach: " + g.status().ToString());
-        std::mt19937_64 rng(Mix(seed ^ (0x300 + static_cast<std::uint64_t>(t))));
+        std::mt19937_64 rng(
+            Mix(seed ^ (0x300 + static_cast<std::uint64_t>(t))));
         std::vector<LogRec> unused;
         ReadChecker check(&unused);
         std::uint64_t counter = 0;
@@ -978,10 +1045,12 @@ TEST(MultiThreadGrid, ThreadStressIsRaceFree) {
             ExpectCode(r.status(), {StatusCode::kOk}, "Increment", key);
             increments.fetch_add(1, std::memory_order_relaxed);
           } else if (!IsCounterKey(k) && dice < 40) {
-            auto r = g->Put(key, PutValue(static_cast<std::uint32_t>(t), ++counter, k));
+            auto r = g->Put(
+                key, PutValue(static_cast<std::uint32_t>(t), ++counter, k));
             ExpectCode(r.status(), {StatusCode::kOk}, "Put", key);
           } else if (!IsCounterKey(k) && dice < 55) {
-            ExpectCode(g->Remove(key), {StatusCode::kOk, StatusCode::kNotFound}, "Remove", key);
+            ExpectCode(g->Remove(key), {StatusCode::kOk, StatusCode::kNotFound},
+                       "Remove", key);
           } else if (dice < 95) {
             std::string v;
             std::uint64_t ver = 0;
@@ -990,7 +1059,8 @@ TEST(MultiThreadGrid, ThreadStressIsRaceFree) {
             if (s.ok()) check.Saw(key, v, ver, "Get");
           } else {
             Status s = g->Scan(
-                [&](std::string_view k2, std::string_view v, std::uint64_t ver) {
+                [&](std::string_view k2, std::string_view v,
+                    std::uint64_t ver) {
                   check.Saw(k2, v, ver, "Scan");
                   return true;
                 },
@@ -1004,7 +1074,8 @@ TEST(MultiThreadGrid, ThreadStressIsRaceFree) {
     });
   }
   for (auto& th : threads) th.join();
-  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(failures[t], "") << "thread " << t;
+  for (int t = 0; t < kThreads; ++t)
+    EXPECT_EQ(failures[t], "") << "thread " << t;
 
   auto g = Grid::Attach(name);
   ASSERT_TRUE(g.ok()) << g.status().ToString();

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -298,8 +299,8 @@ TEST(Segment, ListReturnsTheNamesWithThePrefixSorted) {
     ASSERT_TRUE(Segment::Create(Spec(prefix + suffix)).ok());
   }
   ASSERT_TRUE(Segment::Create(Spec(UniqueName(".other"))).ok());
-  const std::vector<std::string> want = {"/" + prefix + "a", "/" + prefix + "b",
-                                         "/" + prefix + "c"};
+  const std::vector<std::string> want = {prefix + "a", prefix + "b",
+                                         prefix + "c"};
   EXPECT_EQ(Segment::List(prefix), want);
   EXPECT_EQ(Segment::List("/" + prefix), want);
 }
@@ -326,6 +327,22 @@ TEST(Segment, BeforeFirstTouchSeesTheWholeUnwrittenMapping) {
   ASSERT_TRUE(seg.ok()) << seg.status().ToString();
   EXPECT_TRUE(called);
   EXPECT_TRUE(Segment::Open(name, Expect()).ok());
+}
+
+TEST(Segment, BeforeFirstTouchMayFillTheBodyThatOpenThenSees) {
+  const std::string name = UniqueName();
+  Result<Segment> seg =
+      Segment::Create(Spec(name), [](void* base, std::size_t) {
+        auto* bytes = static_cast<std::byte*>(base);
+        *reinterpret_cast<std::uint64_t*>(bytes + sizeof(SegmentHeader)) =
+            0xb0d1;
+        return Status::Ok();
+      });
+  ASSERT_TRUE(seg.ok()) << seg.status().ToString();
+  Result<Segment> opened = Segment::Open(name, Expect());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(*opened->At<std::uint64_t>(sizeof(SegmentHeader)), 0xb0d1U);
+  EXPECT_EQ(opened->header().magic.load(), kSegmentMagic);
 }
 
 TEST(Segment, BeforeFirstTouchErrorFailsCreateAndLeavesNothing) {
@@ -433,6 +450,26 @@ TEST(Segment, ZeroMagicOfADeadCreatorIsCorruption) {
   // And destroy (Remove) cleans it up.
   EXPECT_TRUE(Segment::Remove(name).ok());
   EXPECT_FALSE(Segment::Exists(name));
+}
+
+TEST(Segment, CreatorKilledBeforePublishingLeavesASegmentOpenRefuses) {
+  const std::string name = UniqueName();
+  const int rc = WaitChild(ForkChild([&] {
+    // SIGKILL half-way: after the body is written, before the header.
+    (void)Segment::Create(Spec(name), [](void* base, std::size_t size) {
+      std::memset(base, 0xee, size);
+      ::raise(SIGKILL);
+      return Status::Ok();
+    });
+    return 0;
+  }));
+  ASSERT_EQ(rc, 128 + SIGKILL);
+  EXPECT_TRUE(Segment::Exists(name));
+  Result<Segment> seg = Segment::Open(name, Expect());
+  EXPECT_EQ(seg.status().code(), StatusCode::kCorruption);
+  EXPECT_THAT(seg.status().message(), HasSubstr("creator died"));
+  EXPECT_TRUE(Segment::Remove(name).ok());
+  EXPECT_TRUE(Segment::Create(Spec(name)).ok());
 }
 
 // Makes a /dev/shm object by hand, of `size` bytes filled with `fill`.
