@@ -29,7 +29,7 @@
 namespace numagrid::core {
 
 // Bump on any change to a struct in this file (a test pins the signature).
-inline constexpr std::uint32_t kControlLayoutVersion = 2;
+inline constexpr std::uint32_t kControlLayoutVersion = 3;
 
 inline constexpr std::uint32_t kMaxPartitions = 65536;
 inline constexpr std::uint32_t kMaxNodes = 1024;

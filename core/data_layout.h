@@ -28,7 +28,7 @@
 namespace numagrid::core {
 
 // Bump on any change to a struct in this file (a test pins the signature).
-inline constexpr std::uint32_t kDataLayoutVersion = 2;
+inline constexpr std::uint32_t kDataLayoutVersion = 3;
 
 // Segment layout: DataBlock | PartitionState[partition_count] | per partition
 // its index slots and ring entries | chunk owner table | arena of chunks.
@@ -74,6 +74,12 @@ inline constexpr std::uint64_t kDataLayoutSignature =
         .AddType<RecordHeader>()
         .Add(kSmallClasses)
         .Add(kMaxUndo)
+        .Add(kSlotDeleted)
+        .Add(kChunkReleasing)
+        .Add(kChunkLarge)
+        .Add(kChunkLargeTail)
+        .Add(kOpPut)
+        .Add(kOpRemove)
         .value();
 
 }  // namespace numagrid::core

@@ -162,9 +162,10 @@ Status Grid::Scan(
     std::int64_t partition) {
   NUMAGRID_RETURN_IF_ERROR(impl_->Usable());
   const std::uint32_t n = impl_->h->partition_count();
-  if (partition >= static_cast<std::int64_t>(n)) {
-    return InvalidArgument("partition " + std::to_string(partition) + " of " +
-                           std::to_string(n));
+  if (partition < -1 || partition >= static_cast<std::int64_t>(n)) {
+    return InvalidArgument("no partition " + std::to_string(partition) +
+                           ": the grid has partitions 0.." + std::to_string(n - 1) +
+                           " (-1 scans them all)");
   }
   const std::uint32_t first = partition < 0 ? 0 : static_cast<std::uint32_t>(partition);
   const std::uint32_t last = partition < 0 ? n : first + 1;

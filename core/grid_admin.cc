@@ -334,7 +334,6 @@ Result<GridReport> InspectGrid(std::string_view name,
   r.name = std::string(name);
   r.grid_id = ctl->header().grid_id;
   r.control_layout_version = ctl->header().layout_version;
-  r.data_layout_version = kDataLayoutVersion;
   r.created_unix_ns = ctl->header().created_unix_ns;
   r.owner_uid = ctl->header().owner_uid;
   r.gid = c.gid;
@@ -375,6 +374,7 @@ Result<GridReport> InspectGrid(std::string_view name,
         nr.segment_name,
         {shm::SegmentKind::kData, kDataLayoutVersion, kDataLayoutSignature});
     if (!seg.ok()) return seg.status();
+    r.data_layout_version = seg->header().layout_version;
     if (seg->header().grid_id != r.grid_id) {
       return Corruption("data segment '" + nr.segment_name +
                         "' belongs to another grid (id mismatch)");

@@ -262,8 +262,9 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
       }
       std::memcpy(&counter, old.value().data(), 8);
     }
-    counter = static_cast<std::int64_t>(static_cast<std::uint64_t>(counter) +
-                                        static_cast<std::uint64_t>(rq.delta));
+    if (__builtin_add_overflow(counter, rq.delta, &counter)) {
+      return InvalidArgument("increment would overflow the 64-bit counter");
+    }
     std::memcpy(counter_bytes, &counter, 8);
     value = std::string_view(counter_bytes, 8);
   }

@@ -211,9 +211,9 @@ TEST_F(GridApi, EmptyValueRoundTripsAndIsNotAbsence) {
   EXPECT_EQ(Contents(g()), (std::map<std::string, std::string>{{"empty", ""}}));
 }
 
-// DISABLED: fails under UBSan (see the report of the core test suite):
-// WriteRecord (core/record.h) calls memcpy(dst, value.data(), 0) with the
-// null data() of a default-constructed string_view, which is undefined.
+// Regression (UBSan): WriteRecord (core/record.h) called memcpy with the
+// null data() of a default-constructed string_view, undefined even for 0
+// bytes.
 TEST_F(GridApi, EmptyValueFromADefaultStringViewRoundTrips) {
   ASSERT_TRUE(g().Put("null-view", std::string_view()).ok());
   std::string v = "not cleared";
@@ -490,9 +490,9 @@ TEST_F(GridApi, EntryWithALongTtlIsVisible) {
   EXPECT_EQ(Contents(g()).size(), 1u);
 }
 
-// DISABLED: fails (see the report of the core test suite): the expiry time is
-// NowMs() + ttl_ms without a bound, so a TTL within NowMs() of 2^64 wraps to
-// a time in the past and the put, which reports success, is never visible.
+// Regression: the expiry time was NowMs() + ttl_ms without a bound, so a
+// TTL within NowMs() of 2^64 wrapped to a time in the past and the put,
+// which reported success, was never visible.
 TEST_F(GridApi, HugeTtlDoesNotWrapIntoThePast) {
   const std::uint64_t huge = std::numeric_limits<std::uint64_t>::max() - 1000;
   Result<std::uint64_t> v = g().Put("k", "v", WriteOptions{.ttl_ms = huge});
@@ -533,8 +533,8 @@ TEST_F(GridApi, GetIntoWithTooSmallBufferIsInvalidArgumentNamingTheSize) {
       << "nothing written";
 }
 
-// DISABLED: fails under UBSan (see the report of the core test suite):
-// GetInto (core/grid.cc) calls memcpy(buf, data, 0) with buf == nullptr.
+// Regression (UBSan): GetInto (core/grid.cc) called memcpy(buf, data, 0)
+// with buf == nullptr.
 TEST_F(GridApi, GetIntoOfAnEmptyValueNeedsNoBuffer) {
   ASSERT_TRUE(g().Put("k", "").ok());
   Result<std::size_t> n = g().GetInto("k", nullptr, 0);
@@ -756,10 +756,10 @@ TEST_F(GridApi, FullIndexIsResourceExhaustedAndTheFailedWriteChangesNothing) {
 
 // Overwriting one large value again and again keeps one value live; the
 // replaced ones must be reclaimed when memory runs short.
-// DISABLED: fails (see the report of the core test suite): replaced records
-// are reclaimed only once half the change ring is in use, not when the
-// allocator runs out, so the 65th put of one 20 KB value (a whole 128 KiB
-// chunk each) in an 8 MiB grid (64 chunks) is kResourceExhausted.
+// Regression: replaced records were reclaimed only once half the change
+// ring was in use, not when the allocator ran out, so the 65th put of one
+// 20 KB value (a whole 128 KiB chunk each) in an 8 MiB grid (64 chunks) was
+// kResourceExhausted.
 TEST_F(GridApi, OverwritingOneLargeValueNeverFillsTheGrid) {
   const std::string a(20000, 'a');
   const std::string b(20000, 'b');
@@ -789,9 +789,9 @@ TEST_F(GridApi, OverwritingALargeValueReusesItsChunksWhenTheRingIsSmall) {
   EXPECT_EQ(CheckClean().live_entries, 11u);
 }
 
-// DISABLED: fails for the same reason: a key removed from a full grid leaves
-// its memory retired but unreclaimed, so a put of the same size right after
-// is still kResourceExhausted.
+// Regression, for the same reason: a key removed from a full grid left its
+// memory retired but unreclaimed, so a put of the same size right after was
+// still kResourceExhausted.
 TEST_F(GridApi, RemovingFromAFullGridMakesRoom) {
   core::CreateOptions o;
   o.partitions = 1;

@@ -65,7 +65,7 @@ class Grid {
   Status RemoveIfVersion(std::string_view key, std::uint64_t expected_version);
   // Adds `delta` to the 8-byte little-endian counter at `key` (absent: 0) and
   // returns the result. kInvalidArgument if the value is not 8 bytes.
-  Result<std::int64_t> Increment(std::string_view key, std::int64_t delta = 1);
+  Result<std::int64_t> Increment(std::string_view key, std::int64_t delta = 1);  // kInvalidArgument on overflow
 
   // One result per key, in order; not atomic across keys.
   std::vector<Result<std::string>> MultiGet(const std::vector<std::string>& keys);
