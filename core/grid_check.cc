@@ -1,6 +1,7 @@
 #include "core/grid_check.h"
 
 #include "core/grid_handle.h"
+#include "core/grid_repair.h"
 
 namespace numagrid::core {
 
@@ -9,11 +10,13 @@ Result<GridCheckReport> CheckGrid(std::string_view name, bool repair) {
   if (!h.ok()) return h.status();
   GridHandle& g = **h;
   GridCheckReport rep;
-  rep.dead_slots = g.procs().DeadSlots(g.lock_file());
   if (repair) {
-    for (std::uint32_t s : rep.dead_slots) {
-      if (g.procs().RepairDeadSlot(s, g.lock_file())) ++rep.slots_repaired;
-    }
+    RepairReport rr = RepairDeadProcesses(g);
+    rep.dead_slots = std::move(rr.dead_slots);
+    rep.slots_repaired = rr.slots_repaired;
+    rep.partitions_repaired = rr.partitions_repaired;
+  } else {
+    rep.dead_slots = g.procs().DeadSlots(g.lock_file());
   }
   const std::uint64_t now = NowMs();
   for (std::uint32_t p = 0; p < g.partition_count(); ++p) {

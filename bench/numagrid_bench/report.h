@@ -1,0 +1,80 @@
+// Report: what one numagrid-bench invocation measured (configuration, clock
+// cost, the DRAM baseline, one RunResult per target and process count, and
+// the ratios between them), printed as a text table and as JSON with the
+// same names.
+//
+// Thread safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "bench/numagrid_bench/histogram.h"
+
+namespace numagrid::bench {
+
+// One operation type of one run (or "all": every type merged).
+struct OpSummary {
+  std::string op;
+  std::uint64_t count = 0;      // measured operations, whatever their outcome
+  std::uint64_t not_found = 0;  // of which found no key (reads, scans, updates)
+  std::uint64_t failed = 0;     // of which failed (the run's errors say why)
+  double throughput_ops_per_s = 0;  // count / the run's wall_seconds
+  double mean_ns = 0;
+  std::uint64_t p50_ns = 0, p90_ns = 0, p99_ns = 0, p99_9_ns = 0, p99_99_ns = 0, max_ns = 0;
+};
+
+OpSummary Summarize(std::string op, const LatencyHistogram& h, std::uint64_t not_found,
+                    std::uint64_t failed, double wall_seconds);
+
+struct RunResult {
+  std::string target;
+  std::string store;  // Target::Describe()
+  std::uint32_t procs = 0;
+  std::string workers;  // "processes" or "threads"
+  double wall_seconds = 0;  // first measured op of any worker to last of any
+  std::vector<OpSummary> ops;  // only the types the workload uses
+  OpSummary all;
+  std::vector<std::string> errors;  // first failure per worker, if any
+};
+
+struct Ratio {
+  std::string name;
+  double value = 0;
+};
+
+struct Report {
+  std::string workload;  // "B"
+  std::string workload_description;
+  std::string distribution;
+  std::uint64_t records = 0;
+  std::uint64_t key_size = 0, value_size = 0;
+  std::uint64_t seed = 0;
+  double seconds = 0;     // 0 when ops is set
+  std::uint64_t ops = 0;  // 0 when seconds is set
+  double warmup_seconds = 0;
+  std::uint32_t cpus = 0;
+
+  std::string clock_source;
+  double clock_ns_per_read = 0;      // mean of back-to-back reads
+  std::uint64_t clock_min_delta_ns = 0;  // smallest difference of two reads
+
+  std::uint64_t chase_bytes = 0;
+  double dram_ns_per_access = 0;
+
+  std::vector<RunResult> runs;
+  std::vector<Ratio> ratios;
+};
+
+// Fills report.ratios from report.runs and the DRAM baseline: numagrid get
+// p50 over one DRAM access, numagrid over each peer at the same process
+// count (p50 of read and update, total throughput), and each target's
+// throughput at every process count over its first process count.
+void ComputeRatios(Report& report);
+
+void PrintText(const Report& report, std::FILE* out);
+std::string ToJson(const Report& report);
+
+}  // namespace numagrid::bench
