@@ -28,7 +28,7 @@
 namespace numagrid::core {
 
 // Bump on any change to a struct in this file (a test pins the signature).
-inline constexpr std::uint32_t kDataLayoutVersion = 3;
+inline constexpr std::uint32_t kDataLayoutVersion = 4;
 
 // Segment layout: DataBlock | PartitionState[partition_count] | per partition
 // its index slots and ring entries | chunk owner table | arena of chunks.

@@ -87,6 +87,9 @@ Result<RecordView> PartitionRef::Find(std::string_view key, std::uint64_t hash,
                         ": index slot " + std::to_string(i) +
                         " names offset " + std::to_string(off) + " outside the arena");
     }
+    // The value usually starts in the record's second cache line: fetch it
+    // while the first one (header and key) is being compared.
+    __builtin_prefetch(base_ + off + 64);
     RecordView r(base_ + off);
     if (r.header().key_len != key.size() ||
         std::memcmp(r.key().data(), key.data(), key.size()) != 0) {
@@ -353,10 +356,9 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
   // the acquire loads in Find and Scan.
   tx.PrepareCommit(slot_index, new_slot);
   s[slot_index].store(new_slot, std::memory_order_release);
-  // EpochNow() begins with a seq_cst fence: it orders the slot store before
-  // the epoch load, so a reader that pinned an epoch newer than retire_epoch
-  // cannot see the old record (docs/adr/0002-data-path.md).
-  e.retire_epoch = EpochNow();
+  // The entry's retire epoch stays 0 ("not yet stamped"): the reclaimer
+  // stamps it later, under this lock, after a fence (ReclaimLocked), which
+  // keeps a fence off the write path (docs/adr/0002-data-path.md).
   // release: publishes the ring entry to the consumer, which loads next_seq
   // with acquire before reading entries.
   p_->next_seq.store(seq + 1, std::memory_order_release);

@@ -140,7 +140,6 @@ class PartitionRef {
   void RepairLocked() noexcept;
   void RepairIntent() noexcept;
   void ClearDeletedRun(std::uint64_t slot_index) noexcept;
-  std::uint64_t EpochNow() const noexcept;
   std::uint64_t ReclaimLocked(std::uint64_t max_entries) noexcept;
   std::atomic<std::uint64_t>* slots() const noexcept {
     return reinterpret_cast<std::atomic<std::uint64_t>*>(base_ + p_->index_off);

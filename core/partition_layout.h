@@ -56,7 +56,7 @@ struct RingEntry {
   std::uint64_t seq;             // the change's sequence number (= new record's version)
   std::uint64_t new_record_off;  // kOpPut: the record published; else 0
   std::uint64_t old_record_off;  // the record replaced or removed; 0 if none
-  std::uint64_t retire_epoch;    // epoch read after the change was published
+  std::uint64_t retire_epoch;    // 0 until reclamation stamps it (an epoch read after the unlink)
   std::uint32_t op;              // kOp*
   std::uint32_t reserved;
 };

@@ -29,12 +29,6 @@ void PartitionTx::Abort() noexcept {
   Finish();
 }
 
-// The epoch to tag a just-unlinked record with. GlobalEpoch() starts with a
-// seq_cst fence, which orders the unlink (the slot store) before the load.
-std::uint64_t PartitionRef::EpochNow() const noexcept {
-  return procs_->GlobalEpoch();
-}
-
 void PartitionRef::RepairLocked() noexcept {
   RepairIntent();
   // Chunks a committed reclaim had marked but not yet given back.
@@ -48,9 +42,8 @@ void PartitionRef::RepairIntent() noexcept {
       in.slot_index != kNoSlot && in.slot_index <= p_->index_mask &&
       slots()[in.slot_index].load(std::memory_order_relaxed) == in.new_slot;
   if (published) {
-    // Readers may have seen the change: finish it. Its undo log is moot.
-    RingEntry& e = ring()[in.seq & (p_->ring_capacity - 1)];
-    if (e.retire_epoch == 0) e.retire_epoch = EpochNow();  // fenced, as in Write
+    // Readers may have seen the change: finish it. Its undo log is moot, and
+    // its ring entry is complete (retire epochs are stamped by reclamation).
     if (p_->next_seq.load(std::memory_order_relaxed) <= in.seq) {
       // release: publishes the completed entry, as in Write.
       p_->next_seq.store(in.seq + 1, std::memory_order_release);
@@ -84,11 +77,19 @@ std::uint64_t PartitionRef::ReclaimLocked(std::uint64_t max_entries) noexcept {
   std::uint64_t r = p_->reclaimed_seq.load(std::memory_order_relaxed);
   if (r >= journaled) return 0;
   const std::uint64_t mask = p_->ring_capacity - 1;
-  // Readers that pin from now on must pin an epoch newer than every pending
-  // entry's, or nothing could ever be freed.
-  if (ring()[(journaled - 1) & mask].retire_epoch >= procs_->GlobalEpoch()) {
-    procs_->AdvanceEpoch();
+  // Stamp the entries not stamped yet with the epoch now. Their records were
+  // unlinked before (each by a holder of this lock, which we now hold), and
+  // GlobalEpoch() begins with a seq_cst fence, so this is the "epoch read
+  // after the unlink" of the reclamation argument; stamping later than the
+  // unlink only delays the free.
+  const std::uint64_t now = procs_->GlobalEpoch();
+  for (std::uint64_t q = r; q < journaled; ++q) {
+    RingEntry& e = ring()[q & mask];
+    if (e.retire_epoch == 0) e.retire_epoch = now;
   }
+  // Readers that pin from now on pin a newer epoch than every stamp, or
+  // nothing could ever be freed.
+  procs_->AdvanceEpoch();
   // MinPinnedEpoch() begins with a seq_cst fence that pairs with the fence in
   // each reader's pin (shm::ProcessTable::Pin).
   const std::uint64_t min_pinned = procs_->MinPinnedEpoch();

@@ -58,7 +58,10 @@ std::uint64_t LatencyHistogram::ValueAtQuantile(double q) const noexcept {
   std::uint64_t seen = 0;
   for (std::size_t i = 0; i < kBucketCount; ++i) {
     seen += counts_[i];
-    if (seen >= rank) return std::clamp(HighestValueAt(i), min(), max_);
+    if (seen < rank) continue;
+    // The last bucket also holds everything beyond kHighestTrackable.
+    if (i == kBucketCount - 1) return max_;
+    return std::clamp(HighestValueAt(i), min(), max_);
   }
   return max_;
 }

@@ -59,7 +59,8 @@ class LatencyHistogram {
 
   // The smallest value v such that at least `q` (0..1) of the recorded values
   // are <= v, reported as the highest value of v's bucket (HdrHistogram's
-  // rule: never below the truth), clamped to [min(), max()]. 0 when empty.
+  // rule: never below the truth), clamped to [min(), max()]; max() when it
+  // falls in the last bucket, which has no upper bound. 0 when empty.
   std::uint64_t ValueAtQuantile(double q) const noexcept;
 
   // Bucket arithmetic, public for the tests.

@@ -10,6 +10,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <thread>
@@ -242,7 +245,7 @@ RunOutput RunTarget(Target& target, const RunConfig& c) {
         out.fatal = "interrupted";
         return false;
       }
-      for (std::uint32_t i = 0; i < c.procs && i < slots_size(pids, threads, forks); ++i) {
+      for (std::uint32_t i = 0; i < c.procs; ++i) {
         if (slots[i].state.load(std::memory_order_acquire) == kFailed) {
           out.fatal = "worker " + std::to_string(i) + ": " + slots[i].error;
           return false;

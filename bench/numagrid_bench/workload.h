@@ -68,7 +68,8 @@ class Rng {
   double NextDouble() noexcept { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
   // Uniform in [0, n), n > 0 (Lemire's multiply-shift; bias < n / 2^64).
   std::uint64_t Below(std::uint64_t n) noexcept {
-    return static_cast<std::uint64_t>((static_cast<unsigned __int128>(Next()) * n) >> 64);
+    __extension__ using U128 = unsigned __int128;  // GCC/Clang; -Wpedantic-clean
+    return static_cast<std::uint64_t>((static_cast<U128>(Next()) * n) >> 64);
   }
 
  private:
