@@ -4,7 +4,7 @@
 // DESIGN.md compares a get with. Every result is to be read as a ratio to
 // the baselines of the same run.
 //
-// Data: 100k keys "user" + 12-digit number (16 bytes), 100-byte values.
+// Data: 100k keys (or --keys=N) "user" + 12-digit number (16 bytes), 100-byte values.
 // The grid "bench<pid>" is created on first use and destroyed at exit.
 #include <unistd.h>
 
@@ -30,7 +30,8 @@
 namespace numagrid {
 namespace {
 
-constexpr std::size_t kKeyCount = 100'000;
+// Keys loaded before the benchmarks; --keys=N (e.g. 10000000) changes it.
+std::size_t g_key_count = 100'000;
 constexpr std::size_t kValueBytes = 100;
 constexpr std::size_t kIndexCount = 1 << 16;  // random key indices, a power of 2
 constexpr std::size_t kFreshPerThread = 1024;  // insert/remove and counter keys
@@ -60,9 +61,9 @@ struct Data {
   std::string value2 = std::string(kValueBytes, 'w');
 
   Data() {
-    keys.reserve(kKeyCount);
-    missing.reserve(kKeyCount);
-    for (std::size_t i = 0; i < kKeyCount; ++i) {
+    keys.reserve(g_key_count);
+    missing.reserve(g_key_count);
+    for (std::size_t i = 0; i < g_key_count; ++i) {
       keys.push_back(MakeKey("user", i));
       missing.push_back(MakeKey("miss", i));
     }
@@ -76,7 +77,7 @@ struct Data {
       }
     }
     std::mt19937_64 rng(42);
-    std::uniform_int_distribution<std::uint32_t> pick(0, kKeyCount - 1);
+    std::uniform_int_distribution<std::uint32_t> pick(0, g_key_count - 1);
     index.resize(kIndexCount);
     for (auto& i : index) i = pick(rng);
   }
@@ -107,8 +108,10 @@ const std::string& BenchGrid() {
     if (!topology.ok()) Die("Topology::Load", topology.status());
     core::CreateOptions options;
     options.partitions = 64;
-    options.memory_bytes = 256ULL << 20;
-    options.max_entries = 400'000;
+    // 144-byte blocks per record, with room for the per-thread fresh keys and
+    // for replaced records awaiting reclamation.
+    options.memory_bytes = std::max<std::uint64_t>(256ULL << 20, g_key_count * 320);
+    options.max_entries = g_key_count * 2 + 4 * kFreshPerThread * kMaxThreads;
     auto created = core::CreateGrid(grid_name, options, *topology);
     if (!created.ok()) Die("CreateGrid", created.status());
     grid_created = true;
@@ -206,7 +209,7 @@ using TbbMap = tbb::concurrent_hash_map<std::string, std::string>;
 TbbMap& BenchMap() {
   static TbbMap* map = [] {
     const Data& d = GetData();
-    auto* m = new TbbMap(kKeyCount * 2);
+    auto* m = new TbbMap(g_key_count * 2);
     for (const std::string& k : d.keys) m->insert({k, d.value});
     return m;
   }();
@@ -349,7 +352,24 @@ BENCHMARK(BM_TbbIncrement);
 }  // namespace numagrid
 
 int main(int argc, char** argv) {
+  // --keys=N is ours; the rest belongs to Google Benchmark.
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--keys=", 7) == 0) {
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(argv[i] + 7, &end, 10);
+      if (end == argv[i] + 7 || *end != '\0' || n < 1000 || n > 100'000'000) {
+        std::fprintf(stderr, "grid_bench: --keys must be in [1000, 100000000]\n");
+        return 2;
+      }
+      numagrid::g_key_count = n;
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
   benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("keys", std::to_string(numagrid::g_key_count));
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
