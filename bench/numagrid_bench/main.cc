@@ -237,6 +237,20 @@ std::uint64_t ExpectedInserts(const Options& o) {
   return static_cast<std::uint64_t>(ops * insert_share * 1.1) + 1024;
 }
 
+// What else runs here: the 1-minute load average and the runnable threads
+// other than this one (/proc/loadavg's "running/total" field).
+void ReadHostLoad(Report& rep) {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (f == nullptr) return;
+  double one = 0, five = 0, fifteen = 0;
+  unsigned running = 0, total = 0;
+  if (std::fscanf(f, "%lf %lf %lf %u/%u", &one, &five, &fifteen, &running, &total) == 5) {
+    rep.load_average_1min = one;
+    rep.other_runnable = running > 0 ? running - 1 : 0;
+  }
+  std::fclose(f);
+}
+
 int Main(int argc, char** argv) {
   const Options o = ParseOptions(argc, argv);
   struct sigaction sa {};
@@ -259,6 +273,7 @@ int Main(int argc, char** argv) {
   rep.warmup_seconds = o.warmup;
   rep.cpus = static_cast<std::uint32_t>(::sysconf(_SC_NPROCESSORS_ONLN));
 
+  ReadHostLoad(rep);
   const ClockCost clock = MeasureClock();
   rep.clock_source = "std::chrono::steady_clock (CLOCK_MONOTONIC)";
   rep.clock_ns_per_read = clock.ns_per_read;

@@ -56,6 +56,8 @@ struct Report {
   std::uint64_t ops = 0;  // 0 when seconds is set
   double warmup_seconds = 0;
   std::uint32_t cpus = 0;
+  double load_average_1min = 0;     // /proc/loadavg at start
+  std::uint32_t other_runnable = 0;  // runnable threads besides this one at start
 
   std::string clock_source;
   double clock_ns_per_read = 0;      // mean of back-to-back reads

@@ -269,7 +269,9 @@ RunOutput RunTarget(Target& target, const RunConfig& c) {
         out.fatal = "timed out";
         return false;
       }
-      SleepMs(1);
+      // Coarse on purpose: on a machine with as many workers as CPUs every
+      // wakeup of the parent preempts a worker.
+      SleepMs(5);
     }
   };
   auto all_in = [&](std::uint32_t state) {
