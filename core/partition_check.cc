@@ -117,6 +117,25 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
     problem("ring cursors out of order: reclaimed " + std::to_string(reclaimed) +
             ", journaled " + std::to_string(journaled) + ", next " + std::to_string(next));
   } else {
+    // Ring against index: a put's record is either still in the index or
+    // was replaced by a later change, whose entry names it as old; a record
+    // named as old is in no index slot.
+    std::unordered_set<std::uint64_t> replaced;
+    for (std::uint64_t q = next; q-- > reclaimed;) {
+      const RingEntry& e = ring()[q & (p_->ring_capacity - 1)];
+      if (e.op == kOpPut && e.new_record_off != 0 && blocks.count(e.new_record_off) == 0 &&
+          replaced.count(e.new_record_off) == 0) {
+        problem("ring entry " + std::to_string(q) +
+                " put a record that is neither in the index nor replaced later");
+      }
+      if (e.old_record_off != 0) {
+        if (blocks.count(e.old_record_off) != 0) {
+          problem("ring entry " + std::to_string(q) +
+                  " replaced a record that is still in the index");
+        }
+        replaced.insert(e.old_record_off);
+      }
+    }
     for (std::uint64_t q = reclaimed; q < next; ++q) {
       const RingEntry& e = ring()[q & (p_->ring_capacity - 1)];
       ++rep.ring_entries;

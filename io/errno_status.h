@@ -8,6 +8,9 @@
 
 namespace numagrid::io::detail {
 
+// strerror(err), without strerror's shared buffer.
+std::string ErrnoText(int err);
+
 // `err` is a positive errno. ENOENT -> kNotFound, EEXIST -> kAlreadyExists,
 // EACCES/EPERM -> kPermissionDenied, ENOSPC/EDQUOT -> kResourceExhausted,
 // anything else -> kIoError. The message is "<context>: <strerror>".

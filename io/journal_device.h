@@ -30,7 +30,8 @@ class JournalDevice {
 
   // Writes all of `data` at `offset` of `file`. Returns 0, or -errno when
   // not every byte could be written (an unknown prefix may have been).
-  virtual int WriteAt(int file, std::uint64_t offset, std::span<const std::byte> data) = 0;
+  virtual int WriteAt(int file, std::uint64_t offset,
+                      std::span<const std::byte> data) = 0;
 
   // fdatasync(2) of `file`. Returns 0 or -errno. After an error the kernel
   // may have dropped the dirty pages, so a retry proves nothing.
@@ -39,7 +40,8 @@ class JournalDevice {
   // WriteAt, then DataSync, as one submission where the device can do that
   // (io_uring: the writes linked to the fdatasync). Returns 0 or the first
   // -errno.
-  virtual int WriteAtAndSync(int file, std::uint64_t offset, std::span<const std::byte> data) {
+  virtual int WriteAtAndSync(int file, std::uint64_t offset,
+                             std::span<const std::byte> data) {
     const int rc = WriteAt(file, offset, data);
     return rc < 0 ? rc : DataSync(file);
   }

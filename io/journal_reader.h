@@ -74,7 +74,8 @@ class JournalReader {
  public:
   // Lists the node's segments in `dir` (kNotFound if it does not exist); an
   // empty list is a journal with no records. Reads nothing yet.
-  static Result<std::unique_ptr<JournalReader>> Open(const JournalReaderOptions& options);
+  static Result<std::unique_ptr<JournalReader>> Open(
+      const JournalReaderOptions& options);
 
   JournalReader(const JournalReader&) = delete;
   JournalReader& operator=(const JournalReader&) = delete;
@@ -98,7 +99,9 @@ class JournalReader {
   // The grid id the segment headers carry (0 until a header was read).
   std::uint64_t grid_id() const noexcept { return grid_id_; }
 
-  const std::vector<SegmentFile>& segments() const noexcept { return segments_; }
+  const std::vector<SegmentFile>& segments() const noexcept {
+    return segments_;
+  }
 
   // Cuts the dropped tail off for good, so that a new writer's segment is not
   // preceded by a torn one: truncates the file at tail().offset (or removes
@@ -109,7 +112,7 @@ class JournalReader {
   Status TruncateTornTail();
 
  private:
-  explicit JournalReader(const JournalReaderOptions& options);
+  explicit JournalReader(JournalReaderOptions options);
 
   Status OpenSegment(std::size_t index);
   void CloseSegment();

@@ -52,7 +52,8 @@ template <typename T>
 T Load(const std::byte* p) noexcept {
   std::uint64_t v = 0;
   for (std::size_t i = 0; i < sizeof(T); ++i) {
-    v |= static_cast<std::uint64_t>(std::to_integer<std::uint8_t>(p[i])) << (8 * i);
+    v |= static_cast<std::uint64_t>(std::to_integer<std::uint8_t>(p[i]))
+         << (8 * i);
   }
   return static_cast<T>(v);
 }
@@ -62,8 +63,8 @@ bool KnownOp(std::uint8_t op) noexcept {
          op <= static_cast<std::uint8_t>(RecordOp::kEvict);
 }
 
-DecodedRecord Problem(DecodeOutcome outcome, std::uint64_t offset, std::uint64_t size_bytes,
-                      std::string reason) {
+DecodedRecord Problem(DecodeOutcome outcome, std::uint64_t offset,
+                      std::uint64_t size_bytes, std::string reason) {
   DecodedRecord d;
   d.outcome = outcome;
   d.offset = offset;
@@ -82,33 +83,41 @@ std::string Hex32(std::uint32_t v) {
 
 std::string_view RecordOpName(RecordOp op) noexcept {
   switch (op) {
-    case RecordOp::kPut: return "put";
-    case RecordOp::kRemove: return "remove";
-    case RecordOp::kExpire: return "expire";
-    case RecordOp::kEvict: return "evict";
+    case RecordOp::kPut:
+      return "put";
+    case RecordOp::kRemove:
+      return "remove";
+    case RecordOp::kExpire:
+      return "expire";
+    case RecordOp::kEvict:
+      return "evict";
   }
   return "unknown";
 }
 
 Status CheckRecord(const RecordView& record) {
   if (record.key.size() > kMaxJournalKeyBytes) {
-    return InvalidArgument("journal record key of " + std::to_string(record.key.size()) +
-                           " bytes; the format allows " + std::to_string(kMaxJournalKeyBytes));
+    return InvalidArgument(
+        "journal record key of " + std::to_string(record.key.size()) +
+        " bytes; the format allows " + std::to_string(kMaxJournalKeyBytes));
   }
   if (record.value.size() > kMaxJournalValueBytes) {
-    return InvalidArgument("journal record value of " + std::to_string(record.value.size()) +
-                           " bytes; the format allows " + std::to_string(kMaxJournalValueBytes));
+    return InvalidArgument(
+        "journal record value of " + std::to_string(record.value.size()) +
+        " bytes; the format allows " + std::to_string(kMaxJournalValueBytes));
   }
   if (!KnownOp(static_cast<std::uint8_t>(record.op))) {
     return InvalidArgument("journal record op " +
-                           std::to_string(static_cast<unsigned>(record.op)) + " is not defined");
+                           std::to_string(static_cast<unsigned>(record.op)) +
+                           " is not defined");
   }
   if ((record.flags & ~kKnownRecordFlags) != 0) {
-    return InvalidArgument("journal record flags " + std::to_string(record.flags) +
-                           " are not defined");
+    return InvalidArgument("journal record flags " +
+                           std::to_string(record.flags) + " are not defined");
   }
   if (record.op != RecordOp::kPut && !record.value.empty()) {
-    return InvalidArgument(std::string("a journal ") + std::string(RecordOpName(record.op)) +
+    return InvalidArgument(std::string("a journal ") +
+                           std::string(RecordOpName(record.op)) +
                            " record carries no value");
   }
   return Status::Ok();
@@ -122,8 +131,10 @@ Status EncodeRecord(const RecordView& record, std::vector<std::byte>* out) {
   return Status::Ok();
 }
 
-void EncodeRecordTo(const RecordView& record, std::span<std::byte> out) noexcept {
-  const std::uint64_t size = EncodedRecordBytes(record.key.size(), record.value.size());
+void EncodeRecordTo(const RecordView& record,
+                    std::span<std::byte> out) noexcept {
+  const std::uint64_t size =
+      EncodedRecordBytes(record.key.size(), record.value.size());
   NUMAGRID_DCHECK(out.size() >= size);
   std::byte* p = out.data();
   Store<std::uint32_t>(p + kOffLength, static_cast<std::uint32_t>(size));
@@ -131,44 +142,58 @@ void EncodeRecordTo(const RecordView& record, std::span<std::byte> out) noexcept
   Store<std::uint32_t>(p + kOffPartition, record.partition_id);
   Store<std::uint8_t>(p + kOffOp, static_cast<std::uint8_t>(record.op));
   Store<std::uint8_t>(p + kOffFlags, record.flags);
-  Store<std::uint16_t>(p + kOffKeyLen, static_cast<std::uint16_t>(record.key.size()));
-  Store<std::uint32_t>(p + kOffValueLen, static_cast<std::uint32_t>(record.value.size()));
+  Store<std::uint16_t>(p + kOffKeyLen,
+                       static_cast<std::uint16_t>(record.key.size()));
+  Store<std::uint32_t>(p + kOffValueLen,
+                       static_cast<std::uint32_t>(record.value.size()));
   Store<std::uint32_t>(p + kOffReserved, 0);
   Store<std::uint64_t>(p + kOffChangeSeq, record.change_seq);
   Store<std::uint64_t>(p + kOffVersion, record.version);
   Store<std::uint64_t>(p + kOffExpiry, record.expiry_ms);
   std::byte* body = p + kRecordHeaderBytes;
-  if (!record.key.empty()) std::memcpy(body, record.key.data(), record.key.size());
+  if (!record.key.empty()) {
+    std::memcpy(body, record.key.data(), record.key.size());
+  }
   body += record.key.size();
-  if (!record.value.empty()) std::memcpy(body, record.value.data(), record.value.size());
+  if (!record.value.empty()) {
+    std::memcpy(body, record.value.data(), record.value.size());
+  }
   body += record.value.size();
   std::memset(body, 0, static_cast<std::size_t>(p + size - body));
-  Store<std::uint32_t>(p + kOffCrc, base::Crc32c(p + kCrcFrom, size - kCrcFrom));
+  Store<std::uint32_t>(p + kOffCrc,
+                       base::Crc32c(p + kCrcFrom, size - kCrcFrom));
 }
 
 Status DecodedRecord::status() const {
   switch (outcome) {
-    case DecodeOutcome::kOk: return Status::Ok();
+    case DecodeOutcome::kOk:
+      return Status::Ok();
     case DecodeOutcome::kTorn:
-      return Corruption("torn record at offset " + std::to_string(offset) + ": " + reason);
-    case DecodeOutcome::kCorrupt: break;
+      return Corruption("torn record at offset " + std::to_string(offset) +
+                        ": " + reason);
+    case DecodeOutcome::kCorrupt:
+      break;
   }
-  return Corruption("corrupt record at offset " + std::to_string(offset) + ": " + reason);
+  return Corruption("corrupt record at offset " + std::to_string(offset) +
+                    ": " + reason);
 }
 
-DecodedRecord DecodeRecord(std::span<const std::byte> bytes, std::uint64_t offset) {
+DecodedRecord DecodeRecord(std::span<const std::byte> bytes,
+                           std::uint64_t offset) {
   NUMAGRID_DCHECK(!bytes.empty());
   const std::uint64_t avail = bytes.size();
   if (avail < kOffCrc + 4) {
     return Problem(DecodeOutcome::kTorn, offset, 0,
-                   "only " + std::to_string(avail) + " bytes where a record header starts");
+                   "only " + std::to_string(avail) +
+                       " bytes where a record header starts");
   }
   const std::byte* p = bytes.data();
   const auto length = Load<std::uint32_t>(p + kOffLength);
   if (length == 0) {
     // A writer never stores 0: these bytes were never written (a file the
     // crash extended with zeros, or space reserved but not filled).
-    return Problem(DecodeOutcome::kTorn, offset, 0, "zero length (never written)");
+    return Problem(DecodeOutcome::kTorn, offset, 0,
+                   "zero length (never written)");
   }
   if (length < kRecordHeaderBytes || length % kRecordAlignBytes != 0 ||
       length > kMaxRecordBytes) {
@@ -180,9 +205,11 @@ DecodedRecord DecodeRecord(std::span<const std::byte> bytes, std::uint64_t offse
     // bytes are there; a disagreement with `length` is corruption already.
     const auto key_len = Load<std::uint16_t>(p + kOffKeyLen);
     const auto value_len = Load<std::uint32_t>(p + kOffValueLen);
-    if (value_len > kMaxJournalValueBytes || EncodedRecordBytes(key_len, value_len) != length) {
+    if (value_len > kMaxJournalValueBytes ||
+        EncodedRecordBytes(key_len, value_len) != length) {
       return Problem(DecodeOutcome::kCorrupt, offset, 0,
-                     "length " + std::to_string(length) + " does not match key length " +
+                     "length " + std::to_string(length) +
+                         " does not match key length " +
                          std::to_string(key_len) + " and value length " +
                          std::to_string(value_len));
     }
@@ -195,8 +222,9 @@ DecodedRecord DecodeRecord(std::span<const std::byte> bytes, std::uint64_t offse
   const auto stored_crc = Load<std::uint32_t>(p + kOffCrc);
   const std::uint32_t crc = base::Crc32c(p + kCrcFrom, length - kCrcFrom);
   if (crc != stored_crc) {
-    return Problem(DecodeOutcome::kCorrupt, offset, 0,
-                   "CRC32C " + Hex32(crc) + " but the record says " + Hex32(stored_crc));
+    return Problem(
+        DecodeOutcome::kCorrupt, offset, 0,
+        "CRC32C " + Hex32(crc) + " but the record says " + Hex32(stored_crc));
   }
   // The CRC matched, so what follows is what a writer wrote; a bad field here
   // is a writer of another format or a bug, not bit rot.
@@ -205,16 +233,20 @@ DecodedRecord DecodeRecord(std::span<const std::byte> bytes, std::uint64_t offse
   const auto key_len = Load<std::uint16_t>(p + kOffKeyLen);
   const auto value_len = Load<std::uint32_t>(p + kOffValueLen);
   if (!KnownOp(op)) {
-    return Problem(DecodeOutcome::kCorrupt, offset, 0, "unknown op " + std::to_string(op));
+    return Problem(DecodeOutcome::kCorrupt, offset, 0,
+                   "unknown op " + std::to_string(op));
   }
   if ((flags & ~kKnownRecordFlags) != 0) {
-    return Problem(DecodeOutcome::kCorrupt, offset, 0, "unknown flags " + std::to_string(flags));
+    return Problem(DecodeOutcome::kCorrupt, offset, 0,
+                   "unknown flags " + std::to_string(flags));
   }
   if (Load<std::uint32_t>(p + kOffReserved) != 0) {
-    return Problem(DecodeOutcome::kCorrupt, offset, 0, "reserved field is not zero");
+    return Problem(DecodeOutcome::kCorrupt, offset, 0,
+                   "reserved field is not zero");
   }
   if (op != static_cast<std::uint8_t>(RecordOp::kPut) && value_len != 0) {
-    return Problem(DecodeOutcome::kCorrupt, offset, 0, "a removal carries a value");
+    return Problem(DecodeOutcome::kCorrupt, offset, 0,
+                   "a removal carries a value");
   }
   DecodedRecord d;
   d.outcome = DecodeOutcome::kOk;
@@ -234,8 +266,10 @@ DecodedRecord DecodeRecord(std::span<const std::byte> bytes, std::uint64_t offse
   return d;
 }
 
-std::array<std::byte, kSegmentHeaderBytes> EncodeSegmentHeader(const SegmentHeader& header) {
-  std::array<std::byte, kSegmentHeaderBytes> out{};  // reserved fields stay zero
+std::array<std::byte, kSegmentHeaderBytes> EncodeSegmentHeader(
+    const SegmentHeader& header) {
+  std::array<std::byte, kSegmentHeaderBytes>
+      out{};  // reserved fields stay zero
   std::byte* p = out.data();
   Store<std::uint64_t>(p + kSegOffMagic, kSegmentMagic);
   Store<std::uint32_t>(p + kSegOffVersion, kJournalFormatVersion);
@@ -259,10 +293,11 @@ DecodedSegmentHeader DecodeSegmentHeader(std::span<const std::byte> bytes) {
   }
   if (bytes.size() < kSegmentHeaderBytes || all_zero) {
     d.outcome = DecodeOutcome::kTorn;
-    d.error = Corruption(all_zero && bytes.size() >= kSegmentHeaderBytes
-                             ? std::string("segment header is all zero (never written)")
-                             : "segment header cut short: " + std::to_string(bytes.size()) +
-                                   " of " + std::to_string(kSegmentHeaderBytes) + " bytes");
+    d.error = Corruption(
+        all_zero && bytes.size() >= kSegmentHeaderBytes
+            ? std::string("segment header is all zero (never written)")
+            : "segment header cut short: " + std::to_string(bytes.size()) +
+                  " of " + std::to_string(kSegmentHeaderBytes) + " bytes");
     return d;
   }
   const std::byte* p = bytes.data();
@@ -274,22 +309,22 @@ DecodedSegmentHeader DecodeSegmentHeader(std::span<const std::byte> bytes) {
   // read before the CRC, whose place a later version may move.
   const auto version = Load<std::uint32_t>(p + kSegOffVersion);
   if (version != kJournalFormatVersion) {
-    d.error = VersionMismatch("journal segment of format version " + std::to_string(version) +
-                              "; this build reads version " +
-                              std::to_string(kJournalFormatVersion));
+    d.error = VersionMismatch(
+        "journal segment of format version " + std::to_string(version) +
+        "; this build reads version " + std::to_string(kJournalFormatVersion));
     return d;
   }
   const auto stored_crc = Load<std::uint32_t>(p + kSegOffCrc);
   const std::uint32_t crc = base::Crc32c(p, kSegOffCrc);
   if (crc != stored_crc) {
-    d.error = Corruption("segment header CRC32C " + Hex32(crc) + " but the header says " +
-                         Hex32(stored_crc));
+    d.error = Corruption("segment header CRC32C " + Hex32(crc) +
+                         " but the header says " + Hex32(stored_crc));
     return d;
   }
   const auto header_bytes = Load<std::uint32_t>(p + kSegOffHeaderBytes);
   if (header_bytes != kSegmentHeaderBytes) {
-    d.error = Corruption("segment header size " + std::to_string(header_bytes) + ", expected " +
-                         std::to_string(kSegmentHeaderBytes));
+    d.error = Corruption("segment header size " + std::to_string(header_bytes) +
+                         ", expected " + std::to_string(kSegmentHeaderBytes));
     return d;
   }
   d.outcome = DecodeOutcome::kOk;
@@ -308,7 +343,7 @@ std::string SegmentFileName(std::uint32_t node_id, std::uint64_t first_seq) {
 }
 
 std::optional<std::uint64_t> ParseSegmentFileName(std::string_view file_name,
-                                                   std::uint32_t node_id) {
+                                                  std::uint32_t node_id) {
   const std::string prefix = "journal-" + std::to_string(node_id) + "-";
   constexpr std::string_view kSuffix = ".log";
   constexpr std::size_t kDigits = 20;
@@ -319,8 +354,11 @@ std::optional<std::uint64_t> ParseSegmentFileName(std::string_view file_name,
   }
   const std::string_view digits = file_name.substr(prefix.size(), kDigits);
   std::uint64_t seq = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), seq);
-  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  const auto [end, ec] =
+      std::from_chars(digits.data(), digits.data() + digits.size(), seq);
+  if (ec != std::errc() || end != digits.data() + digits.size()) {
+    return std::nullopt;
+  }
   return seq;
 }
 

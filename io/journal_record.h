@@ -51,15 +51,16 @@ inline constexpr std::uint8_t kKnownRecordFlags = 0;
 // caller's bytes; as returned by DecodeRecord they point into the decoded
 // buffer and stay valid as long as it does.
 struct RecordView {
-  std::uint64_t sequence = 0;      // journal sequence: per node, +1 per record
+  std::uint64_t sequence = 0;  // journal sequence: per node, +1 per record
   std::uint32_t partition_id = 0;
   RecordOp op = RecordOp::kPut;
   std::uint8_t flags = 0;
-  std::uint64_t change_seq = 0;    // the partition's change sequence (order per key)
-  std::uint64_t version = 0;       // the entry's version after the change
-  std::uint64_t expiry_ms = 0;     // absolute Unix time in ms; 0 = never
+  std::uint64_t change_seq =
+      0;                      // the partition's change sequence (order per key)
+  std::uint64_t version = 0;  // the entry's version after the change
+  std::uint64_t expiry_ms = 0;  // absolute Unix time in ms; 0 = never
   std::string_view key;
-  std::string_view value;          // empty unless op == kPut
+  std::string_view value;  // empty unless op == kPut
 };
 
 // Bytes a record with these key and value lengths occupies, padding included.
@@ -82,7 +83,8 @@ Status EncodeRecord(const RecordView& record, std::vector<std::byte>* out);
 
 // Encodes `record` into the first EncodedRecordBytes() bytes of `out`.
 // REQUIRES: CheckRecord(record).ok(), out.size() >= EncodedRecordBytes(...).
-void EncodeRecordTo(const RecordView& record, std::span<std::byte> out) noexcept;
+void EncodeRecordTo(const RecordView& record,
+                    std::span<std::byte> out) noexcept;
 
 // What DecodeRecord found at an offset.
 enum class DecodeOutcome : std::uint8_t {
@@ -95,12 +97,12 @@ enum class DecodeOutcome : std::uint8_t {
 
 struct DecodedRecord {
   DecodeOutcome outcome = DecodeOutcome::kCorrupt;
-  RecordView record;            // kOk only; views into the decoded bytes
-  std::uint64_t offset = 0;     // the record's offset, as given to DecodeRecord
+  RecordView record;         // kOk only; views into the decoded bytes
+  std::uint64_t offset = 0;  // the record's offset, as given to DecodeRecord
   // kOk: bytes the record occupies (padding included). kTorn: bytes its
   // length field promises, or 0 when that field is absent or zero.
   std::uint64_t size_bytes = 0;
-  std::string reason;           // kTorn/kCorrupt: what is wrong, for reports
+  std::string reason;  // kTorn/kCorrupt: what is wrong, for reports
 
   bool ok() const noexcept { return outcome == DecodeOutcome::kOk; }
   // OK, or kCorruption "torn record at offset N: ..." / "corrupt record at
@@ -112,7 +114,8 @@ struct DecodedRecord {
 // offset `offset` to the end of what is available (the end of the file, for
 // a reader that wants torn and corrupt told apart correctly).
 // REQUIRES: !bytes.empty().
-DecodedRecord DecodeRecord(std::span<const std::byte> bytes, std::uint64_t offset = 0);
+DecodedRecord DecodeRecord(std::span<const std::byte> bytes,
+                           std::uint64_t offset = 0);
 
 // The fixed header of a segment file.
 struct SegmentHeader {
@@ -122,7 +125,8 @@ struct SegmentHeader {
   std::uint64_t created_unix_ns = 0;  // CLOCK_REALTIME when the writer cut it
 };
 
-std::array<std::byte, kSegmentHeaderBytes> EncodeSegmentHeader(const SegmentHeader& header);
+std::array<std::byte, kSegmentHeaderBytes> EncodeSegmentHeader(
+    const SegmentHeader& header);
 
 struct DecodedSegmentHeader {
   // kTorn: fewer than kSegmentHeaderBytes bytes, or all of them zero.
@@ -143,6 +147,6 @@ std::string SegmentFileName(std::uint32_t node_id, std::uint64_t first_seq);
 // The first sequence named by `file_name` if it is a segment file name of
 // `node_id`, else nullopt.
 std::optional<std::uint64_t> ParseSegmentFileName(std::string_view file_name,
-                                                   std::uint32_t node_id);
+                                                  std::uint32_t node_id);
 
 }  // namespace numagrid::io

@@ -4,9 +4,9 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include <cerrno>
+#include <ctime>
 #include <span>
 
 #include "core/base/check.h"
@@ -29,32 +29,41 @@ constexpr std::uint64_t kMinSegmentBytes = 4096;
 
 Status CheckOptions(const JournalWriterOptions& o) {
   if (o.dir.empty()) return InvalidArgument("journal directory is empty");
-  if (o.first_seq == 0) return InvalidArgument("journal sequence 0 is reserved; start at 1");
+  if (o.first_seq == 0) {
+    return InvalidArgument("journal sequence 0 is reserved; start at 1");
+  }
   if (o.segment_bytes < kMinSegmentBytes) {
-    return InvalidArgument("journal segment size " + std::to_string(o.segment_bytes) +
-                           " is below the minimum of " + std::to_string(kMinSegmentBytes));
+    return InvalidArgument(
+        "journal segment size " + std::to_string(o.segment_bytes) +
+        " is below the minimum of " + std::to_string(kMinSegmentBytes));
   }
   if ((o.file_mode & ~0777U) != 0) {
     return InvalidArgument("journal file mode " + std::to_string(o.file_mode) +
                            " has bits other than permissions");
   }
-  struct stat st{};
+  struct stat st {};
   if (stat(o.dir.c_str(), &st) != 0) {
     return detail::ErrnoStatus(errno, "journal directory " + o.dir);
   }
-  if (!S_ISDIR(st.st_mode)) return NotFound("journal directory " + o.dir + " is not a directory");
+  if (!S_ISDIR(st.st_mode)) {
+    return NotFound("journal directory " + o.dir + " is not a directory");
+  }
   // A segment at or past first_seq means the journal already holds (or
   // claims to hold) the sequences this writer would reuse.
   DIR* d = opendir(o.dir.c_str());
-  if (d == nullptr) return detail::ErrnoStatus(errno, "listing journal directory " + o.dir);
+  if (d == nullptr) {
+    return detail::ErrnoStatus(errno, "listing journal directory " + o.dir);
+  }
   Status s;
-  while (const dirent* e = readdir(d)) {
+  // readdir is safe here: this DIR stream is ours alone.
+  while (const dirent* e = readdir(d)) {  // NOLINT(concurrency-mt-unsafe)
     const auto seq = ParseSegmentFileName(e->d_name, o.node_id);
     if (seq && *seq >= o.first_seq) {
-      s = InvalidArgument("journal segment " + o.dir + "/" + e->d_name +
-                          " already starts at sequence " + std::to_string(*seq) +
-                          ", not below the writer's first sequence " +
-                          std::to_string(o.first_seq) + "; recover the journal first");
+      s = InvalidArgument(
+          "journal segment " + o.dir + "/" + e->d_name +
+          " already starts at sequence " + std::to_string(*seq) +
+          ", not below the writer's first sequence " +
+          std::to_string(o.first_seq) + "; recover the journal first");
       break;
     }
   }
@@ -64,22 +73,28 @@ Status CheckOptions(const JournalWriterOptions& o) {
 
 }  // namespace
 
-Result<std::unique_ptr<JournalWriter>> JournalWriter::Open(const JournalWriterOptions& options,
-                                                           JournalDevice* device) {
+Result<std::unique_ptr<JournalWriter>> JournalWriter::Open(
+    const JournalWriterOptions& options, JournalDevice* device) {
   NUMAGRID_RETURN_IF_ERROR(CheckOptions(options));
-  return std::unique_ptr<JournalWriter>(new JournalWriter(options, device, nullptr));
+  return std::unique_ptr<JournalWriter>(
+      new JournalWriter(options, device, nullptr));
 }
 
-Result<std::unique_ptr<JournalWriter>> JournalWriter::Open(const JournalWriterOptions& options) {
+Result<std::unique_ptr<JournalWriter>> JournalWriter::Open(
+    const JournalWriterOptions& options) {
   NUMAGRID_RETURN_IF_ERROR(CheckOptions(options));
   Result<std::unique_ptr<JournalDevice>> device = OpenUringJournalDevice();
-  if (!device.ok()) return device.status().WithContext("journal of node " +
-                                                       std::to_string(options.node_id));
+  if (!device.ok()) {
+    return device.status().WithContext("journal of node " +
+                                       std::to_string(options.node_id));
+  }
   JournalDevice* raw = device->get();
-  return std::unique_ptr<JournalWriter>(new JournalWriter(options, raw, std::move(*device)));
+  return std::unique_ptr<JournalWriter>(
+      new JournalWriter(options, raw, std::move(*device)));
 }
 
-JournalWriter::JournalWriter(const JournalWriterOptions& options, JournalDevice* device,
+JournalWriter::JournalWriter(const JournalWriterOptions& options,
+                             JournalDevice* device,
                              std::unique_ptr<JournalDevice> owned_device)
     : options_(options),
       owned_device_(std::move(owned_device)),
@@ -93,12 +108,16 @@ JournalWriter::~JournalWriter() {
 
 Result<std::uint64_t> JournalWriter::Append(const RecordView& record) {
   if (closed_) return InvalidArgument("journal writer is closed");
-  if (!stopped_.ok()) return Panic("journal writer stopped: " + stopped_.message());
+  if (!stopped_.ok()) {
+    return Panic("journal writer stopped: " + stopped_.message());
+  }
   NUMAGRID_RETURN_IF_ERROR(CheckRecord(record));
-  const std::uint64_t size = EncodedRecordBytes(record.key.size(), record.value.size());
+  const std::uint64_t size =
+      EncodedRecordBytes(record.key.size(), record.value.size());
   const std::uint64_t seq = next_seq_;
-  const bool roll = !planned_file_ ||
-                    (planned_records_ > 0 && planned_bytes_ + size > options_.segment_bytes);
+  const bool roll =
+      !planned_file_ ||
+      (planned_records_ > 0 && planned_bytes_ + size > options_.segment_bytes);
   if (roll) {
     Piece p;
     p.begin = pending_.size();
@@ -141,9 +160,13 @@ Result<std::uint64_t> JournalWriter::Append(const RecordView& record) {
 
 Status JournalWriter::Flush() {
   if (closed_) return InvalidArgument("journal writer is closed");
-  if (!stopped_.ok()) return Panic("journal writer stopped: " + stopped_.message());
+  if (!stopped_.ok()) {
+    return Panic("journal writer stopped: " + stopped_.message());
+  }
   if (pieces_.empty()) return Status::Ok();
-  for (const Piece& piece : pieces_) NUMAGRID_RETURN_IF_ERROR(FlushPiece(piece));
+  for (const Piece& piece : pieces_) {
+    NUMAGRID_RETURN_IF_ERROR(FlushPiece(piece));
+  }
   pending_.clear();
   pieces_.clear();
   ++stats_.flushes;
@@ -156,12 +179,16 @@ Status JournalWriter::FlushPiece(const Piece& piece) {
       // Everything in the old file was synced by the piece that wrote it.
       const int rc = device_->Close(file_);
       file_ = -1;
-      if (rc < 0) return Stop(detail::ErrnoIoError(-rc, "closing " + file_path_));
+      if (rc < 0) {
+        return Stop(detail::ErrnoIoError(-rc, "closing " + file_path_));
+      }
     }
-    const std::string path = options_.dir + "/" + SegmentFileName(options_.node_id,
-                                                                  piece.first_seq);
+    const std::string path =
+        options_.dir + "/" + SegmentFileName(options_.node_id, piece.first_seq);
     const int fd = device_->Create(path, options_.file_mode, options_.group_id);
-    if (fd < 0) return Stop(detail::ErrnoStatus(-fd, "creating journal segment " + path));
+    if (fd < 0) {
+      return Stop(detail::ErrnoStatus(-fd, "creating journal segment " + path));
+    }
     file_ = fd;
     file_path_ = path;
     file_bytes_ = 0;
@@ -170,16 +197,21 @@ Status JournalWriter::FlushPiece(const Piece& piece) {
     // The new name must be durable before any record in it is called
     // durable; syncing it before the data keeps the order simple.
     const int rc = device_->SyncDir(options_.dir);
-    if (rc < 0) return Stop(detail::ErrnoIoError(-rc, "syncing journal directory " + options_.dir));
+    if (rc < 0) {
+      return Stop(detail::ErrnoIoError(
+          -rc, "syncing journal directory " + options_.dir));
+    }
   }
   const std::size_t bytes = piece.end - piece.begin;
   const int rc = device_->WriteAtAndSync(
-      file_, file_bytes_, std::span<const std::byte>(pending_).subspan(piece.begin, bytes));
+      file_, file_bytes_,
+      std::span<const std::byte>(pending_).subspan(piece.begin, bytes));
   ++stats_.syncs;
   if (rc < 0) {
-    return Stop(detail::ErrnoIoError(-rc, "writing " + std::to_string(bytes) +
-                                              " bytes at offset " + std::to_string(file_bytes_) +
-                                              " of " + file_path_ + " and syncing them"));
+    return Stop(detail::ErrnoIoError(
+        -rc, "writing " + std::to_string(bytes) + " bytes at offset " +
+                 std::to_string(file_bytes_) + " of " + file_path_ +
+                 " and syncing them"));
   }
   file_bytes_ += bytes;
   durable_seq_ = piece.last_seq;
@@ -202,7 +234,9 @@ Status JournalWriter::Close() {
   if (file_ >= 0) {
     const int rc = device_->Close(file_);
     file_ = -1;
-    if (rc < 0 && s.ok()) s = detail::ErrnoIoError(-rc, "closing " + file_path_);
+    if (rc < 0 && s.ok()) {
+      s = detail::ErrnoIoError(-rc, "closing " + file_path_);
+    }
   }
   return s;
 }

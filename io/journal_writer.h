@@ -36,9 +36,9 @@
 namespace numagrid::io {
 
 struct JournalWriterOptions {
-  std::string dir;               // must exist
+  std::string dir;  // must exist
   std::uint32_t node_id = 0;
-  std::uint64_t grid_id = 0;     // stored in every segment header
+  std::uint64_t grid_id = 0;  // stored in every segment header
   // Sequence of the first record this writer appends; after recovery,
   // JournalReader::last_good_seq() + 1. Sequence 0 is never used.
   std::uint64_t first_seq = 1;
@@ -56,10 +56,10 @@ struct JournalWriterStats {
   std::uint64_t appended_bytes = 0;    // file bytes, segment headers included
   std::uint64_t durable_records = 0;
   std::uint64_t durable_bytes = 0;
-  std::uint64_t flushes = 0;           // Flush() calls that wrote something
-  std::uint64_t syncs = 0;             // fdatasyncs issued
+  std::uint64_t flushes = 0;  // Flush() calls that wrote something
+  std::uint64_t syncs = 0;    // fdatasyncs issued
   std::uint64_t segments_created = 0;
-  std::string segment_path;            // the file written last; "" before any
+  std::string segment_path;  // the file written last; "" before any
 };
 
 class JournalWriter {
@@ -68,11 +68,12 @@ class JournalWriter {
   // (kInvalidArgument), that `dir` is a directory (kNotFound), and that no
   // segment of this node in `dir` is named for a sequence >= first_seq
   // (kInvalidArgument: recover first). Creates no file yet.
-  static Result<std::unique_ptr<JournalWriter>> Open(const JournalWriterOptions& options,
-                                                     JournalDevice* device);
+  static Result<std::unique_ptr<JournalWriter>> Open(
+      const JournalWriterOptions& options, JournalDevice* device);
   // The same over its own io_uring device (OpenUringJournalDevice()); fails
   // with that function's kIoError when io_uring is unavailable.
-  static Result<std::unique_ptr<JournalWriter>> Open(const JournalWriterOptions& options);
+  static Result<std::unique_ptr<JournalWriter>> Open(
+      const JournalWriterOptions& options);
 
   JournalWriter(const JournalWriter&) = delete;
   JournalWriter& operator=(const JournalWriter&) = delete;
@@ -103,10 +104,10 @@ class JournalWriter {
  private:
   // A run of pending bytes bound for one file.
   struct Piece {
-    std::size_t begin = 0;       // in pending_
+    std::size_t begin = 0;  // in pending_
     std::size_t end = 0;
-    bool new_file = false;       // starts with a segment header: create the file
-    std::uint64_t first_seq = 0; // of the piece's first record
+    bool new_file = false;  // starts with a segment header: create the file
+    std::uint64_t first_seq = 0;  // of the piece's first record
     std::uint64_t last_seq = 0;
     std::uint64_t records = 0;
   };
@@ -130,14 +131,14 @@ class JournalWriter {
   std::uint64_t planned_bytes_ = 0;
   std::uint64_t planned_records_ = 0;
 
-  int file_ = -1;                // device handle of the open segment, or -1
+  int file_ = -1;  // device handle of the open segment, or -1
   std::string file_path_;
-  std::uint64_t file_bytes_ = 0; // written and synced
+  std::uint64_t file_bytes_ = 0;  // written and synced
 
   std::uint64_t next_seq_;
   std::uint64_t durable_seq_;
   JournalWriterStats stats_;
-  Status stopped_;               // not OK once an I/O error stopped the writer
+  Status stopped_;  // not OK once an I/O error stopped the writer
   bool closed_ = false;
 };
 

@@ -15,6 +15,8 @@
 
 #include <liburing.h>
 
+#include "io/errno_status.h"
+
 namespace numagrid::io {
 namespace {
 
@@ -22,7 +24,8 @@ constexpr std::uint64_t kSyncTag = ~std::uint64_t{0};
 
 class UringJournalDevice final : public JournalDevice {
  public:
-  explicit UringJournalDevice(const UringDeviceOptions& options) : options_(options) {}
+  explicit UringJournalDevice(const UringDeviceOptions& options)
+      : options_(options) {}
   UringJournalDevice(const UringJournalDevice&) = delete;
   UringJournalDevice& operator=(const UringJournalDevice&) = delete;
 
@@ -43,12 +46,14 @@ class UringJournalDevice final : public JournalDevice {
   }
 
   int Create(const std::string& path, std::uint32_t mode, int gid) override {
-    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    const int fd =
+        open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) return -errno;
     // open() applies the umask; the journal's mode is a security setting
     // (DESIGN invariant 6), so set it exactly.
-    if (fchmod(fd, mode) != 0 || (gid >= 0 && fchown(fd, static_cast<uid_t>(-1),
-                                                     static_cast<gid_t>(gid)) != 0)) {
+    if (fchmod(fd, mode) != 0 ||
+        (gid >= 0 &&
+         fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(gid)) != 0)) {
       const int err = errno;
       close(fd);
       unlink(path.c_str());
@@ -58,13 +63,15 @@ class UringJournalDevice final : public JournalDevice {
     return fd;
   }
 
-  int WriteAt(int file, std::uint64_t offset, std::span<const std::byte> data) override {
+  int WriteAt(int file, std::uint64_t offset,
+              std::span<const std::byte> data) override {
     return Submit(file, offset, data, /*sync=*/false);
   }
 
   int DataSync(int file) override { return Submit(file, 0, {}, /*sync=*/true); }
 
-  int WriteAtAndSync(int file, std::uint64_t offset, std::span<const std::byte> data) override {
+  int WriteAtAndSync(int file, std::uint64_t offset,
+                     std::span<const std::byte> data) override {
     return Submit(file, offset, data, /*sync=*/true);
   }
 
@@ -92,8 +99,9 @@ class UringJournalDevice final : public JournalDevice {
   // first use. Any failure just means plain descriptors from now on.
   void RegisterFile(int fd) {
     if (!options_.register_files || registration_failed_) return;
-    const int rc = table_registered_ ? io_uring_register_files_update(&ring_, 0, &fd, 1)
-                                     : io_uring_register_files(&ring_, &fd, 1);
+    const int rc = table_registered_
+                       ? io_uring_register_files_update(&ring_, 0, &fd, 1)
+                       : io_uring_register_files(&ring_, &fd, 1);
     if (rc < 0) {
       registration_failed_ = true;
       slot_fd_ = -1;
@@ -105,7 +113,8 @@ class UringJournalDevice final : public JournalDevice {
 
   // Writes `data` at `offset` (if any) and then, when `sync`, fdatasyncs,
   // in as few chains as the queue depth allows. Returns 0 or -errno.
-  int Submit(int fd, std::uint64_t offset, std::span<const std::byte> data, bool sync) {
+  int Submit(int fd, std::uint64_t offset, std::span<const std::byte> data,
+             bool sync) {
     if (broken_) return -EIO;
     const bool fixed = fd == slot_fd_;
     const int target = fixed ? 0 : fd;
@@ -139,7 +148,8 @@ class UringJournalDevice final : public JournalDevice {
         io_uring_sqe_set_flags(sqe, sqe_flags);
         io_uring_sqe_set_data64(sqe, kSyncTag);
       }
-      const unsigned count = static_cast<unsigned>(lengths.size()) + (sync_now ? 1 : 0);
+      const unsigned count =
+          static_cast<unsigned>(lengths.size()) + (sync_now ? 1 : 0);
       if (count == 0) return 0;
       if (!sync_now) {
         // The chain ends at the first SQE without the flag; a link left on
@@ -177,7 +187,9 @@ class UringJournalDevice final : public JournalDevice {
       bool short_write = false;
       for (std::size_t i = 0; i < lengths.size(); ++i) {
         const int res = write_res[i];
-        if (res < 0) return res;  // the first failure; later ones are -ECANCELED
+        if (res < 0) {
+          return res;  // the first failure; later ones are -ECANCELED
+        }
         done += static_cast<std::size_t>(res);
         if (static_cast<std::uint32_t>(res) < lengths[i]) {
           if (res == 0) return -EIO;  // no progress: do not spin
@@ -211,15 +223,22 @@ class UringJournalDevice final : public JournalDevice {
 
 }  // namespace
 
-Result<std::unique_ptr<JournalDevice>> OpenUringJournalDevice(const UringDeviceOptions& options) {
+Result<std::unique_ptr<JournalDevice>> OpenUringJournalDevice(
+    const UringDeviceOptions& options) {
   if (options.queue_depth < 2 || options.queue_depth > 4096) {
-    return InvalidArgument("io_uring queue depth " + std::to_string(options.queue_depth) +
+    return InvalidArgument("io_uring queue depth " +
+                           std::to_string(options.queue_depth) +
                            " is outside [2, 4096]");
   }
-  if (options.max_write_bytes == 0) return InvalidArgument("max_write_bytes is 0");
+  if (options.max_write_bytes == 0) {
+    return InvalidArgument("max_write_bytes is 0");
+  }
   auto device = std::make_unique<UringJournalDevice>(options);
   const int rc = device->Init();
-  if (rc < 0) return IoError(std::string("io_uring_queue_init: ") + std::strerror(-rc));
+  if (rc < 0) {
+    return IoError(std::string("io_uring_queue_init: ") +
+                   detail::ErrnoText(-rc));
+  }
   return std::unique_ptr<JournalDevice>(std::move(device));
 }
 

@@ -27,7 +27,9 @@ constexpr Tables MakeTables() {
     t[0][b] = c;
   }
   for (std::uint32_t b = 0; b < 256; ++b) {
-    for (int k = 1; k < 8; ++k) t[k][b] = (t[k - 1][b] >> 8) ^ t[0][t[k - 1][b] & 0xFF];
+    for (int k = 1; k < 8; ++k) {
+      t[k][b] = (t[k - 1][b] >> 8) ^ t[0][t[k - 1][b] & 0xFF];
+    }
   }
   return t;
 }
@@ -44,7 +46,8 @@ inline std::uint64_t LoadLe64(const unsigned char* p) noexcept {
   return v;
 }
 
-using CrcFn = std::uint32_t (*)(const void*, std::size_t, std::uint32_t) noexcept;
+using CrcFn = std::uint32_t (*)(const void*, std::size_t,
+                                std::uint32_t) noexcept;
 
 CrcFn Choose() noexcept {
   return detail::Crc32cHardwareAvailable() ? &detail::Crc32cHardware
@@ -55,14 +58,16 @@ CrcFn Choose() noexcept {
 
 namespace detail {
 
-std::uint32_t Crc32cSoftware(const void* data, std::size_t len, std::uint32_t init) noexcept {
+std::uint32_t Crc32cSoftware(const void* data, std::size_t len,
+                             std::uint32_t init) noexcept {
   const auto* p = static_cast<const unsigned char*>(data);
   std::uint32_t c = ~init;
   for (; len >= 8; len -= 8, p += 8) {
     const std::uint64_t w = LoadLe64(p) ^ c;
-    c = kTables[7][w & 0xFF] ^ kTables[6][(w >> 8) & 0xFF] ^ kTables[5][(w >> 16) & 0xFF] ^
-        kTables[4][(w >> 24) & 0xFF] ^ kTables[3][(w >> 32) & 0xFF] ^
-        kTables[2][(w >> 40) & 0xFF] ^ kTables[1][(w >> 48) & 0xFF] ^ kTables[0][w >> 56];
+    c = kTables[7][w & 0xFF] ^ kTables[6][(w >> 8) & 0xFF] ^
+        kTables[5][(w >> 16) & 0xFF] ^ kTables[4][(w >> 24) & 0xFF] ^
+        kTables[3][(w >> 32) & 0xFF] ^ kTables[2][(w >> 40) & 0xFF] ^
+        kTables[1][(w >> 48) & 0xFF] ^ kTables[0][w >> 56];
   }
   for (; len > 0; --len, ++p) c = (c >> 8) ^ kTables[0][(c ^ *p) & 0xFF];
   return ~c;
@@ -70,9 +75,8 @@ std::uint32_t Crc32cSoftware(const void* data, std::size_t len, std::uint32_t in
 
 #if defined(__x86_64__)
 
-__attribute__((target("sse4.2"))) std::uint32_t Crc32cHardware(const void* data,
-                                                                std::size_t len,
-                                                                std::uint32_t init) noexcept {
+__attribute__((target("sse4.2"))) std::uint32_t Crc32cHardware(
+    const void* data, std::size_t len, std::uint32_t init) noexcept {
   const auto* p = static_cast<const unsigned char*>(data);
   std::uint64_t c = ~init;
   for (; len >= 8; len -= 8, p += 8) {
@@ -94,7 +98,8 @@ bool Crc32cHardwareAvailable() noexcept {
 
 #else
 
-std::uint32_t Crc32cHardware(const void* data, std::size_t len, std::uint32_t init) noexcept {
+std::uint32_t Crc32cHardware(const void* data, std::size_t len,
+                             std::uint32_t init) noexcept {
   return Crc32cSoftware(data, len, init);
 }
 
@@ -104,7 +109,8 @@ bool Crc32cHardwareAvailable() noexcept { return false; }
 
 }  // namespace detail
 
-std::uint32_t Crc32c(const void* data, std::size_t len, std::uint32_t init) noexcept {
+std::uint32_t Crc32c(const void* data, std::size_t len,
+                     std::uint32_t init) noexcept {
   // Chosen once; a function-local static is initialized thread-safely.
   static const CrcFn fn = Choose();
   return fn(data, len, init);

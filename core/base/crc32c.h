@@ -15,18 +15,22 @@ namespace numagrid::base {
 // a followed by b. Uses the SSE4.2 crc32 instruction when the CPU has it
 // (checked once, at run time; the build never assumes it), else a table.
 // Thread-safe; pure.
-std::uint32_t Crc32c(const void* data, std::size_t len, std::uint32_t init = 0) noexcept;
+std::uint32_t Crc32c(const void* data, std::size_t len,
+                     std::uint32_t init = 0) noexcept;
 
-inline std::uint32_t Crc32c(std::string_view bytes, std::uint32_t init = 0) noexcept {
+inline std::uint32_t Crc32c(std::string_view bytes,
+                            std::uint32_t init = 0) noexcept {
   return Crc32c(bytes.data(), bytes.size(), init);
 }
 
 namespace detail {
 
 // The two implementations behind Crc32c(), exposed so tests can compare them.
-std::uint32_t Crc32cSoftware(const void* data, std::size_t len, std::uint32_t init) noexcept;
+std::uint32_t Crc32cSoftware(const void* data, std::size_t len,
+                             std::uint32_t init) noexcept;
 // REQUIRES: Crc32cHardwareAvailable().
-std::uint32_t Crc32cHardware(const void* data, std::size_t len, std::uint32_t init) noexcept;
+std::uint32_t Crc32cHardware(const void* data, std::size_t len,
+                             std::uint32_t init) noexcept;
 // Whether this CPU has SSE4.2 (always false off x86-64).
 bool Crc32cHardwareAvailable() noexcept;
 

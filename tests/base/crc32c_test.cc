@@ -15,10 +15,11 @@ namespace {
 // NUMAGRID_TEST_SEED if set, else a random seed; printed so that a failing run
 // can be replayed.
 std::uint32_t TestSeed() {
-  const char* s = std::getenv("NUMAGRID_TEST_SEED");  // NOLINT(concurrency-mt-unsafe)
-  const std::uint32_t v = s != nullptr
-                              ? static_cast<std::uint32_t>(std::strtoul(s, nullptr, 10))
-                              : static_cast<std::uint32_t>(std::random_device{}());
+  const char* s =
+      std::getenv("NUMAGRID_TEST_SEED");  // NOLINT(concurrency-mt-unsafe)
+  const std::uint32_t v =
+      s != nullptr ? static_cast<std::uint32_t>(std::strtoul(s, nullptr, 10))
+                   : static_cast<std::uint32_t>(std::random_device{}());
   std::printf("[ seed     ] NUMAGRID_TEST_SEED=%u\n", v);
   return v;
 }
@@ -37,20 +38,26 @@ TEST(Crc32c, StandardCheckValues) {
 
 TEST(Crc32c, BothImplementationsGiveTheCheckValue) {
   EXPECT_EQ(detail::Crc32cSoftware("123456789", 9, 0), 0xE3069283u);
-  if (!detail::Crc32cHardwareAvailable()) GTEST_SKIP() << "no SSE4.2 on this CPU";
+  if (!detail::Crc32cHardwareAvailable()) {
+    GTEST_SKIP() << "no SSE4.2 on this CPU";
+  }
   EXPECT_EQ(detail::Crc32cHardware("123456789", 9, 0), 0xE3069283u);
 }
 
 TEST(Crc32c, ExtendingEqualsOneShot) {
-  const std::string s = "the quick brown fox jumps over the lazy dog, twice over";
+  const std::string s =
+      "the quick brown fox jumps over the lazy dog, twice over";
   for (std::size_t cut = 0; cut <= s.size(); ++cut) {
     const std::uint32_t head = Crc32c(s.data(), cut);
-    EXPECT_EQ(Crc32c(s.data() + cut, s.size() - cut, head), Crc32c(s)) << "cut " << cut;
+    EXPECT_EQ(Crc32c(s.data() + cut, s.size() - cut, head), Crc32c(s))
+        << "cut " << cut;
   }
 }
 
 TEST(Crc32c, SoftwareAndHardwareAgreeOnRandomBuffers) {
-  if (!detail::Crc32cHardwareAvailable()) GTEST_SKIP() << "no SSE4.2 on this CPU";
+  if (!detail::Crc32cHardwareAvailable()) {
+    GTEST_SKIP() << "no SSE4.2 on this CPU";
+  }
   const std::uint32_t seed = TestSeed();
   std::mt19937_64 rng(seed);
   std::vector<unsigned char> buf(1 << 16);
@@ -58,7 +65,8 @@ TEST(Crc32c, SoftwareAndHardwareAgreeOnRandomBuffers) {
   for (int i = 0; i < 2000; ++i) {
     // Random start (to vary alignment), length and initial value.
     const std::size_t off = rng() % 64;
-    const std::size_t len = i < 200 ? static_cast<std::size_t>(i) : rng() % (buf.size() - off);
+    const std::size_t len =
+        i < 200 ? static_cast<std::size_t>(i) : rng() % (buf.size() - off);
     const auto init = static_cast<std::uint32_t>(rng());
     ASSERT_EQ(detail::Crc32cSoftware(buf.data() + off, len, init),
               detail::Crc32cHardware(buf.data() + off, len, init))

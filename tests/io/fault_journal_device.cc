@@ -33,7 +33,8 @@ void FaultJournalDevice::FailAfter(FaultOp op, int ok_calls, int err) {
   faults_[static_cast<int>(op)] = {ok_calls, err};
 }
 
-void FaultJournalDevice::TearWriteAfter(int ok_writes, std::uint64_t prefix_bytes) {
+void FaultJournalDevice::TearWriteAfter(int ok_writes,
+                                        std::uint64_t prefix_bytes) {
   tear_countdown_ = ok_writes;
   tear_prefix_ = prefix_bytes;
 }
@@ -58,8 +59,10 @@ void FaultJournalDevice::PowerLoss(std::uint64_t keep_unsynced_bytes) {
       unlink(f.path.c_str());
       continue;
     }
-    const std::uint64_t keep = std::min(f.written, f.synced + keep_unsynced_bytes);
-    if (truncate(f.path.c_str(), static_cast<off_t>(keep)) != 0 && errno != ENOENT) {
+    const std::uint64_t keep =
+        std::min(f.written, f.synced + keep_unsynced_bytes);
+    if (truncate(f.path.c_str(), static_cast<off_t>(keep)) != 0 &&
+        errno != ENOENT) {
       // A test that cannot model the crash must not pass as if it had.
       std::abort();
     }
@@ -67,13 +70,16 @@ void FaultJournalDevice::PowerLoss(std::uint64_t keep_unsynced_bytes) {
   dead_ = true;
 }
 
-int FaultJournalDevice::Create(const std::string& path, std::uint32_t mode, int gid) {
+int FaultJournalDevice::Create(const std::string& path, std::uint32_t mode,
+                               int gid) {
   if (dead_) return -EIO;
   if (const int rc = Fire(FaultOp::kCreate); rc < 0) return rc;
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  const int fd =
+      open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return -errno;
   if (fchmod(fd, mode) != 0 ||
-      (gid >= 0 && fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(gid)) != 0)) {
+      (gid >= 0 &&
+       fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(gid)) != 0)) {
     const int err = errno;
     close(fd);
     unlink(path.c_str());
@@ -87,7 +93,8 @@ int FaultJournalDevice::Create(const std::string& path, std::uint32_t mode, int 
   return fd;
 }
 
-int FaultJournalDevice::WriteAt(int file, std::uint64_t offset, std::span<const std::byte> data) {
+int FaultJournalDevice::WriteAt(int file, std::uint64_t offset,
+                                std::span<const std::byte> data) {
   if (dead_) return -EIO;
   File* f = Find(file);
   if (f == nullptr) return -EBADF;

@@ -17,7 +17,13 @@
 
 namespace numagrid::io::testing {
 
-enum class FaultOp : std::uint8_t { kCreate, kWrite, kDataSync, kSyncDir, kClose };
+enum class FaultOp : std::uint8_t {
+  kCreate,
+  kWrite,
+  kDataSync,
+  kSyncDir,
+  kClose
+};
 
 class FaultJournalDevice final : public io::JournalDevice {
  public:
@@ -46,7 +52,8 @@ class FaultJournalDevice final : public io::JournalDevice {
   int dir_syncs() const noexcept { return dir_syncs_; }
 
   int Create(const std::string& path, std::uint32_t mode, int gid) override;
-  int WriteAt(int file, std::uint64_t offset, std::span<const std::byte> data) override;
+  int WriteAt(int file, std::uint64_t offset,
+              std::span<const std::byte> data) override;
   int DataSync(int file) override;
   int SyncDir(const std::string& dir) override;
   int Close(int file) override;
@@ -54,13 +61,13 @@ class FaultJournalDevice final : public io::JournalDevice {
  private:
   struct File {
     std::string path;
-    int fd = -1;                 // -1 once closed
-    std::uint64_t written = 0;   // end of the furthest write
-    std::uint64_t synced = 0;    // bytes a crash cannot take
+    int fd = -1;                // -1 once closed
+    std::uint64_t written = 0;  // end of the furthest write
+    std::uint64_t synced = 0;   // bytes a crash cannot take
     bool dir_synced = false;
   };
   struct Fault {
-    int countdown = -1;          // -1: none pending
+    int countdown = -1;  // -1: none pending
     int err = 0;
   };
 

@@ -15,10 +15,11 @@ namespace numagrid::io::testing {
 
 std::uint32_t TestSeed() {
   static const std::uint32_t seed = [] {
-    const char* s = std::getenv("NUMAGRID_TEST_SEED");  // NOLINT(concurrency-mt-unsafe)
-    const std::uint32_t v = s != nullptr
-                                ? static_cast<std::uint32_t>(std::strtoul(s, nullptr, 10))
-                                : static_cast<std::uint32_t>(std::random_device{}());
+    const char* s =
+        std::getenv("NUMAGRID_TEST_SEED");  // NOLINT(concurrency-mt-unsafe)
+    const std::uint32_t v =
+        s != nullptr ? static_cast<std::uint32_t>(std::strtoul(s, nullptr, 10))
+                     : static_cast<std::uint32_t>(std::random_device{}());
     std::printf("[ seed     ] NUMAGRID_TEST_SEED=%u\n", v);
     return v;
   }();
@@ -131,14 +132,18 @@ void WriteFileBytes(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-std::vector<std::string> SegmentPaths(const std::string& dir, std::uint32_t node_id) {
+std::vector<std::string> SegmentPaths(const std::string& dir,
+                                      std::uint32_t node_id) {
   std::vector<std::pair<std::uint64_t, std::string>> found;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    if (auto seq = ParseSegmentFileName(name, node_id)) found.emplace_back(*seq, e.path().string());
+    if (auto seq = ParseSegmentFileName(name, node_id)) {
+      found.emplace_back(*seq, e.path().string());
+    }
   }
   std::sort(found.begin(), found.end());
   std::vector<std::string> out;
+  out.reserve(found.size());
   for (auto& f : found) out.push_back(f.second);
   return out;
 }

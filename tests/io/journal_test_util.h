@@ -57,7 +57,7 @@ OwnedRecord PutOf(std::uint64_t i, std::size_t value_bytes);
 struct ReadBack {
   std::vector<OwnedRecord> records;
   std::vector<std::uint64_t> seqs;
-  Status status;        // the reading error, if it ended in one
+  Status status;  // the reading error, if it ended in one
   DroppedTail tail;
   std::uint64_t last_good_seq = 0;
 };
@@ -65,6 +65,7 @@ ReadBack ReadJournal(const std::string& dir, std::uint32_t node_id = 0);
 
 std::string ReadFileBytes(const std::string& path);
 void WriteFileBytes(const std::string& path, const std::string& bytes);
-std::vector<std::string> SegmentPaths(const std::string& dir, std::uint32_t node_id = 0);
+std::vector<std::string> SegmentPaths(const std::string& dir,
+                                      std::uint32_t node_id = 0);
 
 }  // namespace numagrid::io::testing
