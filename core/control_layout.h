@@ -35,47 +35,50 @@ inline constexpr std::uint32_t kMaxPartitions = 65536;
 inline constexpr std::uint32_t kMaxNodes = 1024;
 
 // GridConfig::flags
-inline constexpr std::uint32_t kConfigMemoryBound = 1u << 0;  // data segments bound to their nodes
-inline constexpr std::uint32_t kConfigPrefaulted = 1u << 1;   // every page touched at create
+inline constexpr std::uint32_t kConfigMemoryBound =
+    1u << 0;  // data segments bound to their nodes
+inline constexpr std::uint32_t kConfigPrefaulted =
+    1u << 1;  // every page touched at create
 
 struct GridConfig {
-  char name[64];                     // NUL-terminated grid name
+  char name[64];  // NUL-terminated grid name
   std::uint32_t partition_count;
   std::uint32_t node_count;
-  std::uint64_t memory_bytes;        // data memory of all nodes together
+  std::uint64_t memory_bytes;  // data memory of all nodes together
   std::uint32_t max_key_bytes;
   std::uint32_t max_value_bytes;
-  std::uint32_t flags;               // kConfig*
-  std::uint32_t mode;                // file mode of every segment
-  std::uint32_t gid;                 // group of every segment
+  std::uint32_t flags;  // kConfig*
+  std::uint32_t mode;   // file mode of every segment
+  std::uint32_t gid;    // group of every segment
   std::uint32_t reserved_u32;
-  std::uint64_t nodes_off;           // NodeEntry[node_count], from segment start
-  std::uint64_t partitions_off;      // PartitionEntry[partition_count]
-  char topology_source[128];         // what hwloc described at create
-  std::uint32_t journal_mode;        // kJournal* (core/partition.h)
-  std::uint32_t process_capacity;    // slots in the process table
-  std::uint64_t procs_off;           // shm::ProcessTable, from segment start
+  std::uint64_t nodes_off;         // NodeEntry[node_count], from segment start
+  std::uint64_t partitions_off;    // PartitionEntry[partition_count]
+  char topology_source[128];       // what hwloc described at create
+  std::uint32_t journal_mode;      // kJournal* (core/partition.h)
+  std::uint32_t process_capacity;  // slots in the process table
+  std::uint64_t procs_off;         // shm::ProcessTable, from segment start
   std::uint64_t procs_bytes;
-  std::uint64_t ring_capacity;       // change-ring entries per partition
-  std::uint64_t index_slots;         // index slots per partition
-  std::uint64_t max_entries;         // what the index was sized for
-  std::uint32_t lock_timeout_ms;     // writers wait this long for a partition lock
-  std::uint32_t ring_wait_ms;        // ... and this long for change-ring space
-  std::uint64_t reserved[10];        // zero; for later fields
+  std::uint64_t ring_capacity;    // change-ring entries per partition
+  std::uint64_t index_slots;      // index slots per partition
+  std::uint64_t max_entries;      // what the index was sized for
+  std::uint32_t lock_timeout_ms;  // writers wait this long for a partition lock
+  std::uint32_t ring_wait_ms;     // ... and this long for change-ring space
+  std::uint64_t reserved[10];     // zero; for later fields
 };
 static_assert(std::is_standard_layout_v<GridConfig>);
 static_assert(std::is_trivially_copyable_v<GridConfig>);
 static_assert(sizeof(GridConfig) == 384);
 
 // NodeEntry::flags
-inline constexpr std::uint32_t kNodeBound = 1u << 0;  // BindMemory applied (not skipped)
+inline constexpr std::uint32_t kNodeBound =
+    1u << 0;  // BindMemory applied (not skipped)
 
 struct NodeEntry {
-  std::uint32_t node_id;             // logical NUMA node id
-  std::uint32_t os_index;            // the kernel's node number at create
-  std::uint64_t segment_bytes;       // size of "numagrid.<name>.node<id>"
-  std::uint32_t partition_count;     // partitions placed on this node
-  std::uint32_t flags;               // kNode*
+  std::uint32_t node_id;          // logical NUMA node id
+  std::uint32_t os_index;         // the kernel's node number at create
+  std::uint64_t segment_bytes;    // size of "numagrid.<name>.node<id>"
+  std::uint32_t partition_count;  // partitions placed on this node
+  std::uint32_t flags;            // kNode*
   std::uint64_t reserved[2];
 };
 static_assert(std::is_standard_layout_v<NodeEntry>);
@@ -83,8 +86,8 @@ static_assert(std::is_trivially_copyable_v<NodeEntry>);
 static_assert(sizeof(NodeEntry) == 40);
 
 struct PartitionEntry {
-  std::uint32_t node_id;             // the node whose data segment holds it
-  std::uint32_t slot_in_node;        // its index among that node's partitions
+  std::uint32_t node_id;       // the node whose data segment holds it
+  std::uint32_t slot_in_node;  // its index among that node's partitions
 };
 static_assert(std::is_standard_layout_v<PartitionEntry>);
 static_assert(sizeof(PartitionEntry) == 8);

@@ -34,14 +34,14 @@ inline constexpr std::uint32_t kDataLayoutVersion = 4;
 // its index slots and ring entries | chunk owner table | arena of chunks.
 struct NodeHeader {
   std::uint32_t node_id;
-  std::uint32_t partition_count;     // partitions on this node
-  std::uint64_t partitions_off;      // PartitionState[partition_count]
-  std::uint64_t chunk_table_off;     // std::atomic<uint64_t>[chunk_count]
+  std::uint32_t partition_count;  // partitions on this node
+  std::uint64_t partitions_off;   // PartitionState[partition_count]
+  std::uint64_t chunk_table_off;  // std::atomic<uint64_t>[chunk_count]
   std::uint64_t chunk_count;
-  std::uint64_t chunk_bytes;         // a power of two
-  std::uint64_t small_limit;         // blocks above this are whole chunks
-  std::uint64_t arena_off;           // first byte of chunk 0
-  std::uint64_t arena_bytes;         // chunk_count * chunk_bytes
+  std::uint64_t chunk_bytes;  // a power of two
+  std::uint64_t small_limit;  // blocks above this are whole chunks
+  std::uint64_t arena_off;    // first byte of chunk 0
+  std::uint64_t arena_bytes;  // chunk_count * chunk_bytes
   std::uint64_t reserved[8];
 };
 static_assert(std::is_standard_layout_v<NodeHeader>);

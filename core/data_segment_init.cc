@@ -10,18 +10,23 @@
 namespace numagrid::core {
 namespace {
 
-std::uint64_t RoundUp(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+std::uint64_t RoundUp(std::uint64_t v, std::uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 
 std::uint64_t TablesBytes(const DataSegmentPlan& p) {
-  return RoundUp(p.index_slots * 8, 64) + RoundUp(p.ring_capacity * sizeof(RingEntry), 64);
+  return RoundUp(p.index_slots * 8, 64) +
+         RoundUp(p.ring_capacity * sizeof(RingEntry), 64);
 }
 
 }  // namespace
 
 void DataSegmentPlan::Compute() noexcept {
   partitions_off = RoundUp(sizeof(DataBlock), 64);
-  tables_off = RoundUp(partitions_off + sizeof(PartitionState) * partitions.size(), 4096);
-  chunk_table_off = RoundUp(tables_off + TablesBytes(*this) * partitions.size(), 64);
+  tables_off = RoundUp(
+      partitions_off + sizeof(PartitionState) * partitions.size(), 4096);
+  chunk_table_off =
+      RoundUp(tables_off + TablesBytes(*this) * partitions.size(), 64);
   chunk_count = (arena_bytes + chunk_bytes - 1) / chunk_bytes;
   arena_off = RoundUp(chunk_table_off + 8 * chunk_count, 4096);
   segment_bytes = RoundUp(arena_off + chunk_count * chunk_bytes, 2ULL << 20);

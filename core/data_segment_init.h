@@ -17,11 +17,11 @@ struct DataSegmentPlan {
   std::uint64_t index_slots = 0;          // per partition, a power of two
   std::uint64_t ring_capacity = 0;        // per partition, a power of two
   std::uint64_t chunk_bytes = 0;
-  std::uint64_t arena_bytes = 0;          // requested record memory
+  std::uint64_t arena_bytes = 0;  // requested record memory
 
   // Filled by Compute():
   std::uint64_t partitions_off = 0;
-  std::uint64_t tables_off = 0;   // first partition's index
+  std::uint64_t tables_off = 0;  // first partition's index
   std::uint64_t chunk_table_off = 0;
   std::uint64_t chunk_count = 0;
   std::uint64_t arena_off = 0;

@@ -13,7 +13,8 @@ struct Grid::Impl {
 
   Status Usable() const {
     if (h->usable()) return Status::Ok();
-    return Panic("this Grid was attached before fork(); attach anew in the child");
+    return Panic(
+        "this Grid was attached before fork(); attach anew in the child");
   }
 
   core::PartitionRef& PartitionFor(std::uint64_t hash) {
@@ -31,7 +32,8 @@ struct Grid::Impl {
   }
 
   Result<std::uint64_t> WriteVersion(core::WriteKind kind, std::string_view key,
-                                     std::string_view value, std::uint64_t expected,
+                                     std::string_view value,
+                                     std::uint64_t expected,
                                      const WriteOptions& o) {
     core::WriteRequest rq;
     rq.kind = kind;
@@ -41,7 +43,8 @@ struct Grid::Impl {
     if (o.ttl_ms != 0) {
       // Saturate: a TTL beyond the end of time means "never", not the past.
       const std::uint64_t now = core::NowMs();
-      rq.expire_at_ms = o.ttl_ms > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + o.ttl_ms;
+      rq.expire_at_ms =
+          o.ttl_ms > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + o.ttl_ms;
     }
     auto r = Write(rq);
     if (!r.ok()) return r.status();
@@ -62,8 +65,9 @@ Result<Grid> Grid::Attach(std::string_view name) {
   return Grid(std::move(impl));
 }
 
-Status Grid::Visit(std::string_view key,
-                   const std::function<void(std::string_view, std::uint64_t)>& visit) {
+Status Grid::Visit(
+    std::string_view key,
+    const std::function<void(std::string_view, std::uint64_t)>& visit) {
   NUMAGRID_RETURN_IF_ERROR(impl_->Usable());
   NUMAGRID_RETURN_IF_ERROR(impl_->h->CheckKey(key));
   const std::uint64_t hash = base::KeyHash(key);
@@ -74,14 +78,16 @@ Status Grid::Visit(std::string_view key,
   return Status::Ok();
 }
 
-Status Grid::Get(std::string_view key, std::string* value, std::uint64_t* version) {
+Status Grid::Get(std::string_view key, std::string* value,
+                 std::uint64_t* version) {
   return Visit(key, [&](std::string_view v, std::uint64_t ver) {
     value->assign(v.data(), v.size());
     if (version != nullptr) *version = ver;
   });
 }
 
-Result<std::size_t> Grid::GetInto(std::string_view key, char* buf, std::size_t cap) {
+Result<std::size_t> Grid::GetInto(std::string_view key, char* buf,
+                                  std::size_t cap) {
   std::size_t len = 0;
   bool fits = true;
   Status s = Visit(key, [&](std::string_view v, std::uint64_t) {
@@ -91,8 +97,9 @@ Result<std::size_t> Grid::GetInto(std::string_view key, char* buf, std::size_t c
   });
   if (!s.ok()) return s;
   if (!fits) {
-    return InvalidArgument("value of " + std::to_string(len) + " bytes does not fit a " +
-                           std::to_string(cap) + "-byte buffer");
+    return InvalidArgument("value of " + std::to_string(len) +
+                           " bytes does not fit a " + std::to_string(cap) +
+                           "-byte buffer");
   }
   return len;
 }
@@ -105,13 +112,17 @@ Result<std::uint64_t> Grid::Insert(std::string_view key, std::string_view value,
                                    const WriteOptions& o) {
   return impl_->WriteVersion(core::WriteKind::kInsert, key, value, 0, o);
 }
-Result<std::uint64_t> Grid::Replace(std::string_view key, std::string_view value,
+Result<std::uint64_t> Grid::Replace(std::string_view key,
+                                    std::string_view value,
                                     const WriteOptions& o) {
   return impl_->WriteVersion(core::WriteKind::kReplace, key, value, 0, o);
 }
-Result<std::uint64_t> Grid::CompareAndSet(std::string_view key, std::uint64_t expected,
-                                          std::string_view value, const WriteOptions& o) {
-  return impl_->WriteVersion(core::WriteKind::kCompareAndSet, key, value, expected, o);
+Result<std::uint64_t> Grid::CompareAndSet(std::string_view key,
+                                          std::uint64_t expected,
+                                          std::string_view value,
+                                          const WriteOptions& o) {
+  return impl_->WriteVersion(core::WriteKind::kCompareAndSet, key, value,
+                             expected, o);
 }
 
 Status Grid::Remove(std::string_view key) {
@@ -119,7 +130,8 @@ Status Grid::Remove(std::string_view key) {
 }
 
 Status Grid::RemoveIfVersion(std::string_view key, std::uint64_t expected) {
-  return impl_->WriteVersion(core::WriteKind::kRemoveIfVersion, key, {}, expected, {})
+  return impl_
+      ->WriteVersion(core::WriteKind::kRemoveIfVersion, key, {}, expected, {})
       .status();
 }
 
@@ -133,7 +145,8 @@ Result<std::int64_t> Grid::Increment(std::string_view key, std::int64_t delta) {
   return r->counter;
 }
 
-std::vector<Result<std::string>> Grid::MultiGet(const std::vector<std::string>& keys) {
+std::vector<Result<std::string>> Grid::MultiGet(
+    const std::vector<std::string>& keys) {
   std::vector<Result<std::string>> out;
   out.reserve(keys.size());
   for (const auto& k : keys) {
@@ -157,17 +170,18 @@ std::vector<Status> Grid::MultiPut(
   return out;
 }
 
-Status Grid::Scan(
-    const std::function<bool(std::string_view, std::string_view, std::uint64_t)>& visit,
-    std::int64_t partition) {
+Status Grid::Scan(const std::function<bool(std::string_view, std::string_view,
+                                           std::uint64_t)>& visit,
+                  std::int64_t partition) {
   NUMAGRID_RETURN_IF_ERROR(impl_->Usable());
   const std::uint32_t n = impl_->h->partition_count();
   if (partition < -1 || partition >= static_cast<std::int64_t>(n)) {
     return InvalidArgument("no partition " + std::to_string(partition) +
-                           ": the grid has partitions 0.." + std::to_string(n - 1) +
-                           " (-1 scans them all)");
+                           ": the grid has partitions 0.." +
+                           std::to_string(n - 1) + " (-1 scans them all)");
   }
-  const std::uint32_t first = partition < 0 ? 0 : static_cast<std::uint32_t>(partition);
+  const std::uint32_t first =
+      partition < 0 ? 0 : static_cast<std::uint32_t>(partition);
   const std::uint32_t last = partition < 0 ? n : first + 1;
   bool go_on = true;
   for (std::uint32_t p = first; p < last && go_on; ++p) {
@@ -182,7 +196,9 @@ Status Grid::Scan(
   return Status::Ok();
 }
 
-std::uint32_t Grid::partition_count() const { return impl_->h->partition_count(); }
+std::uint32_t Grid::partition_count() const {
+  return impl_->h->partition_count();
+}
 
 std::uint32_t Grid::PartitionOfKey(std::string_view key) const {
   return base::PartitionOf(base::KeyHash(key), impl_->h->partition_count());

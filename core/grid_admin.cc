@@ -1,10 +1,9 @@
 #include "core/grid_admin.h"
 
+#include <errno.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
-
-#include <errno.h>
 
 #include <algorithm>
 #include <bit>
@@ -13,17 +12,17 @@
 #include <memory>
 
 #include "core/base/check.h"
+#include "core/base/units.h"
 #include "core/control_layout.h"
 #include "core/data_layout.h"
 #include "core/data_segment_init.h"
-#include "core/partition_alloc.h"
-#include "core/record.h"
-#include "shm/lock_file.h"
-#include "shm/process_table.h"
-#include "core/base/units.h"
 #include "core/grid_names.h"
 #include "core/partition.h"
+#include "core/partition_alloc.h"
+#include "core/record.h"
 #include "numa/placement.h"
+#include "shm/lock_file.h"
+#include "shm/process_table.h"
 #include "shm/segment.h"
 
 namespace numagrid::core {
@@ -64,20 +63,21 @@ Status ValidateOptions(const CreateOptions& o, std::uint32_t node_count) {
   }
   if (o.ring_capacity < 16 || o.ring_capacity > (1ULL << 24) ||
       (o.ring_capacity & (o.ring_capacity - 1)) != 0) {
-    return InvalidArgument("--ring-capacity must be a power of two in [16, 2^24], got " +
-                           std::to_string(o.ring_capacity));
+    return InvalidArgument(
+        "--ring-capacity must be a power of two in [16, 2^24], got " +
+        std::to_string(o.ring_capacity));
   }
-  if (o.process_capacity == 0 || o.process_capacity > shm::ProcessTable::kMaxCapacity) {
+  if (o.process_capacity == 0 ||
+      o.process_capacity > shm::ProcessTable::kMaxCapacity) {
     return InvalidArgument("--max-processes must be in [1, " +
-                           std::to_string(shm::ProcessTable::kMaxCapacity) + "], got " +
-                           std::to_string(o.process_capacity));
+                           std::to_string(shm::ProcessTable::kMaxCapacity) +
+                           "], got " + std::to_string(o.process_capacity));
   }
   if (o.memory_bytes < kMinMemoryPerNode * node_count) {
-    return InvalidArgument("--memory must be at least " +
-                           std::to_string(kMinMemoryPerNode >> 20) +
-                           " MiB per NUMA node (" + std::to_string(node_count) +
-                           " nodes), got " + std::to_string(o.memory_bytes) +
-                           " bytes");
+    return InvalidArgument(
+        "--memory must be at least " + std::to_string(kMinMemoryPerNode >> 20) +
+        " MiB per NUMA node (" + std::to_string(node_count) + " nodes), got " +
+        std::to_string(o.memory_bytes) + " bytes");
   }
   return Status::Ok();
 }
@@ -89,9 +89,9 @@ Status Prefault(std::byte* base, std::uint64_t len, const std::string& what) {
 #ifdef MADV_POPULATE_WRITE
   if (madvise(base, len, MADV_POPULATE_WRITE) == 0) return Status::Ok();
   if (errno != EINVAL) {
-    return ResourceExhausted("cannot make the " + std::to_string(len >> 20) +
-                             " MiB of segment '" + what + "' resident: " +
-                             std::strerror(errno) + " (is /dev/shm full?)");
+    return ResourceExhausted(
+        "cannot make the " + std::to_string(len >> 20) + " MiB of segment '" +
+        what + "' resident: " + std::strerror(errno) + " (is /dev/shm full?)");
   }
 #endif
   // A kernel older than 5.14: touch each page.
@@ -118,7 +118,8 @@ class CreatedSegments {
 
 }  // namespace
 
-Result<CreateReport> CreateGrid(std::string_view name, const CreateOptions& options,
+Result<CreateReport> CreateGrid(std::string_view name,
+                                const CreateOptions& options,
                                 const numa::Topology& topology) {
   NUMAGRID_RETURN_IF_ERROR(ValidateGridName(name));
   const std::uint32_t node_count = topology.node_count();
@@ -139,13 +140,15 @@ Result<CreateReport> CreateGrid(std::string_view name, const CreateOptions& opti
   }
 
   const std::uint64_t grid_id = NewGridId();
-  const std::uint64_t per_node = (options.memory_bytes + node_count - 1) / node_count;
-  const std::uint64_t max_entries =
-      options.max_entries != 0 ? options.max_entries : options.memory_bytes / 128;
+  const std::uint64_t per_node =
+      (options.memory_bytes + node_count - 1) / node_count;
+  const std::uint64_t max_entries = options.max_entries != 0
+                                        ? options.max_entries
+                                        : options.memory_bytes / 128;
   const std::uint64_t per_partition =
       (max_entries + options.partitions - 1) / options.partitions;
-  const std::uint64_t index_slots = std::bit_ceil(std::max<std::uint64_t>(
-      16, per_partition * 4 / 3 + 1));
+  const std::uint64_t index_slots =
+      std::bit_ceil(std::max<std::uint64_t>(16, per_partition * 4 / 3 + 1));
   const std::uint64_t chunk_bytes = ChunkBytesFor(
       RecordBytes(options.max_key_bytes, options.max_value_bytes, true));
 
@@ -159,13 +162,15 @@ Result<CreateReport> CreateGrid(std::string_view name, const CreateOptions& opti
   // The lock file first: attached processes lock their slot's byte in it.
   const std::string lock_name = LockFileName(name);
   {
-    auto lock = shm::LockFile::Create("/dev/shm/" + lock_name, access.mode, access.group);
+    auto lock = shm::LockFile::Create("/dev/shm/" + lock_name, access.mode,
+                                      access.group);
     if (!lock.ok()) {
       if (lock.status().code() == StatusCode::kAlreadyExists) {
         return AlreadyExists("grid '" + std::string(name) +
                              "' already exists (or is being created)");
       }
-      return lock.status().WithContext("create grid '" + std::string(name) + "'");
+      return lock.status().WithContext("create grid '" + std::string(name) +
+                                       "'");
     }
     created.Add(lock_name);
   }
@@ -180,15 +185,19 @@ Result<CreateReport> CreateGrid(std::string_view name, const CreateOptions& opti
     plan.arena_bytes = per_node;
     plan.Compute();
     if (plan.chunk_count < 2) {
-      return InvalidArgument("--memory gives node " + std::to_string(node) + " " +
-                             base::FormatSize(per_node) + ", less than two chunks of " +
-                             base::FormatSize(chunk_bytes) +
-                             " (chunks grow with --max-value)");
+      return InvalidArgument(
+          "--memory gives node " + std::to_string(node) + " " +
+          base::FormatSize(per_node) + ", less than two chunks of " +
+          base::FormatSize(chunk_bytes) + " (chunks grow with --max-value)");
     }
-    shm::SegmentSpec spec{DataSegmentName(name, node), plan.segment_bytes,
-                          shm::SegmentKind::kData,     node,
-                          grid_id,                     kDataLayoutVersion,
-                          kDataLayoutSignature,        access};
+    shm::SegmentSpec spec{DataSegmentName(name, node),
+                          plan.segment_bytes,
+                          shm::SegmentKind::kData,
+                          node,
+                          grid_id,
+                          kDataLayoutVersion,
+                          kDataLayoutSignature,
+                          access};
     bool bound = false;
     auto prepare = [&](void* base, std::size_t size) -> Status {
       if (options.bind) {
@@ -206,7 +215,8 @@ Result<CreateReport> CreateGrid(std::string_view name, const CreateOptions& opti
                              "' already exists (or is being created): " +
                              seg.status().message());
       }
-      return seg.status().WithContext("create grid '" + std::string(name) + "'");
+      return seg.status().WithContext("create grid '" + std::string(name) +
+                                      "'");
     }
     created.Add(spec.name);
     // After Create, which has reserved the pages (fallocate), so a full
@@ -230,11 +240,17 @@ Result<CreateReport> CreateGrid(std::string_view name, const CreateOptions& opti
       RoundUp(nodes_off + sizeof(NodeEntry) * node_count, 64);
   const std::uint64_t procs_off =
       RoundUp(parts_off + sizeof(PartitionEntry) * options.partitions, 64);
-  const std::uint64_t procs_bytes = shm::ProcessTable::BytesFor(options.process_capacity);
+  const std::uint64_t procs_bytes =
+      shm::ProcessTable::BytesFor(options.process_capacity);
   const std::uint64_t ctl_bytes = RoundUp(procs_off + procs_bytes, kPage);
-  shm::SegmentSpec ctl_spec{ctl_name, ctl_bytes, shm::SegmentKind::kControl, 0,
-                            grid_id, kControlLayoutVersion,
-                            kControlLayoutSignature, access};
+  shm::SegmentSpec ctl_spec{ctl_name,
+                            ctl_bytes,
+                            shm::SegmentKind::kControl,
+                            0,
+                            grid_id,
+                            kControlLayoutVersion,
+                            kControlLayoutSignature,
+                            access};
   auto fill = [&](void* base, std::size_t) -> Status {
     // Runs before the header (and its magic) is written, so no process can
     // see a half-filled configuration.
@@ -324,7 +340,8 @@ Result<GridReport> InspectGrid(std::string_view name,
   const GridConfig& c = ctl->At<ControlBlock>(0)->config;
   if (c.node_count == 0 || c.node_count > kMaxNodes || c.partition_count == 0 ||
       c.partition_count > kMaxPartitions ||
-      c.partitions_off + sizeof(PartitionEntry) * c.partition_count > ctl->size() ||
+      c.partitions_off + sizeof(PartitionEntry) * c.partition_count >
+          ctl->size() ||
       c.nodes_off + sizeof(NodeEntry) * c.node_count > ctl->size()) {
     return Corruption("control segment '" + ctl_name +
                       "' has an impossible configuration");
@@ -347,8 +364,8 @@ Result<GridReport> InspectGrid(std::string_view name,
   r.index_slots = c.index_slots;
   r.ring_capacity = c.ring_capacity;
   r.process_capacity = c.process_capacity;
-  r.topology_source.assign(c.topology_source,
-                           strnlen(c.topology_source, sizeof c.topology_source));
+  r.topology_source.assign(
+      c.topology_source, strnlen(c.topology_source, sizeof c.topology_source));
   r.control_segment = ctl_name;
 
   const auto* nodes = ctl->At<NodeEntry>(c.nodes_off);
@@ -390,7 +407,8 @@ Result<GridReport> InspectGrid(std::string_view name,
       if (madvise(arena, block->node.arena_bytes, MADV_POPULATE_READ) != 0)
 #endif
       {
-        for (std::uint64_t off = 0; off < block->node.arena_bytes; off += kPage) {
+        for (std::uint64_t off = 0; off < block->node.arena_bytes;
+             off += kPage) {
           (void)reinterpret_cast<volatile const char*>(arena)[off];
         }
       }
@@ -415,9 +433,10 @@ std::vector<GridListing> ListGrids() {
   }
   std::vector<GridListing> out;
   for (auto& [grid, listing] : grids) {
-    auto ctl = shm::Segment::Open(
-        ControlSegmentName(grid), {shm::SegmentKind::kControl,
-                                   kControlLayoutVersion, kControlLayoutSignature});
+    auto ctl =
+        shm::Segment::Open(ControlSegmentName(grid),
+                           {shm::SegmentKind::kControl, kControlLayoutVersion,
+                            kControlLayoutSignature});
     listing.complete = ctl.ok();
     if (!ctl.ok()) listing.problem = ctl.status().ToString();
     out.push_back(std::move(listing));

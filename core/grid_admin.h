@@ -34,8 +34,8 @@ struct CreateOptions {
 
 struct CreateReport {
   std::uint32_t node_count = 0;
-  bool all_bound = false;      // every data segment bound to its node
-  std::string topology_source; // "system", "synthetic: ...", "xml: ..."
+  bool all_bound = false;       // every data segment bound to its node
+  std::string topology_source;  // "system", "synthetic: ...", "xml: ..."
 };
 
 // Creates grid `name` on `topology`: P partitions spread over its nodes, one
@@ -43,7 +43,8 @@ struct CreateReport {
 // prefaulted. On any failure nothing this call created is left behind.
 // Errors: kInvalidArgument (bad name or option), kAlreadyExists,
 // kPermissionDenied, kResourceExhausted (no room in /dev/shm), kIoError.
-Result<CreateReport> CreateGrid(std::string_view name, const CreateOptions& options,
+Result<CreateReport> CreateGrid(std::string_view name,
+                                const CreateOptions& options,
                                 const numa::Topology& topology);
 
 // Removes every segment of grid `name`, complete or not. kNotFound when there
@@ -78,8 +79,8 @@ struct GridReport {
   std::uint32_t max_key_bytes = 0;
   std::uint32_t max_value_bytes = 0;
   std::uint64_t max_entries = 0;
-  std::uint64_t index_slots = 0;       // per partition
-  std::uint64_t ring_capacity = 0;     // per partition
+  std::uint64_t index_slots = 0;    // per partition
+  std::uint64_t ring_capacity = 0;  // per partition
   std::uint32_t process_capacity = 0;
   bool prefaulted = false;
   std::string topology_source;

@@ -22,7 +22,8 @@ Result<GridCheckReport> CheckGrid(std::string_view name, bool repair) {
   for (std::uint32_t p = 0; p < g.partition_count(); ++p) {
     // Check repairs a partition whose lock holder died: that repair is what
     // any next writer would do anyway, so it runs with or without --repair.
-    PartitionCheckReport pr = g.partition(p).Check(g.limits(), g.partition_count(), now);
+    PartitionCheckReport pr =
+        g.partition(p).Check(g.limits(), g.partition_count(), now);
     ++rep.partitions_checked;
     if (pr.repaired) ++rep.partitions_repaired;
     rep.live_entries += pr.live_entries;
@@ -31,8 +32,9 @@ Result<GridCheckReport> CheckGrid(std::string_view name, bool repair) {
     for (auto& m : pr.problems) rep.problems.push_back(std::move(m));
   }
   if (!repair && !rep.dead_slots.empty()) {
-    rep.problems.push_back(std::to_string(rep.dead_slots.size()) +
-                           " process slot(s) of dead processes (run with --repair)");
+    rep.problems.push_back(
+        std::to_string(rep.dead_slots.size()) +
+        " process slot(s) of dead processes (run with --repair)");
   }
   return rep;
 }

@@ -20,7 +20,7 @@ struct GridCheckReport {
   std::uint32_t partitions_repaired = 0;  // their lock holder had died
   std::vector<std::uint32_t> dead_slots;  // process slots whose owner died
   std::uint32_t slots_repaired = 0;
-  std::vector<std::string> problems;      // empty when the grid is consistent
+  std::vector<std::string> problems;  // empty when the grid is consistent
 };
 
 Result<GridCheckReport> CheckGrid(std::string_view name, bool repair);

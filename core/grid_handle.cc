@@ -9,9 +9,10 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name) {
   NUMAGRID_RETURN_IF_ERROR(ValidateGridName(name));
   std::unique_ptr<GridHandle> h(new GridHandle());
   h->name_ = std::string(name);
-  auto ctl = shm::Segment::Open(ControlSegmentName(name),
-                                {shm::SegmentKind::kControl, kControlLayoutVersion,
-                                 kControlLayoutSignature});
+  auto ctl =
+      shm::Segment::Open(ControlSegmentName(name),
+                         {shm::SegmentKind::kControl, kControlLayoutVersion,
+                          kControlLayoutSignature});
   if (!ctl.ok()) {
     if (ctl.status().code() == StatusCode::kNotFound) {
       return NotFound("grid '" + std::string(name) + "' does not exist");
@@ -23,12 +24,14 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name) {
   const GridConfig& c = *h->config_;
   if (c.node_count == 0 || c.node_count > kMaxNodes || c.partition_count == 0 ||
       c.partition_count > kMaxPartitions ||
-      c.partitions_off + sizeof(PartitionEntry) * c.partition_count > h->control_.size() ||
+      c.partitions_off + sizeof(PartitionEntry) * c.partition_count >
+          h->control_.size() ||
       c.procs_off + c.procs_bytes > h->control_.size()) {
     return Corruption("control segment of grid '" + std::string(name) +
                       "' has an impossible configuration");
   }
-  auto procs = shm::ProcessTable::View(h->control_.base() + c.procs_off, c.procs_bytes);
+  auto procs =
+      shm::ProcessTable::View(h->control_.base() + c.procs_off, c.procs_bytes);
   if (!procs.ok()) return procs.status();
   h->procs_.emplace(*procs);
 
@@ -38,7 +41,8 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name) {
         {shm::SegmentKind::kData, kDataLayoutVersion, kDataLayoutSignature});
     if (!seg.ok()) return seg.status();
     if (seg->header().grid_id != h->control_.header().grid_id) {
-      return Corruption("data segment '" + seg->name() + "' belongs to another grid");
+      return Corruption("data segment '" + seg->name() +
+                        "' belongs to another grid");
     }
     h->data_.push_back(std::move(*seg));
   }
@@ -47,15 +51,17 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name) {
   for (std::uint32_t p = 0; p < c.partition_count; ++p) {
     const PartitionEntry& e = entries[p];
     if (e.node_id >= c.node_count) {
-      return Corruption("partition map of grid '" + std::string(name) + "' is corrupt");
+      return Corruption("partition map of grid '" + std::string(name) +
+                        "' is corrupt");
     }
     shm::Segment& seg = h->data_[e.node_id];
     const auto* node = &seg.At<DataBlock>(0)->node;
     if (e.slot_in_node >= node->partition_count) {
-      return Corruption("partition map of grid '" + std::string(name) + "' is corrupt");
+      return Corruption("partition map of grid '" + std::string(name) +
+                        "' is corrupt");
     }
-    auto* state = seg.At<PartitionState>(node->partitions_off +
-                                         e.slot_in_node * sizeof(PartitionState));
+    auto* state = seg.At<PartitionState>(
+        node->partitions_off + e.slot_in_node * sizeof(PartitionState));
     if (state->partition_id != p) {
       return Corruption("data segment '" + seg.name() + "' holds partition " +
                         std::to_string(state->partition_id) + " where " +
@@ -73,7 +79,9 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name) {
   if (!lock.ok()) return lock.status();
   h->lock_file_ = std::move(*lock);
   auto slot = h->procs_->Claim(h->lock_file_);
-  if (!slot.ok()) return slot.status().WithContext("attach to grid '" + std::string(name) + "'");
+  if (!slot.ok())
+    return slot.status().WithContext("attach to grid '" + std::string(name) +
+                                     "'");
   h->slot_ = *slot;
   h->has_slot_ = true;
   return h;
@@ -88,7 +96,8 @@ Status GridHandle::CheckKey(std::string_view key) const {
   if (key.size() > config_->max_key_bytes) {
     return InvalidArgument("key of " + std::to_string(key.size()) +
                            " bytes exceeds the grid's limit of " +
-                           std::to_string(config_->max_key_bytes) + " bytes (--max-key)");
+                           std::to_string(config_->max_key_bytes) +
+                           " bytes (--max-key)");
   }
   return Status::Ok();
 }

@@ -34,7 +34,9 @@ class GridHandle {
 
   const GridConfig& config() const noexcept { return *config_; }
   const WriteLimits& limits() const noexcept { return limits_; }
-  std::uint32_t partition_count() const noexcept { return config_->partition_count; }
+  std::uint32_t partition_count() const noexcept {
+    return config_->partition_count;
+  }
   PartitionRef& partition(std::uint32_t p) noexcept { return partitions_[p]; }
   shm::ProcessTable& procs() noexcept { return *procs_; }
   shm::LockFile& lock_file() noexcept { return lock_file_; }
@@ -44,7 +46,9 @@ class GridHandle {
   // stay valid until it ends.
   class EpochGuard {
    public:
-    explicit EpochGuard(GridHandle& h) noexcept : h_(h) { h_.procs_->Pin(h_.slot_); }
+    explicit EpochGuard(GridHandle& h) noexcept : h_(h) {
+      h_.procs_->Pin(h_.slot_);
+    }
     ~EpochGuard() { h_.procs_->Unpin(h_.slot_); }
     EpochGuard(const EpochGuard&) = delete;
     EpochGuard& operator=(const EpochGuard&) = delete;

@@ -5,7 +5,8 @@ namespace numagrid::core {
 Status ValidateGridName(std::string_view name) {
   if (name.empty()) return InvalidArgument("grid name is empty");
   if (name.size() > kMaxGridNameBytes) {
-    return InvalidArgument("grid name '" + std::string(name) + "' is longer than " +
+    return InvalidArgument("grid name '" + std::string(name) +
+                           "' is longer than " +
                            std::to_string(kMaxGridNameBytes) + " bytes");
   }
   if (name.front() == '-') {

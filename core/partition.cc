@@ -25,7 +25,7 @@ std::uint64_t MonotonicNs() noexcept {
 
 // Where a key is, or where it would go, in a partition's index.
 struct Probe {
-  std::uint64_t found_slot = kNoSlot;   // slot holding the key's record
+  std::uint64_t found_slot = kNoSlot;  // slot holding the key's record
   std::uint64_t found_value = 0;
   std::uint64_t insert_slot = kNoSlot;  // first deleted or empty slot seen
   bool hit_empty = false;               // the probe ended at an empty slot
@@ -64,7 +64,8 @@ Status PartitionRef::Initialize(PartitionState* state) noexcept {
   const int rc = state->lock.Initialize();
   if (rc != 0) {
     return IoError("pthread_mutex_init of partition " +
-                   std::to_string(state->partition_id) + ": " + std::strerror(rc));
+                   std::to_string(state->partition_id) + ": " +
+                   std::strerror(rc));
   }
   return Status::Ok();
 }
@@ -84,8 +85,8 @@ Result<RecordView> PartitionRef::Find(std::string_view key, std::uint64_t hash,
     const std::uint64_t off = SlotOffset(v);
     if (!InArena(off, sizeof(RecordHeader))) {
       return Corruption("partition " + std::to_string(p_->partition_id) +
-                        ": index slot " + std::to_string(i) +
-                        " names offset " + std::to_string(off) + " outside the arena");
+                        ": index slot " + std::to_string(i) + " names offset " +
+                        std::to_string(off) + " outside the arena");
     }
     // The value usually starts in the record's second cache line: fetch it
     // while the first one (header and key) is being compared.
@@ -162,7 +163,8 @@ class Unlocker {
 
 }  // namespace
 
-Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimits& limits,
+Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
+                                        const WriteLimits& limits,
                                         std::uint64_t now_ms) noexcept {
   const bool is_remove =
       rq.kind == WriteKind::kRemove || rq.kind == WriteKind::kRemoveIfVersion;
@@ -181,7 +183,8 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
       // symmetry with a journal consumer; read with acquire by stats.
       p_->journaled_seq.store(next, std::memory_order_release);
     }
-    std::uint64_t in_use = next - p_->reclaimed_seq.load(std::memory_order_relaxed);
+    std::uint64_t in_use =
+        next - p_->reclaimed_seq.load(std::memory_order_relaxed);
     if (in_use >= cap / 2) {
       ReclaimLocked(cap);
       in_use = next - p_->reclaimed_seq.load(std::memory_order_relaxed);
@@ -189,10 +192,11 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
     if (in_use < cap) break;
     if (wait_deadline == 0) wait_deadline = MonotonicNs() + limits.ring_wait_ns;
     if (MonotonicNs() >= wait_deadline) {
-      return ResourceExhausted(
-          "partition " + std::to_string(p_->partition_id) + ": change ring full (" +
-          std::to_string(cap) + " changes not yet journaled or reclaimed) for " +
-          std::to_string(limits.ring_wait_ns / 1000000) + " ms; nothing was written");
+      return ResourceExhausted("partition " + std::to_string(p_->partition_id) +
+                               ": change ring full (" + std::to_string(cap) +
+                               " changes not yet journaled or reclaimed) for " +
+                               std::to_string(limits.ring_wait_ns / 1000000) +
+                               " ms; nothing was written");
     }
     unlock.Release();
     if (++waits < 64) {
@@ -222,7 +226,8 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
       if (probe.insert_slot == kNoSlot) probe.insert_slot = i;
       continue;
     }
-    if (SlotTagOf(v) != tag || !InArena(SlotOffset(v), sizeof(RecordHeader))) continue;
+    if (SlotTagOf(v) != tag || !InArena(SlotOffset(v), sizeof(RecordHeader)))
+      continue;
     RecordView r(base_ + SlotOffset(v));
     if (r.key() == rq.key) {
       probe.found_slot = i;
@@ -232,7 +237,8 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
   }
 
   const bool present_raw = probe.found_slot != kNoSlot;
-  const RecordView old(present_raw ? base_ + SlotOffset(probe.found_value) : nullptr);
+  const RecordView old(present_raw ? base_ + SlotOffset(probe.found_value)
+                                   : nullptr);
   const bool live = present_raw && !old.ExpiredAt(now_ms);
   switch (rq.kind) {
     case WriteKind::kInsert:
@@ -246,8 +252,8 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
     case WriteKind::kRemoveIfVersion:
       if (!live) return NotFound("key not found");
       if (old.version() != rq.expected_version) {
-        return Conflict("version is " + std::to_string(old.version()) + ", expected " +
-                        std::to_string(rq.expected_version));
+        return Conflict("version is " + std::to_string(old.version()) +
+                        ", expected " + std::to_string(rq.expected_version));
       }
       break;
     case WriteKind::kUpsert:
@@ -260,7 +266,8 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
   if (rq.kind == WriteKind::kIncrement) {
     if (live) {
       if (old.value().size() != 8) {
-        return InvalidArgument("value is " + std::to_string(old.value().size()) +
+        return InvalidArgument("value is " +
+                               std::to_string(old.value().size()) +
                                " bytes, not an 8-byte counter");
       }
       std::memcpy(&counter, old.value().data(), 8);
@@ -273,18 +280,20 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
   }
   if (is_remove && !present_raw) return NotFound("key not found");
   if (!present_raw && probe.insert_slot == kNoSlot) {
-    return ResourceExhausted("partition " + std::to_string(p_->partition_id) +
-                             ": index full (" + std::to_string(mask + 1) +
-                             " slots); create the grid with a larger --max-entries");
+    return ResourceExhausted(
+        "partition " + std::to_string(p_->partition_id) + ": index full (" +
+        std::to_string(mask + 1) +
+        " slots); create the grid with a larger --max-entries");
   }
   const auto& cnt = p_->counters;
   if (!present_raw && !is_remove &&
-      cnt.live_entries.load(std::memory_order_relaxed) + 1 > (mask + 1) * 7 / 8) {
-    return ResourceExhausted("partition " + std::to_string(p_->partition_id) +
-                             ": index full (" +
-                             std::to_string(cnt.live_entries.load(std::memory_order_relaxed)) +
-                             " entries in " + std::to_string(mask + 1) +
-                             " slots); create the grid with a larger --max-entries");
+      cnt.live_entries.load(std::memory_order_relaxed) + 1 >
+          (mask + 1) * 7 / 8) {
+    return ResourceExhausted(
+        "partition " + std::to_string(p_->partition_id) + ": index full (" +
+        std::to_string(cnt.live_entries.load(std::memory_order_relaxed)) +
+        " entries in " + std::to_string(mask + 1) +
+        " slots); create the grid with a larger --max-entries");
   }
 
   // The change itself, undo-logged up to its commit point.
@@ -299,9 +308,11 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
   std::uint64_t new_block = 0;
   if (!is_remove) {
     const std::uint64_t expire = rq.expire_at_ms;
-    const std::uint64_t bytes = RecordBytes(rq.key.size(), value.size(), expire != 0);
+    const std::uint64_t bytes =
+        RecordBytes(rq.key.size(), value.size(), expire != 0);
     auto block = alloc.Allocate(tx, bytes);
-    if (!block.ok() && block.status().code() == StatusCode::kResourceExhausted) {
+    if (!block.ok() &&
+        block.status().code() == StatusCode::kResourceExhausted) {
       // Out of memory: free what replaced and removed records hold, if the
       // epochs allow, and try once more. The probe above stays valid:
       // reclamation changes no index slot.
@@ -320,9 +331,11 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
     WriteRecord(base_ + new_off, seq, rq.key, value, expire);
     new_slot = MakeSlot(new_off, rq.hash);
   }
-  const std::uint64_t slot_index = present_raw ? probe.found_slot : probe.insert_slot;
+  const std::uint64_t slot_index =
+      present_raw ? probe.found_slot : probe.insert_slot;
   const bool reused_deleted =
-      !present_raw && s[slot_index].load(std::memory_order_relaxed) == kSlotDeleted;
+      !present_raw &&
+      s[slot_index].load(std::memory_order_relaxed) == kSlotDeleted;
 
   RingEntry& e = ring()[seq & (cap - 1)];
   e.seq = seq;
@@ -335,18 +348,22 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
   bool ok = true;
   if (is_remove) {
     ok = ok && tx.Set(c.live_entries, live_now - 1);
-    ok = ok && tx.Set(c.deleted_slots, c.deleted_slots.load(std::memory_order_relaxed) + 1);
+    ok = ok && tx.Set(c.deleted_slots,
+                      c.deleted_slots.load(std::memory_order_relaxed) + 1);
     ok = ok && tx.Set(c.removes, c.removes.load(std::memory_order_relaxed) + 1);
   } else {
     if (!present_raw) ok = ok && tx.Set(c.live_entries, live_now + 1);
     if (reused_deleted) {
-      ok = ok && tx.Set(c.deleted_slots, c.deleted_slots.load(std::memory_order_relaxed) - 1);
+      ok = ok && tx.Set(c.deleted_slots,
+                        c.deleted_slots.load(std::memory_order_relaxed) - 1);
     }
     ok = ok && tx.Set(c.puts, c.puts.load(std::memory_order_relaxed) + 1);
   }
   const std::uint64_t live_bytes = c.live_bytes.load(std::memory_order_relaxed);
   ok = ok && tx.Set(c.live_bytes, live_bytes + new_block - old_block);
-  ok = ok && tx.Set(c.retired_bytes, c.retired_bytes.load(std::memory_order_relaxed) + old_block);
+  ok =
+      ok && tx.Set(c.retired_bytes,
+                   c.retired_bytes.load(std::memory_order_relaxed) + old_block);
   if (!ok) {
     tx.Abort();
     return ResourceExhausted("internal: undo log full");
@@ -366,7 +383,8 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq, const WriteLimit
   if (limits.journal_mode == kJournalNone) {
     p_->journaled_seq.store(seq + 1, std::memory_order_release);  // as above
   }
-  if (is_remove && s[(slot_index + 1) & mask].load(std::memory_order_relaxed) == kSlotEmpty) {
+  if (is_remove && s[(slot_index + 1) & mask].load(std::memory_order_relaxed) ==
+                       kSlotEmpty) {
     ClearDeletedRun(slot_index);
   }
   return WriteResult{seq, counter};

@@ -24,22 +24,26 @@ class ProcessTable;
 namespace numagrid::core {
 
 // GridConfig::journal_mode
-inline constexpr std::uint32_t kJournalNone = 0;      // writers mark their own changes journaled
-inline constexpr std::uint32_t kJournalConsumer = 1;  // a consumer (the worker) drains the rings
+inline constexpr std::uint32_t kJournalNone =
+    0;  // writers mark their own changes journaled
+inline constexpr std::uint32_t kJournalConsumer =
+    1;  // a consumer (the worker) drains the rings
 
 struct WriteLimits {
   std::uint32_t max_key_bytes = 250;
   std::uint32_t max_value_bytes = 1U << 20;
-  std::uint64_t lock_timeout_ns = 1'000'000'000;  // a writer waits this long for the lock
-  std::uint64_t ring_wait_ns = 1'000'000'000;     // ... and this long for ring space
+  std::uint64_t lock_timeout_ns =
+      1'000'000'000;  // a writer waits this long for the lock
+  std::uint64_t ring_wait_ns =
+      1'000'000'000;  // ... and this long for ring space
   std::uint32_t journal_mode = kJournalNone;
 };
 
 enum class WriteKind {
-  kUpsert,           // put
-  kInsert,           // only if absent
-  kReplace,          // only if present
-  kCompareAndSet,    // only if present with version == expected_version
+  kUpsert,         // put
+  kInsert,         // only if absent
+  kReplace,        // only if present
+  kCompareAndSet,  // only if present with version == expected_version
   kRemove,
   kRemoveIfVersion,  // only if present with version == expected_version
   kIncrement,        // 8-byte little-endian signed counter += delta (absent: 0)
@@ -48,10 +52,10 @@ enum class WriteKind {
 struct WriteRequest {
   WriteKind kind = WriteKind::kUpsert;
   std::string_view key;
-  std::uint64_t hash = 0;            // base::KeyHash(key)
-  std::string_view value;            // not for removes and increments
+  std::uint64_t hash = 0;  // base::KeyHash(key)
+  std::string_view value;  // not for removes and increments
   std::uint64_t expected_version = 0;
-  std::uint64_t expire_at_ms = 0;    // 0: never
+  std::uint64_t expire_at_ms = 0;  // 0: never
   std::int64_t delta = 0;
 };
 
@@ -63,9 +67,9 @@ struct WriteResult {
 // One change as the ring holds it, for a consumer.
 struct ChangeView {
   std::uint64_t seq;
-  std::uint32_t op;          // kOpPut or kOpRemove
+  std::uint32_t op;  // kOpPut or kOpRemove
   std::string_view key;
-  std::string_view value;    // kOpPut only
+  std::string_view value;  // kOpPut only
   std::uint64_t expire_at_ms;
 };
 
@@ -74,7 +78,7 @@ struct PartitionCheckReport {
   std::uint64_t expired_entries = 0;
   std::uint64_t ring_entries = 0;
   std::uint64_t free_blocks = 0;
-  bool repaired = false;       // the lock's previous holder had died; repaired now
+  bool repaired = false;  // the lock's previous holder had died; repaired now
   std::vector<std::string> problems;  // empty when consistent
 };
 
@@ -84,8 +88,8 @@ std::uint64_t NowMs() noexcept;
 
 class PartitionRef {
  public:
-  PartitionRef(std::byte* segment_base, const NodeHeader* node, PartitionState* state,
-               shm::ProcessTable* procs) noexcept
+  PartitionRef(std::byte* segment_base, const NodeHeader* node,
+               PartitionState* state, shm::ProcessTable* procs) noexcept
       : base_(segment_base), node_(node), p_(state), procs_(procs) {}
 
   // Initializes a partition's state in a new data segment. REQUIRES: zeroed
@@ -104,7 +108,8 @@ class PartitionRef {
   // value that is not 8 bytes), kResourceExhausted (no memory, index full,
   // change ring full after the bounded wait, lock held past the timeout).
   // Changes nothing when it fails.
-  Result<WriteResult> Write(const WriteRequest& request, const WriteLimits& limits,
+  Result<WriteResult> Write(const WriteRequest& request,
+                            const WriteLimits& limits,
                             std::uint64_t now_ms) noexcept;
 
   // Visits every live record (lock-free; each record that stays live during
@@ -117,7 +122,8 @@ class PartitionRef {
   // [journaled_seq, next_seq) in order, then advances journaled_seq past the
   // ones it accepted (it returns false to stop early). Returns how many.
   // REQUIRES: a single consumer per partition.
-  std::uint64_t ConsumeChanges(const std::function<bool(const ChangeView&)>& consume);
+  std::uint64_t ConsumeChanges(
+      const std::function<bool(const ChangeView&)>& consume);
 
   // Frees the records of journaled changes that no pinned epoch can see any
   // more. Takes the lock. Returns how many ring entries it reclaimed.
@@ -125,7 +131,8 @@ class PartitionRef {
 
   // Verifies every structure of the partition under its lock (repairing first
   // if the previous holder died): see PartitionCheckReport.
-  PartitionCheckReport Check(const WriteLimits& limits, std::uint32_t partition_count,
+  PartitionCheckReport Check(const WriteLimits& limits,
+                             std::uint32_t partition_count,
                              std::uint64_t now_ms);
 
   // Takes the lock if nobody holds it and repairs the partition if its last

@@ -12,9 +12,12 @@ std::uint64_t ChunkBytesFor(std::uint64_t max_record_bytes) noexcept {
   return c;
 }
 
-std::uint64_t BlockBytes(const NodeHeader& node, std::uint64_t record_bytes) noexcept {
-  if (record_bytes <= node.small_limit) return ClassSize(SizeClassOf(record_bytes));
-  return (record_bytes + node.chunk_bytes - 1) / node.chunk_bytes * node.chunk_bytes;
+std::uint64_t BlockBytes(const NodeHeader& node,
+                         std::uint64_t record_bytes) noexcept {
+  if (record_bytes <= node.small_limit)
+    return ClassSize(SizeClassOf(record_bytes));
+  return (record_bytes + node.chunk_bytes - 1) / node.chunk_bytes *
+         node.chunk_bytes;
 }
 
 std::uint64_t PartitionAlloc::owner_tag() const noexcept {
@@ -23,8 +26,8 @@ std::uint64_t PartitionAlloc::owner_tag() const noexcept {
   return (first - node_->partitions_off) / sizeof(PartitionState) + 1;
 }
 
-Result<std::uint64_t> PartitionAlloc::Allocate(PartitionTx& tx,
-                                               std::uint64_t record_bytes) noexcept {
+Result<std::uint64_t> PartitionAlloc::Allocate(
+    PartitionTx& tx, std::uint64_t record_bytes) noexcept {
   auto& c = p_->counters;
   const std::uint64_t chunk = node_->chunk_bytes;
   if (record_bytes > node_->small_limit) {
@@ -64,20 +67,23 @@ Result<std::uint64_t> PartitionAlloc::Allocate(PartitionTx& tx,
     if (!tx.CasClaim(own[i], 0, tag)) continue;
     const std::uint64_t off = node_->arena_off + i * chunk;
     if (cur != 0) {
-      tx.Set(c.waste_bytes, c.waste_bytes.load(std::memory_order_relaxed) + (chunk - used));
+      tx.Set(c.waste_bytes,
+             c.waste_bytes.load(std::memory_order_relaxed) + (chunk - used));
     }
-    tx.Set(c.chunk_bytes, c.chunk_bytes.load(std::memory_order_relaxed) + chunk);
+    tx.Set(c.chunk_bytes,
+           c.chunk_bytes.load(std::memory_order_relaxed) + chunk);
     tx.Set(p_->cur_chunk_off, off);
     tx.Set(p_->cur_chunk_used, size);
     return off;
   }
-  return ResourceExhausted("the memory of NUMA node " + std::to_string(node_->node_id) +
-                           " is full (" + std::to_string(n) + " chunks of " +
+  return ResourceExhausted("the memory of NUMA node " +
+                           std::to_string(node_->node_id) + " is full (" +
+                           std::to_string(n) + " chunks of " +
                            std::to_string(chunk >> 10) + " KiB in use)");
 }
 
-Result<std::uint64_t> PartitionAlloc::AllocateLarge(PartitionTx& tx,
-                                                    std::uint64_t run) noexcept {
+Result<std::uint64_t> PartitionAlloc::AllocateLarge(
+    PartitionTx& tx, std::uint64_t run) noexcept {
   auto& c = p_->counters;
   const std::uint64_t chunk = node_->chunk_bytes;
   const std::uint64_t tag = owner_tag();
@@ -93,12 +99,13 @@ Result<std::uint64_t> PartitionAlloc::AllocateLarge(PartitionTx& tx,
     }
     std::uint64_t claimed = 0;
     for (; claimed < run; ++claimed) {
-      const std::uint64_t v =
-          claimed == 0 ? (tag | kChunkLarge | (run << 32)) : (tag | kChunkLargeTail);
+      const std::uint64_t v = claimed == 0 ? (tag | kChunkLarge | (run << 32))
+                                           : (tag | kChunkLargeTail);
       if (!tx.CasClaim(own[i + claimed], 0, v)) break;
     }
     if (claimed == run) {
-      tx.Set(c.chunk_bytes, c.chunk_bytes.load(std::memory_order_relaxed) + run * chunk);
+      tx.Set(c.chunk_bytes,
+             c.chunk_bytes.load(std::memory_order_relaxed) + run * chunk);
       return node_->arena_off + i * chunk;
     }
     // Another partition took one of them meanwhile: give ours back.
@@ -106,12 +113,14 @@ Result<std::uint64_t> PartitionAlloc::AllocateLarge(PartitionTx& tx,
     if (tx.room() < 2 * run + 2) break;
     i += claimed + 1;
   }
-  return ResourceExhausted("no run of " + std::to_string(run) + " free chunks of " +
-                           std::to_string(chunk >> 10) + " KiB on NUMA node " +
+  return ResourceExhausted("no run of " + std::to_string(run) +
+                           " free chunks of " + std::to_string(chunk >> 10) +
+                           " KiB on NUMA node " +
                            std::to_string(node_->node_id));
 }
 
-bool PartitionAlloc::Free(PartitionTx& tx, std::uint64_t off, std::uint64_t record_bytes,
+bool PartitionAlloc::Free(PartitionTx& tx, std::uint64_t off,
+                          std::uint64_t record_bytes,
                           PendingRelease* pending) noexcept {
   auto& c = p_->counters;
   if (record_bytes > node_->small_limit) {
@@ -124,7 +133,8 @@ bool PartitionAlloc::Free(PartitionTx& tx, std::uint64_t off, std::uint64_t reco
     for (std::uint64_t k = 0; k < run; ++k) {
       tx.Set(owners()[first + k], owner_tag() | kChunkReleasing);
     }
-    tx.Set(c.chunk_bytes, c.chunk_bytes.load(std::memory_order_relaxed) - run * chunk);
+    tx.Set(c.chunk_bytes,
+           c.chunk_bytes.load(std::memory_order_relaxed) - run * chunk);
     *pending = PendingRelease{first, run};
     return true;
   }
@@ -132,7 +142,8 @@ bool PartitionAlloc::Free(PartitionTx& tx, std::uint64_t off, std::uint64_t reco
   const std::uint32_t cls = SizeClassOf(record_bytes);
   tx.Set(Word(off), p_->free_head[cls].load(std::memory_order_relaxed));
   tx.Set(p_->free_head[cls], off);
-  tx.Set(c.free_bytes, c.free_bytes.load(std::memory_order_relaxed) + ClassSize(cls));
+  tx.Set(c.free_bytes,
+         c.free_bytes.load(std::memory_order_relaxed) + ClassSize(cls));
   return true;
 }
 

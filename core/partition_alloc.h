@@ -25,15 +25,18 @@ std::uint64_t ChunkBytesFor(std::uint64_t max_record_bytes) noexcept;
 
 // The block a record of `record_bytes` occupies: a size class, or whole
 // chunks above the node's small limit.
-std::uint64_t BlockBytes(const NodeHeader& node, std::uint64_t record_bytes) noexcept;
+std::uint64_t BlockBytes(const NodeHeader& node,
+                         std::uint64_t record_bytes) noexcept;
 
 class PartitionAlloc {
  public:
-  PartitionAlloc(std::byte* base, const NodeHeader* node, PartitionState* p) noexcept
+  PartitionAlloc(std::byte* base, const NodeHeader* node,
+                 PartitionState* p) noexcept
       : base_(base), node_(node), p_(p) {}
 
   // A block for a record of `record_bytes`, or kResourceExhausted.
-  Result<std::uint64_t> Allocate(PartitionTx& tx, std::uint64_t record_bytes) noexcept;
+  Result<std::uint64_t> Allocate(PartitionTx& tx,
+                                 std::uint64_t record_bytes) noexcept;
   // Chunks that Free marked kChunkReleasing: the caller stores 0 into their
   // owner words after its commit point (ReleaseMarked).
   struct PendingRelease {
@@ -54,12 +57,14 @@ class PartitionAlloc {
   void SweepMarked() noexcept;
 
   std::atomic<std::uint64_t>* owners() const noexcept {
-    return reinterpret_cast<std::atomic<std::uint64_t>*>(base_ + node_->chunk_table_off);
+    return reinterpret_cast<std::atomic<std::uint64_t>*>(
+        base_ + node_->chunk_table_off);
   }
   std::uint64_t owner_tag() const noexcept;  // this partition's owner value
 
  private:
-  Result<std::uint64_t> AllocateLarge(PartitionTx& tx, std::uint64_t run) noexcept;
+  Result<std::uint64_t> AllocateLarge(PartitionTx& tx,
+                                      std::uint64_t run) noexcept;
   std::atomic<std::uint64_t>& Word(std::uint64_t off) const noexcept {
     return *reinterpret_cast<std::atomic<std::uint64_t>*>(base_ + off);
   }

@@ -14,8 +14,8 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
                                          std::uint64_t now_ms) {
   PartitionCheckReport rep;
   auto problem = [&](std::string what) {
-    rep.problems.push_back("partition " + std::to_string(p_->partition_id) + ": " +
-                           std::move(what));
+    rep.problems.push_back("partition " + std::to_string(p_->partition_id) +
+                           ": " + std::move(what));
   };
   switch (p_->lock.TryLock()) {
     case shm::LockResult::kAcquired:
@@ -42,22 +42,26 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
   // A block at `off` of `size` bytes must lie in chunks this partition owns.
   auto block_ok = [&](std::uint64_t off, std::uint64_t size, const char* what) {
     if (!InArena(off, size)) {
-      problem(std::string(what) + " at " + std::to_string(off) + " outside the arena");
+      problem(std::string(what) + " at " + std::to_string(off) +
+              " outside the arena");
       return false;
     }
     const std::uint64_t i = (off - node_->arena_off) / chunk;
     const std::uint64_t o = own[i].load(std::memory_order_relaxed);
     const bool large = size > node_->small_limit;
-    const bool owned = large ? (o == (tag | kChunkLarge | ((size / chunk) << 32)) &&
-                                (off - node_->arena_off) % chunk == 0)
-                             : o == tag;
+    const bool owned =
+        large ? (o == (tag | kChunkLarge | ((size / chunk) << 32)) &&
+                 (off - node_->arena_off) % chunk == 0)
+              : o == tag;
     if (!owned) {
       problem(std::string(what) + " at " + std::to_string(off) +
-              " is in chunk " + std::to_string(i) + " not owned by this partition");
+              " is in chunk " + std::to_string(i) +
+              " not owned by this partition");
       return false;
     }
     if (!blocks.insert(off).second) {
-      problem(std::string(what) + " at " + std::to_string(off) + " is reachable twice");
+      problem(std::string(what) + " at " + std::to_string(off) +
+              " is reachable twice");
       return false;
     }
     return true;
@@ -65,13 +69,16 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
   // A record at `off` must be complete and inside the arena.
   auto record_ok = [&](std::uint64_t off, const char* what) -> std::uint64_t {
     if (!InArena(off, sizeof(RecordHeader))) {
-      problem(std::string(what) + " at " + std::to_string(off) + " outside the arena");
+      problem(std::string(what) + " at " + std::to_string(off) +
+              " outside the arena");
       return 0;
     }
     RecordView r(base_ + off);
     if (r.header().key_len > limits.max_key_bytes ||
-        r.header().value_len > limits.max_value_bytes || !InArena(off, r.bytes())) {
-      problem(std::string(what) + " at " + std::to_string(off) + " has impossible lengths");
+        r.header().value_len > limits.max_value_bytes ||
+        !InArena(off, r.bytes())) {
+      problem(std::string(what) + " at " + std::to_string(off) +
+              " has impossible lengths");
       return 0;
     }
     return BlockBytes(*node_, r.bytes());
@@ -93,13 +100,15 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
       problem("key of slot " + std::to_string(i) + " hashes to partition " +
               std::to_string(base::PartitionOf(h, partition_count)));
     }
-    if (SlotTag(h) != SlotTagOf(v)) problem("slot " + std::to_string(i) + " has a wrong tag");
+    if (SlotTag(h) != SlotTagOf(v))
+      problem("slot " + std::to_string(i) + " has a wrong tag");
     if (!keys.insert(r.key()).second) {
       problem("key in slot " + std::to_string(i) + " is in the index twice");
     }
     auto found = Find(r.key(), h, 1);  // now_ms = 1: ignore expiry here
     if (!found.ok() || found->key().data() != r.key().data()) {
-      problem("key in slot " + std::to_string(i) + " is not reachable from its home slot");
+      problem("key in slot " + std::to_string(i) +
+              " is not reachable from its home slot");
     }
     ++live;
     live_bytes += size;
@@ -110,12 +119,15 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
   // 2. The change ring: entries not yet reclaimed hold their old records.
   std::uint64_t retired_bytes = 0;
   const std::uint64_t next = p_->next_seq.load(std::memory_order_relaxed);
-  const std::uint64_t reclaimed = p_->reclaimed_seq.load(std::memory_order_relaxed);
-  const std::uint64_t journaled = p_->journaled_seq.load(std::memory_order_relaxed);
+  const std::uint64_t reclaimed =
+      p_->reclaimed_seq.load(std::memory_order_relaxed);
+  const std::uint64_t journaled =
+      p_->journaled_seq.load(std::memory_order_relaxed);
   if (!(reclaimed <= journaled && journaled <= next &&
         next - reclaimed <= p_->ring_capacity)) {
-    problem("ring cursors out of order: reclaimed " + std::to_string(reclaimed) +
-            ", journaled " + std::to_string(journaled) + ", next " + std::to_string(next));
+    problem("ring cursors out of order: reclaimed " +
+            std::to_string(reclaimed) + ", journaled " +
+            std::to_string(journaled) + ", next " + std::to_string(next));
   } else {
     // Ring against index: a put's record is either still in the index or
     // was replaced by a later change, whose entry names it as old; a record
@@ -123,10 +135,12 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
     std::unordered_set<std::uint64_t> replaced;
     for (std::uint64_t q = next; q-- > reclaimed;) {
       const RingEntry& e = ring()[q & (p_->ring_capacity - 1)];
-      if (e.op == kOpPut && e.new_record_off != 0 && blocks.count(e.new_record_off) == 0 &&
+      if (e.op == kOpPut && e.new_record_off != 0 &&
+          blocks.count(e.new_record_off) == 0 &&
           replaced.count(e.new_record_off) == 0) {
-        problem("ring entry " + std::to_string(q) +
-                " put a record that is neither in the index nor replaced later");
+        problem(
+            "ring entry " + std::to_string(q) +
+            " put a record that is neither in the index nor replaced later");
       }
       if (e.old_record_off != 0) {
         if (blocks.count(e.old_record_off) != 0) {
@@ -143,7 +157,8 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
         problem("ring entry " + std::to_string(q) + " is inconsistent");
         continue;
       }
-      if (e.op == kOpPut && record_ok(e.new_record_off, "ring record") == 0) continue;
+      if (e.op == kOpPut && record_ok(e.new_record_off, "ring record") == 0)
+        continue;
       if (e.old_record_off == 0) continue;
       const std::uint64_t size = record_ok(e.old_record_off, "retired record");
       if (size != 0 && block_ok(e.old_record_off, size, "retired record")) {
@@ -173,29 +188,37 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
     if ((o & kChunkOwnerMask) == tag) owned += chunk;
   }
   const auto& c = p_->counters;
-  auto expect = [&](const char* name, std::uint64_t counter, std::uint64_t actual) {
+  auto expect = [&](const char* name, std::uint64_t counter,
+                    std::uint64_t actual) {
     if (counter != actual) {
       problem(std::string(name) + " counter is " + std::to_string(counter) +
               " but " + std::to_string(actual) + " are reachable");
     }
   };
   expect("live_entries", c.live_entries.load(std::memory_order_relaxed), live);
-  expect("deleted_slots", c.deleted_slots.load(std::memory_order_relaxed), deleted);
-  expect("live_bytes", c.live_bytes.load(std::memory_order_relaxed), live_bytes);
-  expect("retired_bytes", c.retired_bytes.load(std::memory_order_relaxed), retired_bytes);
-  expect("free_bytes", c.free_bytes.load(std::memory_order_relaxed), free_bytes);
+  expect("deleted_slots", c.deleted_slots.load(std::memory_order_relaxed),
+         deleted);
+  expect("live_bytes", c.live_bytes.load(std::memory_order_relaxed),
+         live_bytes);
+  expect("retired_bytes", c.retired_bytes.load(std::memory_order_relaxed),
+         retired_bytes);
+  expect("free_bytes", c.free_bytes.load(std::memory_order_relaxed),
+         free_bytes);
   expect("chunk_bytes", c.chunk_bytes.load(std::memory_order_relaxed), owned);
   const std::uint64_t cur = p_->cur_chunk_off.load(std::memory_order_relaxed);
   const std::uint64_t tail =
       cur == 0 ? 0 : chunk - p_->cur_chunk_used.load(std::memory_order_relaxed);
-  const std::uint64_t accounted = live_bytes + retired_bytes + free_bytes +
-                                  c.waste_bytes.load(std::memory_order_relaxed) + tail;
+  const std::uint64_t accounted =
+      live_bytes + retired_bytes + free_bytes +
+      c.waste_bytes.load(std::memory_order_relaxed) + tail;
   if (accounted != owned) {
-    problem("memory accounting: " + std::to_string(owned) + " bytes of chunks owned, " +
-            std::to_string(accounted) + " accounted (live + retired + free + waste + " +
+    problem("memory accounting: " + std::to_string(owned) +
+            " bytes of chunks owned, " + std::to_string(accounted) +
+            " accounted (live + retired + free + waste + " +
             "current chunk tail); " +
             (accounted < owned ? "leaked " : "over-counted ") +
-            std::to_string(accounted < owned ? owned - accounted : accounted - owned));
+            std::to_string(accounted < owned ? owned - accounted
+                                             : accounted - owned));
   }
   if (p_->intent.state != kIntentIdle) problem("write intent left active");
   p_->lock.Unlock();

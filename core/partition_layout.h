@@ -30,16 +30,22 @@ inline constexpr std::uint64_t kSlotOffsetMask = (1ULL << 48) - 1;
 constexpr std::uint64_t SlotTag(std::uint64_t hash) noexcept {
   return (hash >> 32) & 0xFFFF;  // bits the partition map and index ignore
 }
-constexpr std::uint64_t MakeSlot(std::uint64_t record_off, std::uint64_t hash) noexcept {
+constexpr std::uint64_t MakeSlot(std::uint64_t record_off,
+                                 std::uint64_t hash) noexcept {
   return (SlotTag(hash) << 48) | record_off;
 }
-constexpr bool SlotHoldsRecord(std::uint64_t s) noexcept { return s > kSlotDeleted; }
-constexpr std::uint64_t SlotOffset(std::uint64_t s) noexcept { return s & kSlotOffsetMask; }
+constexpr bool SlotHoldsRecord(std::uint64_t s) noexcept {
+  return s > kSlotDeleted;
+}
+constexpr std::uint64_t SlotOffset(std::uint64_t s) noexcept {
+  return s & kSlotOffsetMask;
+}
 constexpr std::uint64_t SlotTagOf(std::uint64_t s) noexcept { return s >> 48; }
 
 // ----------------------------------------------------------------- ring entry
 // RingEntry::op
-inline constexpr std::uint32_t kOpPut = 1;     // new_record replaced old_record (or nothing)
+inline constexpr std::uint32_t kOpPut =
+    1;  // new_record replaced old_record (or nothing)
 inline constexpr std::uint32_t kOpRemove = 2;  // old_record was removed
 
 // One change, in the partition's change ring at index seq % capacity.
@@ -53,10 +59,11 @@ inline constexpr std::uint32_t kOpRemove = 2;  // old_record was removed
 //   Holds in every reachable state: entries in [reclaimed_seq, next_seq) are
 //     complete, in sequence order, and name records that are not yet freed.
 struct RingEntry {
-  std::uint64_t seq;             // the change's sequence number (= new record's version)
+  std::uint64_t seq;  // the change's sequence number (= new record's version)
   std::uint64_t new_record_off;  // kOpPut: the record published; else 0
   std::uint64_t old_record_off;  // the record replaced or removed; 0 if none
-  std::uint64_t retire_epoch;    // 0 until reclamation stamps it (an epoch read after the unlink)
+  std::uint64_t retire_epoch;    // 0 until reclamation stamps it (an epoch read
+                                 // after the unlink)
   std::uint32_t op;              // kOp*
   std::uint32_t reserved;
 };
@@ -96,10 +103,11 @@ static_assert(sizeof(UndoEntry) == 24);
 //   Holds in every reachable state: every word the operation changed before
 //     its commit store is in the log before it is changed.
 struct WriteIntent {
-  std::uint64_t state;       // kIntent*
-  std::uint64_t slot_index;  // the index slot stored at the commit point, or kNoSlot
-  std::uint64_t new_slot;    // the value stored there
-  std::uint64_t seq;         // the change's sequence number
+  std::uint64_t state;  // kIntent*
+  std::uint64_t
+      slot_index;  // the index slot stored at the commit point, or kNoSlot
+  std::uint64_t new_slot;  // the value stored there
+  std::uint64_t seq;       // the change's sequence number
   std::uint64_t undo_len;
   std::uint64_t reserved[3];
   UndoEntry undo[kMaxUndo];
@@ -114,12 +122,13 @@ inline constexpr std::uint32_t kSmallClasses = 112;  // classes up to 256 KiB
 // reads are ordered by the lock.
 struct PartitionCounters {
   std::atomic<std::uint64_t> live_entries;
-  std::atomic<std::uint64_t> deleted_slots;   // index slots holding kSlotDeleted
-  std::atomic<std::uint64_t> live_bytes;      // blocks of records in the index
-  std::atomic<std::uint64_t> retired_bytes;   // blocks named by ring entries, not yet freed
-  std::atomic<std::uint64_t> free_bytes;      // blocks on the free lists
-  std::atomic<std::uint64_t> waste_bytes;     // chunk tails too small for a block
-  std::atomic<std::uint64_t> chunk_bytes;     // chunks this partition owns
+  std::atomic<std::uint64_t> deleted_slots;  // index slots holding kSlotDeleted
+  std::atomic<std::uint64_t> live_bytes;     // blocks of records in the index
+  std::atomic<std::uint64_t>
+      retired_bytes;  // blocks named by ring entries, not yet freed
+  std::atomic<std::uint64_t> free_bytes;   // blocks on the free lists
+  std::atomic<std::uint64_t> waste_bytes;  // chunk tails too small for a block
+  std::atomic<std::uint64_t> chunk_bytes;  // chunks this partition owns
   std::atomic<std::uint64_t> puts;
   std::atomic<std::uint64_t> removes;
 };
@@ -140,10 +149,10 @@ struct alignas(64) PartitionState {
   // Cache line 1: constant after create; read by everyone.
   std::uint32_t partition_id;
   std::uint32_t node_id;
-  std::uint64_t index_off;       // std::atomic<uint64_t>[index_mask + 1]
-  std::uint64_t index_mask;      // slots - 1 (a power of two minus one)
-  std::uint64_t ring_off;        // RingEntry[ring_capacity]
-  std::uint64_t ring_capacity;   // a power of two
+  std::uint64_t index_off;      // std::atomic<uint64_t>[index_mask + 1]
+  std::uint64_t index_mask;     // slots - 1 (a power of two minus one)
+  std::uint64_t ring_off;       // RingEntry[ring_capacity]
+  std::uint64_t ring_capacity;  // a power of two
   std::uint64_t reserved1[3];
 
   // Cache line 2: ring cursors.
@@ -164,9 +173,10 @@ struct alignas(64) PartitionState {
   std::uint64_t reserved3[7];
 
   // Allocator (guarded by lock; every change undo-logged).
-  std::atomic<std::uint64_t> cur_chunk_off;    // chunk being carved, 0 if none
-  std::atomic<std::uint64_t> cur_chunk_used;   // bytes carved from it
-  std::atomic<std::uint64_t> free_head[kSmallClasses];  // block offsets, 0 = empty
+  std::atomic<std::uint64_t> cur_chunk_off;   // chunk being carved, 0 if none
+  std::atomic<std::uint64_t> cur_chunk_used;  // bytes carved from it
+  std::atomic<std::uint64_t>
+      free_head[kSmallClasses];  // block offsets, 0 = empty
 
   // The operation in progress (guarded by lock).
   WriteIntent intent;
@@ -180,9 +190,10 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 // Each node's arena is cut into chunks of NodeHeader::chunk_bytes. The owner
 // word of chunk i (std::atomic<uint64_t>[chunk_count] at chunk_table_off):
 //   0                                   free
-//   (slot_in_node + 1)                  carved into small blocks by that partition
-//   (slot_in_node + 1) | kChunkLarge | run << 32
-//                                       first chunk of a large block of `run` chunks
+//   (slot_in_node + 1)                  carved into small blocks by that
+//   partition (slot_in_node + 1) | kChunkLarge | run << 32
+//                                       first chunk of a large block of `run`
+//                                       chunks
 //   (slot_in_node + 1) | kChunkLargeTail  a later chunk of such a block
 //   (slot_in_node + 1) | kChunkReleasing  being given back by that partition
 // A partition claims a free chunk with a CAS from 0, under its own lock and

@@ -11,16 +11,19 @@ namespace numagrid::core {
 
 void UndoIntent(std::byte* segment_base, PartitionState* p) noexcept {
   WriteIntent& in = p->intent;
-  std::uint64_t n = std::atomic_ref<std::uint64_t>(in.undo_len).load(std::memory_order_acquire);
+  std::uint64_t n = std::atomic_ref<std::uint64_t>(in.undo_len)
+                        .load(std::memory_order_acquire);
   if (n > kMaxUndo) n = kMaxUndo;  // bad bytes: undo what the log can hold
   while (n > 0) {
     const UndoEntry& u = in.undo[--n];
-    auto* word = reinterpret_cast<std::atomic<std::uint64_t>*>(segment_base + u.off);
+    auto* word =
+        reinterpret_cast<std::atomic<std::uint64_t>*>(segment_base + u.off);
     std::uint64_t expected = u.new_value;
     // A CAS, because chunk owner words are shared with other partitions: put
     // the old value back only if the word still holds what we wrote.
     // acq_rel: as for the claim in PartitionTx::CasClaim.
-    word->compare_exchange_strong(expected, u.old_value, std::memory_order_acq_rel);
+    word->compare_exchange_strong(expected, u.old_value,
+                                  std::memory_order_acq_rel);
   }
 }
 
@@ -73,7 +76,8 @@ bool PartitionRef::RepairIfOwnerDied() noexcept {
 std::uint64_t PartitionRef::ReclaimLocked(std::uint64_t max_entries) noexcept {
   // acquire: pairs with the consumer's release store of journaled_seq; the
   // consumer is done reading the records of entries below it.
-  const std::uint64_t journaled = p_->journaled_seq.load(std::memory_order_acquire);
+  const std::uint64_t journaled =
+      p_->journaled_seq.load(std::memory_order_acquire);
   std::uint64_t r = p_->reclaimed_seq.load(std::memory_order_relaxed);
   if (r >= journaled) return 0;
   const std::uint64_t mask = p_->ring_capacity - 1;
@@ -119,7 +123,8 @@ std::uint64_t PartitionRef::ReclaimLocked(std::uint64_t max_entries) noexcept {
   return done;
 }
 
-Result<std::uint64_t> PartitionRef::Reclaim(const WriteLimits& limits) noexcept {
+Result<std::uint64_t> PartitionRef::Reclaim(
+    const WriteLimits& limits) noexcept {
   NUMAGRID_RETURN_IF_ERROR(LockForWrite(limits));
   const std::uint64_t n = ReclaimLocked(p_->ring_capacity);
   p_->lock.Unlock();

@@ -54,7 +54,8 @@ class PartitionTx {
     if (!Log(&word, expected, value)) return false;
     // acq_rel: other partitions CAS the same owner words; nothing else is
     // published through them, so this only needs to be atomic.
-    if (word.compare_exchange_strong(expected, value, std::memory_order_acq_rel)) {
+    if (word.compare_exchange_strong(expected, value,
+                                     std::memory_order_acq_rel)) {
       return true;
     }
     // It did not happen: drop the entry (undoing it would be a no-op anyway,
@@ -66,7 +67,8 @@ class PartitionTx {
 
   // The change's commit point: after this store readers see the change. Set
   // `slot_index`/`new_slot` first so that repair can tell whether it happened.
-  void PrepareCommit(std::uint64_t slot_index, std::uint64_t new_slot) noexcept {
+  void PrepareCommit(std::uint64_t slot_index,
+                     std::uint64_t new_slot) noexcept {
     p_->intent.slot_index = slot_index;
     p_->intent.new_slot = new_slot;
   }
@@ -91,8 +93,8 @@ class PartitionTx {
     WriteIntent& in = p_->intent;
     if (in.undo_len >= kMaxUndo) return false;
     in.undo[in.undo_len] = UndoEntry{
-        static_cast<std::uint64_t>(reinterpret_cast<std::byte*>(word) - base_), old,
-        value};
+        static_cast<std::uint64_t>(reinterpret_cast<std::byte*>(word) - base_),
+        old, value};
     // release: the entry must be in memory before it counts, for a repairer
     // that reads the log after this process died.
     std::atomic_ref<std::uint64_t>(in.undo_len)

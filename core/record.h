@@ -16,7 +16,8 @@
 namespace numagrid::core {
 
 // RecordHeader::flags
-inline constexpr std::uint16_t kRecordHasExpiry = 1u << 0;  // a u64 expiry follows the header
+inline constexpr std::uint16_t kRecordHasExpiry =
+    1u << 0;  // a u64 expiry follows the header
 
 // Crash safety (a process may die at any instruction):
 //   Leaves behind: a half-written record in a block that no index slot and no
@@ -28,10 +29,10 @@ inline constexpr std::uint16_t kRecordHasExpiry = 1u << 0;  // a u64 expiry foll
 //   Holds in every reachable state: a record reachable from an index slot or
 //     a ring entry is complete and never changes.
 struct RecordHeader {
-  std::uint64_t version;     // the partition sequence number of the change
+  std::uint64_t version;  // the partition sequence number of the change
   std::uint32_t value_len;
   std::uint16_t key_len;
-  std::uint16_t flags;       // kRecord*
+  std::uint16_t flags;  // kRecord*
 };
 static_assert(std::is_standard_layout_v<RecordHeader>);
 static_assert(std::is_trivially_copyable_v<RecordHeader>);
@@ -40,7 +41,8 @@ static_assert(sizeof(RecordHeader) == 16);
 inline constexpr std::uint64_t kRecordAlign = 16;
 
 // Bytes a record of this shape needs, before rounding to a size class.
-constexpr std::uint64_t RecordBytes(std::uint64_t key_len, std::uint64_t value_len,
+constexpr std::uint64_t RecordBytes(std::uint64_t key_len,
+                                    std::uint64_t value_len,
                                     bool has_expiry) noexcept {
   return sizeof(RecordHeader) + (has_expiry ? 8 : 0) + key_len + value_len;
 }
@@ -85,11 +87,13 @@ class RecordView {
 };
 
 // Writes a record into `dst` (RecordBytes(...) bytes).
-inline void WriteRecord(std::byte* dst, std::uint64_t version, std::string_view key,
-                        std::string_view value, std::uint64_t expire_at_ms) noexcept {
-  RecordHeader h{version, static_cast<std::uint32_t>(value.size()),
-                 static_cast<std::uint16_t>(key.size()),
-                 static_cast<std::uint16_t>(expire_at_ms ? kRecordHasExpiry : 0)};
+inline void WriteRecord(std::byte* dst, std::uint64_t version,
+                        std::string_view key, std::string_view value,
+                        std::uint64_t expire_at_ms) noexcept {
+  RecordHeader h{
+      version, static_cast<std::uint32_t>(value.size()),
+      static_cast<std::uint16_t>(key.size()),
+      static_cast<std::uint16_t>(expire_at_ms ? kRecordHasExpiry : 0)};
   std::memcpy(dst, &h, sizeof h);
   std::byte* p = dst + sizeof h;
   if (expire_at_ms != 0) {

@@ -8,8 +8,6 @@
 //   F_C  the fence in MinPinnedEpoch;  S the scan's loads of the pins
 #include "shm/process_table.h"
 
-#include "core/base/fence.h"
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -21,6 +19,8 @@
 #include <limits>
 #include <new>
 #include <string>
+
+#include "core/base/fence.h"
 
 namespace numagrid::shm {
 namespace {

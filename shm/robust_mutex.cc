@@ -8,10 +8,14 @@ namespace {
 
 LockResult FromErrno(int rc) noexcept {
   switch (rc) {
-    case 0: return LockResult::kAcquired;
-    case EOWNERDEAD: return LockResult::kAcquiredOwnerDied;
-    case ENOTRECOVERABLE: return LockResult::kUnrecoverable;
-    default: return LockResult::kTimedOut;  // ETIMEDOUT, EBUSY
+    case 0:
+      return LockResult::kAcquired;
+    case EOWNERDEAD:
+      return LockResult::kAcquiredOwnerDied;
+    case ENOTRECOVERABLE:
+      return LockResult::kUnrecoverable;
+    default:
+      return LockResult::kTimedOut;  // ETIMEDOUT, EBUSY
   }
 }
 

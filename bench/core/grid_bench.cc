@@ -4,8 +4,8 @@
 // DESIGN.md compares a get with. Every result is to be read as a ratio to
 // the baselines of the same run.
 //
-// Data: 100k keys (or --keys=N) "user" + 12-digit number (16 bytes), 100-byte values.
-// The grid "bench<pid>" is created on first use and destroyed at exit.
+// Data: 100k keys (or --keys=N) "user" + 12-digit number (16 bytes), 100-byte
+// values. The grid "bench<pid>" is created on first use and destroyed at exit.
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,7 +33,8 @@ namespace {
 // Keys loaded before the benchmarks; --keys=N (e.g. 10000000) changes it.
 std::size_t g_key_count = 100'000;
 constexpr std::size_t kValueBytes = 100;
-constexpr std::size_t kIndexCount = 1 << 16;  // random key indices, a power of 2
+constexpr std::size_t kIndexCount = 1
+                                    << 16;  // random key indices, a power of 2
 constexpr std::size_t kFreshPerThread = 1024;  // insert/remove and counter keys
 constexpr int kMaxThreads = 2;
 
@@ -52,11 +53,11 @@ std::string MakeKey(std::string_view prefix, std::uint64_t n) {
 
 // Keys, values and the random index array shared by all benchmarks.
 struct Data {
-  std::vector<std::string> keys;     // present
-  std::vector<std::string> missing;  // never written
+  std::vector<std::string> keys;                   // present
+  std::vector<std::string> missing;                // never written
   std::vector<std::vector<std::string>> fresh;     // per thread: insert/remove
   std::vector<std::vector<std::string>> counters;  // per thread: increment
-  std::vector<std::uint32_t> index;  // random indices into keys
+  std::vector<std::uint32_t> index;                // random indices into keys
   std::string value = std::string(kValueBytes, 'v');
   std::string value2 = std::string(kValueBytes, 'w');
 
@@ -71,7 +72,8 @@ struct Data {
     counters.resize(kMaxThreads);
     for (int t = 0; t < kMaxThreads; ++t) {
       for (std::size_t i = 0; i < kFreshPerThread; ++i) {
-        const std::uint64_t n = static_cast<std::uint64_t>(t) * kFreshPerThread + i;
+        const std::uint64_t n =
+            static_cast<std::uint64_t>(t) * kFreshPerThread + i;
         fresh[t].push_back(MakeKey("new_", n));
         counters[t].push_back(MakeKey("ctr_", n));
       }
@@ -90,7 +92,8 @@ const Data& GetData() {
 
 // Start each thread at a different place in the shared index array.
 std::size_t StartOf(const benchmark::State& state) {
-  return static_cast<std::size_t>(state.thread_index()) * (kIndexCount / kMaxThreads);
+  return static_cast<std::size_t>(state.thread_index()) *
+         (kIndexCount / kMaxThreads);
 }
 
 // ---------------------------------------------------------------- numagrid
@@ -110,7 +113,8 @@ const std::string& BenchGrid() {
     options.partitions = 64;
     // 144-byte blocks per record, with room for the per-thread fresh keys and
     // for replaced records awaiting reclamation.
-    options.memory_bytes = std::max<std::uint64_t>(256ULL << 20, g_key_count * 320);
+    options.memory_bytes =
+        std::max<std::uint64_t>(256ULL << 20, g_key_count * 320);
     options.max_entries = g_key_count * 2 + 4 * kFreshPerThread * kMaxThreads;
     auto created = core::CreateGrid(grid_name, options, *topology);
     if (!created.ok()) Die("CreateGrid", created.status());
@@ -143,7 +147,8 @@ void BM_NumagridGetHit(benchmark::State& state) {
   char buf[kValueBytes * 2];
   std::size_t i = StartOf(state);
   for (auto _ : state) {
-    auto r = grid.GetInto(d.keys[d.index[i++ & (kIndexCount - 1)]], buf, sizeof buf);
+    auto r =
+        grid.GetInto(d.keys[d.index[i++ & (kIndexCount - 1)]], buf, sizeof buf);
     if (!r.ok()) state.SkipWithError("GetInto failed");
     benchmark::DoNotOptimize(buf);
   }
@@ -156,7 +161,8 @@ void BM_NumagridGetMiss(benchmark::State& state) {
   char buf[kValueBytes * 2];
   std::size_t i = StartOf(state);
   for (auto _ : state) {
-    auto r = grid.GetInto(d.missing[d.index[i++ & (kIndexCount - 1)]], buf, sizeof buf);
+    auto r = grid.GetInto(d.missing[d.index[i++ & (kIndexCount - 1)]], buf,
+                          sizeof buf);
     if (r.ok()) state.SkipWithError("GetInto found a missing key");
     benchmark::DoNotOptimize(r);
   }
@@ -227,7 +233,8 @@ void BM_TbbGetHit(benchmark::State& state) {
       state.SkipWithError("find failed");
       break;
     }
-    std::memcpy(buf, acc->second.data(), std::min(acc->second.size(), sizeof buf));
+    std::memcpy(buf, acc->second.data(),
+                std::min(acc->second.size(), sizeof buf));
     benchmark::DoNotOptimize(buf);
   }
   state.SetItemsProcessed(state.iterations());
@@ -285,7 +292,8 @@ void BM_TbbIncrement(benchmark::State& state) {
     TbbMap::accessor acc;
     map.insert(acc, counters[i++ % kFreshPerThread]);
     std::int64_t n = 0;
-    if (acc->second.size() == sizeof n) std::memcpy(&n, acc->second.data(), sizeof n);
+    if (acc->second.size() == sizeof n)
+      std::memcpy(&n, acc->second.data(), sizeof n);
     ++n;
     acc->second.assign(reinterpret_cast<const char*>(&n), sizeof n);
     benchmark::DoNotOptimize(n);
@@ -306,13 +314,15 @@ constexpr std::size_t kChaseNodes = kChaseBytes / sizeof(Node);
 
 Node* ChaseBuffer() {
   static Node* nodes = [] {
-    auto* n = static_cast<Node*>(std::aligned_alloc(alignof(Node), kChaseBytes));
+    auto* n =
+        static_cast<Node*>(std::aligned_alloc(alignof(Node), kChaseBytes));
     if (n == nullptr) {
       std::fprintf(stderr, "grid_bench: cannot allocate the chase buffer\n");
       std::exit(1);
     }
     std::vector<std::uint32_t> order(kChaseNodes);
-    for (std::size_t i = 0; i < kChaseNodes; ++i) order[i] = static_cast<std::uint32_t>(i);
+    for (std::size_t i = 0; i < kChaseNodes; ++i)
+      order[i] = static_cast<std::uint32_t>(i);
     std::mt19937_64 rng(7);
     for (std::size_t i = kChaseNodes - 1; i > 0; --i) {
       std::uniform_int_distribution<std::size_t> pick(0, i - 1);
@@ -359,7 +369,8 @@ int main(int argc, char** argv) {
       char* end = nullptr;
       const unsigned long long n = std::strtoull(argv[i] + 7, &end, 10);
       if (end == argv[i] + 7 || *end != '\0' || n < 1000 || n > 100'000'000) {
-        std::fprintf(stderr, "grid_bench: --keys must be in [1000, 100000000]\n");
+        std::fprintf(stderr,
+                     "grid_bench: --keys must be in [1000, 100000000]\n");
         return 2;
       }
       numagrid::g_key_count = n;

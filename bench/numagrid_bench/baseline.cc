@@ -22,7 +22,8 @@ ClockCost MeasureClock() {
     if (now - prev < min_delta) min_delta = now - prev;
     prev = now;
   }
-  c.ns_per_read = static_cast<double>(prev - start) / static_cast<double>(c.reads);
+  c.ns_per_read =
+      static_cast<double>(prev - start) / static_cast<double>(c.reads);
   c.min_delta_ns = min_delta;
   return c;
 }
@@ -39,24 +40,28 @@ double MeasureDramChase(std::uint64_t bytes, std::uint64_t seed,
                         const volatile std::sig_atomic_t* interrupted) {
   const std::uint64_t n = bytes / sizeof(ChaseNode);
   if (n < 2) return -1;
-  void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return -1;
   auto* nodes = static_cast<ChaseNode*>(mem);
   double result = -1;
   {
     // Sattolo: a random permutation that is one single cycle.
     std::vector<std::uint32_t> order(n);
-    for (std::uint64_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(i);
+    for (std::uint64_t i = 0; i < n; ++i)
+      order[i] = static_cast<std::uint32_t>(i);
     Rng rng(seed);
     for (std::uint64_t i = n - 1; i > 0; --i) {
       std::swap(order[i], order[rng.Below(i)]);
       if ((i & 0xfffff) == 0 && *interrupted) break;
     }
-    for (std::uint64_t i = 0; i < n; ++i) nodes[order[i]].next = &nodes[order[(i + 1) % n]];
+    for (std::uint64_t i = 0; i < n; ++i)
+      nodes[order[i]].next = &nodes[order[(i + 1) % n]];
   }
   if (!*interrupted) {
     ChaseNode* p = nodes;
-    for (std::uint64_t i = 0; i < n; ++i) p = p->next;  // warm the TLB and caches alike
+    for (std::uint64_t i = 0; i < n; ++i)
+      p = p->next;  // warm the TLB and caches alike
     const std::uint64_t steps = std::max<std::uint64_t>(n * 2, 8'000'000);
     const std::uint64_t t0 = NowNs();
     for (std::uint64_t i = 0; i < steps; ++i) p = p->next;
@@ -70,7 +75,8 @@ double MeasureDramChase(std::uint64_t bytes, std::uint64_t seed,
 }
 
 std::uint64_t LastLevelCacheBytes() {
-  for (int name : {_SC_LEVEL4_CACHE_SIZE, _SC_LEVEL3_CACHE_SIZE, _SC_LEVEL2_CACHE_SIZE}) {
+  for (int name :
+       {_SC_LEVEL4_CACHE_SIZE, _SC_LEVEL3_CACHE_SIZE, _SC_LEVEL2_CACHE_SIZE}) {
     const long v = ::sysconf(name);
     if (v > 0) return static_cast<std::uint64_t>(v);
   }

@@ -14,14 +14,16 @@ namespace numagrid::bench {
 // The clock of every latency: std::chrono::steady_clock (CLOCK_MONOTONIC,
 // one clock for all processes of the host), in nanoseconds.
 inline std::uint64_t NowNs() noexcept {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::steady_clock::now().time_since_epoch())
+          .count());
 }
 
 struct ClockCost {
-  double ns_per_read = 0;         // mean over `reads` back-to-back reads
-  std::uint64_t min_delta_ns = 0;  // smallest non-negative step between two reads
+  double ns_per_read = 0;  // mean over `reads` back-to-back reads
+  std::uint64_t min_delta_ns =
+      0;  // smallest non-negative step between two reads
   std::uint64_t reads = 0;
 };
 ClockCost MeasureClock();

@@ -40,22 +40,32 @@ std::string_view View(const ShmString& s) { return {s.data(), s.size()}; }
 // Hash and equality that also take a std::string_view, so lookups build no
 // ShmString (that would allocate in the segment).
 struct KeyHash {
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  std::size_t operator()(std::string_view s) const {
+    return std::hash<std::string_view>{}(s);
+  }
   std::size_t operator()(const ShmString& s) const { return (*this)(View(s)); }
 };
 struct KeyEq {
-  bool operator()(const ShmString& a, const ShmString& b) const { return View(a) == View(b); }
-  bool operator()(std::string_view a, const ShmString& b) const { return a == View(b); }
-  bool operator()(const ShmString& a, std::string_view b) const { return View(a) == b; }
+  bool operator()(const ShmString& a, const ShmString& b) const {
+    return View(a) == View(b);
+  }
+  bool operator()(std::string_view a, const ShmString& b) const {
+    return a == View(b);
+  }
+  bool operator()(const ShmString& a, std::string_view b) const {
+    return View(a) == b;
+  }
 };
 
 using Entry = std::pair<const ShmString, ShmString>;
 using MapAlloc = bip::allocator<Entry, SegmentManager>;
-using ShmMap = boost::unordered_map<ShmString, ShmString, KeyHash, KeyEq, MapAlloc>;
+using ShmMap =
+    boost::unordered_map<ShmString, ShmString, KeyHash, KeyEq, MapAlloc>;
 
 // Lives in the segment under kRootName.
 struct Root {
-  explicit Root(SegmentManager* sm) : map(0, KeyHash(), KeyEq(), MapAlloc(sm)) {}
+  explicit Root(SegmentManager* sm)
+      : map(0, KeyHash(), KeyEq(), MapAlloc(sm)) {}
   bip::interprocess_sharable_mutex mu;
   ShmMap map;
 };
@@ -63,9 +73,12 @@ constexpr const char* kRootName = "numagrid-bench-root";
 
 class BoostMapSession final : public Session {
  public:
-  BoostMapSession(std::unique_ptr<bip::managed_shared_memory> segment, Root* root,
-                  std::size_t key_size, std::size_t value_cap)
-      : segment_(std::move(segment)), root_(root), keys_(key_size), buf_(value_cap) {}
+  BoostMapSession(std::unique_ptr<bip::managed_shared_memory> segment,
+                  Root* root, std::size_t key_size, std::size_t value_cap)
+      : segment_(std::move(segment)),
+        root_(root),
+        keys_(key_size),
+        buf_(value_cap) {}
 
   Outcome Read(std::string_view key) override {
     bip::sharable_lock<bip::interprocess_sharable_mutex> lock(root_->mu);
@@ -76,7 +89,8 @@ class BoostMapSession final : public Session {
       bip::scoped_lock<bip::interprocess_sharable_mutex> lock(root_->mu);
       auto it = root_->map.find(key, KeyHash(), KeyEq());
       if (it == root_->map.end()) return Outcome::kNotFound;
-      it->second.assign(value.begin(), value.end());  // same size: no allocation
+      it->second.assign(value.begin(),
+                        value.end());  // same size: no allocation
     } catch (const std::exception& e) {
       return Fail(std::string("update: ") + e.what());
     }
@@ -96,7 +110,8 @@ class BoostMapSession final : public Session {
     }
     return Outcome::kOk;
   }
-  Outcome Scan(std::string_view, std::uint64_t start_id, std::uint32_t count) override {
+  Outcome Scan(std::string_view, std::uint64_t start_id,
+               std::uint32_t count) override {
     char kbuf[KeySpace::kKeyBufferSize];
     std::uint32_t found = 0;
     bip::sharable_lock<bip::interprocess_sharable_mutex> lock(root_->mu);
@@ -111,7 +126,8 @@ class BoostMapSession final : public Session {
   Outcome CopyOut(std::string_view key) {
     auto it = root_->map.find(key, KeyHash(), KeyEq());
     if (it == root_->map.end()) return Outcome::kNotFound;
-    std::memcpy(buf_.data(), it->second.data(), std::min(it->second.size(), buf_.size()));
+    std::memcpy(buf_.data(), it->second.data(),
+                std::min(it->second.size(), buf_.size()));
     return Outcome::kOk;
   }
 
@@ -123,7 +139,8 @@ class BoostMapSession final : public Session {
 
 class BoostMapTarget final : public Target {
  public:
-  BoostMapTarget() : segment_name_("numagrid-bench-boost-" + std::to_string(::getpid())) {}
+  BoostMapTarget()
+      : segment_name_("numagrid-bench-boost-" + std::to_string(::getpid())) {}
   ~BoostMapTarget() override { Cleanup(); }
 
   std::string_view name() const override { return "boost-map"; }
@@ -143,7 +160,8 @@ class BoostMapTarget final : public Target {
       segment_ = std::make_unique<bip::managed_shared_memory>(
           bip::create_only, segment_name_.c_str(), segment_bytes_);
       created_ = true;
-      Root* root = segment_->construct<Root>(kRootName)(segment_->get_segment_manager());
+      Root* root =
+          segment_->construct<Root>(kRootName)(segment_->get_segment_manager());
       root->map.reserve(entries);
       KeySpace keys(spec.key_size);
       char kbuf[KeySpace::kKeyBufferSize];
@@ -155,21 +173,24 @@ class BoostMapTarget final : public Target {
                           ShmString(value.begin(), value.end(), alloc));
       }
     } catch (const std::exception& e) {
-      return ResourceExhausted("boost-map segment '" + segment_name_ + "': " + e.what());
+      return ResourceExhausted("boost-map segment '" + segment_name_ +
+                               "': " + e.what());
     }
     return Status::Ok();
   }
 
   Result<std::unique_ptr<Session>> Open() override {
     try {
-      auto segment =
-          std::make_unique<bip::managed_shared_memory>(bip::open_only, segment_name_.c_str());
+      auto segment = std::make_unique<bip::managed_shared_memory>(
+          bip::open_only, segment_name_.c_str());
       Root* root = segment->find<Root>(kRootName).first;
-      if (root == nullptr) return NotFound("no map in segment '" + segment_name_ + "'");
+      if (root == nullptr)
+        return NotFound("no map in segment '" + segment_name_ + "'");
       return std::unique_ptr<Session>(new BoostMapSession(
           std::move(segment), root, spec_.key_size, spec_.value_size + 64));
     } catch (const std::exception& e) {
-      return IoError("open boost-map segment '" + segment_name_ + "': " + e.what());
+      return IoError("open boost-map segment '" + segment_name_ +
+                     "': " + e.what());
     }
   }
 
@@ -184,9 +205,10 @@ class BoostMapTarget final : public Target {
   }
 
   std::string Describe() const override {
-    return "boost::unordered_map in managed_shared_memory '" + segment_name_ + "' (" +
-           std::to_string(segment_bytes_ >> 20) +
-           " MiB, sparse) under one interprocess_sharable_mutex; workers are processes";
+    return "boost::unordered_map in managed_shared_memory '" + segment_name_ +
+           "' (" + std::to_string(segment_bytes_ >> 20) +
+           " MiB, sparse) under one interprocess_sharable_mutex; workers are "
+           "processes";
   }
 
  private:
@@ -199,6 +221,8 @@ class BoostMapTarget final : public Target {
 
 }  // namespace
 
-std::unique_ptr<Target> MakeBoostMapTarget() { return std::make_unique<BoostMapTarget>(); }
+std::unique_ptr<Target> MakeBoostMapTarget() {
+  return std::make_unique<BoostMapTarget>();
+}
 
 }  // namespace numagrid::bench

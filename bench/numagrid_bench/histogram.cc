@@ -36,7 +36,8 @@ std::uint64_t LatencyHistogram::LowestValueAt(std::size_t index) noexcept {
 
 std::uint64_t LatencyHistogram::HighestValueAt(std::size_t index) noexcept {
   if (index < kSubBucketCount) return index;
-  const int shift = static_cast<int>((index - kSubBucketCount) / kHalfCount) + 1;
+  const int shift =
+      static_cast<int>((index - kSubBucketCount) / kHalfCount) + 1;
   return LowestValueAt(index) + (1ULL << shift) - 1;
 }
 
@@ -53,7 +54,8 @@ std::uint64_t LatencyHistogram::ValueAtQuantile(double q) const noexcept {
   if (count_ == 0) return 0;
   q = std::clamp(q, 0.0, 1.0);
   // The rank of the wanted value, 1-based: at least q of the values are <= it.
-  auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count_)));
+  auto rank =
+      static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count_)));
   rank = std::clamp<std::uint64_t>(rank, 1, count_);
   std::uint64_t seen = 0;
   for (std::size_t i = 0; i < kBucketCount; ++i) {

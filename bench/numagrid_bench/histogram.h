@@ -26,11 +26,12 @@ namespace numagrid::bench {
 
 class LatencyHistogram {
  public:
-  static constexpr int kSubBucketBits = 8;                            // 256
+  static constexpr int kSubBucketBits = 8;  // 256
   static constexpr std::uint64_t kSubBucketCount = 1ULL << kSubBucketBits;
-  static constexpr std::uint64_t kHalfCount = kSubBucketCount / 2;   // 128
-  static constexpr int kMaxValueBits = 37;                            // 137 s
-  static constexpr std::uint64_t kHighestTrackable = (1ULL << kMaxValueBits) - 1;
+  static constexpr std::uint64_t kHalfCount = kSubBucketCount / 2;  // 128
+  static constexpr int kMaxValueBits = 37;                          // 137 s
+  static constexpr std::uint64_t kHighestTrackable =
+      (1ULL << kMaxValueBits) - 1;
   static constexpr std::size_t kBucketCount =
       kSubBucketCount + (kMaxValueBits - kSubBucketBits) * kHalfCount;  // 3968
 
@@ -54,7 +55,9 @@ class LatencyHistogram {
   std::uint64_t min() const noexcept { return count_ == 0 ? 0 : min_; }
   std::uint64_t max() const noexcept { return max_; }
   double mean() const noexcept {
-    return count_ == 0 ? 0.0 : static_cast<double>(sum_) / static_cast<double>(count_);
+    return count_ == 0
+               ? 0.0
+               : static_cast<double>(sum_) / static_cast<double>(count_);
   }
 
   // The smallest value v such that at least `q` (0..1) of the recorded values
@@ -67,7 +70,9 @@ class LatencyHistogram {
   static std::size_t IndexOf(std::uint64_t value_ns) noexcept;
   static std::uint64_t LowestValueAt(std::size_t index) noexcept;
   static std::uint64_t HighestValueAt(std::size_t index) noexcept;
-  std::uint64_t CountAt(std::size_t index) const noexcept { return counts_[index]; }
+  std::uint64_t CountAt(std::size_t index) const noexcept {
+    return counts_[index];
+  }
 
  private:
   std::uint64_t count_ = 0;

@@ -106,14 +106,15 @@ std::vector<std::string> SplitComma(std::string_view s) {
   return out;
 }
 
-std::uint64_t ParseUint(std::string_view opt, const std::string& text, std::uint64_t lo,
-                        std::uint64_t hi) {
+std::uint64_t ParseUint(std::string_view opt, const std::string& text,
+                        std::uint64_t lo, std::uint64_t hi) {
   errno = 0;
   char* end = nullptr;
   const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || text[0] == '-' || *end != '\0' || errno != 0 || v < lo || v > hi) {
-    BadInput(std::string(opt) + " wants an integer in " + std::to_string(lo) + ".." +
-             std::to_string(hi) + ", not '" + text + "'");
+  if (text.empty() || text[0] == '-' || *end != '\0' || errno != 0 || v < lo ||
+      v > hi) {
+    BadInput(std::string(opt) + " wants an integer in " + std::to_string(lo) +
+             ".." + std::to_string(hi) + ", not '" + text + "'");
   }
   return v;
 }
@@ -171,17 +172,21 @@ Options ParseOptions(int argc, char** argv) {
       o.workload = *w;
     } else if (arg == "--distribution") {
       o.distribution = ParseDistribution(need());
-      if (!o.distribution) BadInput("unknown distribution '" + value + "' (uniform, zipfian, latest)");
+      if (!o.distribution)
+        BadInput("unknown distribution '" + value +
+                 "' (uniform, zipfian, latest)");
     } else if (arg == "--records") {
       o.records = ParseUint(arg, need(), 1, 1'000'000'000);
     } else if (arg == "--key-size") {
-      o.key_size = ParseUint(arg, need(), KeySpace::kMinKeySize, KeySpace::kMaxKeySize);
+      o.key_size =
+          ParseUint(arg, need(), KeySpace::kMinKeySize, KeySpace::kMaxKeySize);
     } else if (arg == "--value-size") {
       o.value_size = ParseUint(arg, need(), 1, 1U << 20);
     } else if (arg == "--procs") {
       o.procs.clear();
       for (const std::string& p : SplitComma(need())) {
-        o.procs.push_back(static_cast<std::uint32_t>(ParseUint(arg, p, 1, 1024)));
+        o.procs.push_back(
+            static_cast<std::uint32_t>(ParseUint(arg, p, 1, 1024)));
       }
     } else if (arg == "--seconds") {
       o.seconds = ParseSeconds(arg, need(), 0.001);
@@ -204,15 +209,20 @@ Options ParseOptions(int argc, char** argv) {
       BadInput("unknown option '" + arg + "'");
     }
   }
-  if (o.ops != 0 && seen_seconds) BadInput("--ops and --seconds exclude each other");
+  if (o.ops != 0 && seen_seconds)
+    BadInput("--ops and --seconds exclude each other");
   if (o.ops != 0) o.seconds = 0;
   if (!o.grid.empty()) {
     bool numagrid = false;
-    for (const std::string& t : o.targets) numagrid = numagrid || t == "numagrid";
-    if (!numagrid) BadInput("--grid applies to the numagrid target, which is not in --target");
+    for (const std::string& t : o.targets)
+      numagrid = numagrid || t == "numagrid";
+    if (!numagrid)
+      BadInput(
+          "--grid applies to the numagrid target, which is not in --target");
   }
   if (o.records >= KeySpace(o.key_size).IdLimit() / 2) {
-    BadInput("--records " + std::to_string(o.records) + " needs longer keys than --key-size " +
+    BadInput("--records " + std::to_string(o.records) +
+             " needs longer keys than --key-size " +
              std::to_string(o.key_size));
   }
   return o;
@@ -232,7 +242,8 @@ std::uint64_t ExpectedInserts(const Options& o) {
   if (insert_share <= 0) return 0;
   double ops = 0;
   for (std::uint32_t p : o.procs) {
-    ops += (o.ops != 0 ? static_cast<double>(o.ops) : o.seconds * p * 5e6) + o.warmup * p * 5e6;
+    ops += (o.ops != 0 ? static_cast<double>(o.ops) : o.seconds * p * 5e6) +
+           o.warmup * p * 5e6;
   }
   return static_cast<std::uint64_t>(ops * insert_share * 1.1) + 1024;
 }
@@ -244,7 +255,8 @@ void ReadHostLoad(Report& rep) {
   if (f == nullptr) return;
   double one = 0, five = 0, fifteen = 0;
   unsigned running = 0, total = 0;
-  if (std::fscanf(f, "%lf %lf %lf %u/%u", &one, &five, &fifteen, &running, &total) == 5) {
+  if (std::fscanf(f, "%lf %lf %lf %u/%u", &one, &five, &fifteen, &running,
+                  &total) == 5) {
     rep.load_average_1min = one;
     rep.other_runnable = running > 0 ? running - 1 : 0;
   }
@@ -262,7 +274,8 @@ int Main(int argc, char** argv) {
   Report rep;
   rep.workload = std::string(1, o.workload.letter);
   rep.workload_description = o.workload.description;
-  const Distribution dist = o.distribution.value_or(o.workload.default_distribution);
+  const Distribution dist =
+      o.distribution.value_or(o.workload.default_distribution);
   rep.distribution = std::string(DistributionName(dist));
   rep.records = o.records;
   rep.key_size = o.key_size;
@@ -283,20 +296,24 @@ int Main(int argc, char** argv) {
   const std::uint64_t llc = LastLevelCacheBytes();
   if (llc != 0 && llc >= rep.chase_bytes) {
     std::fprintf(stderr,
-                 "numagrid-bench: warning: the last-level cache reports %llu MiB, not less than "
-                 "the %llu MiB chase buffer; the DRAM baseline may be a cache hit (--chase-mib)\n",
+                 "numagrid-bench: warning: the last-level cache reports %llu "
+                 "MiB, not less than "
+                 "the %llu MiB chase buffer; the DRAM baseline may be a cache "
+                 "hit (--chase-mib)\n",
                  static_cast<unsigned long long>(llc >> 20),
                  static_cast<unsigned long long>(o.chase_mib));
   }
   std::fprintf(stderr, "numagrid-bench: DRAM pointer chase over %llu MiB...\n",
                static_cast<unsigned long long>(o.chase_mib));
-  rep.dram_ns_per_access = MeasureDramChase(rep.chase_bytes, o.seed, &g_interrupted);
+  rep.dram_ns_per_access =
+      MeasureDramChase(rep.chase_bytes, o.seed, &g_interrupted);
   if (g_interrupted) {
     std::fprintf(stderr, "numagrid-bench: interrupted\n");
     return 130;
   }
   if (rep.dram_ns_per_access < 0) {
-    std::fprintf(stderr, "numagrid-bench: cannot allocate the %llu MiB chase buffer\n",
+    std::fprintf(stderr,
+                 "numagrid-bench: cannot allocate the %llu MiB chase buffer\n",
                  static_cast<unsigned long long>(o.chase_mib));
     return 1;
   }
@@ -312,25 +329,29 @@ int Main(int argc, char** argv) {
   int exit_code = 0;
   for (const std::string& name : o.targets) {
     std::unique_ptr<Target> target = MakeTarget(name, o);
-    std::fprintf(stderr, "numagrid-bench: %s: loading %llu records...\n", name.c_str(),
-                 static_cast<unsigned long long>(o.records));
+    std::fprintf(stderr, "numagrid-bench: %s: loading %llu records...\n",
+                 name.c_str(), static_cast<unsigned long long>(o.records));
     const Status prepared = target->Prepare(load, value, &g_interrupted);
     if (!prepared.ok() || g_interrupted) {
       const std::string cleanup = target->Cleanup();
-      if (!cleanup.empty()) std::fprintf(stderr, "numagrid-bench: %s\n", cleanup.c_str());
+      if (!cleanup.empty())
+        std::fprintf(stderr, "numagrid-bench: %s\n", cleanup.c_str());
       if (g_interrupted) {
         std::fprintf(stderr, "numagrid-bench: interrupted\n");
         return 130;
       }
-      std::fprintf(stderr, "numagrid-bench: %s: %s\n", name.c_str(), prepared.ToString().c_str());
+      std::fprintf(stderr, "numagrid-bench: %s: %s\n", name.c_str(),
+                   prepared.ToString().c_str());
       return 1;
     }
     std::uint64_t insert_base = o.records;
     for (std::uint32_t procs : o.procs) {
-      std::fprintf(stderr, "numagrid-bench: %s: %u worker(s), warmup %.1f s, then %s...\n",
-                   name.c_str(), procs, o.warmup,
-                   o.ops != 0 ? (std::to_string(o.ops) + " ops").c_str()
-                              : (std::to_string(o.seconds) + " s").c_str());
+      std::fprintf(
+          stderr,
+          "numagrid-bench: %s: %u worker(s), warmup %.1f s, then %s...\n",
+          name.c_str(), procs, o.warmup,
+          o.ops != 0 ? (std::to_string(o.ops) + " ops").c_str()
+                     : (std::to_string(o.seconds) + " s").c_str());
       RunConfig rc;
       rc.workload = o.workload;
       rc.distribution = dist;
@@ -348,12 +369,14 @@ int Main(int argc, char** argv) {
       insert_base = run.next_insert_base;
       if (!run.fatal.empty()) {
         const std::string cleanup = target->Cleanup();
-        if (!cleanup.empty()) std::fprintf(stderr, "numagrid-bench: %s\n", cleanup.c_str());
-        std::fprintf(stderr, "numagrid-bench: %s, %u worker(s): %s\n", name.c_str(), procs,
-                     run.fatal.c_str());
+        if (!cleanup.empty())
+          std::fprintf(stderr, "numagrid-bench: %s\n", cleanup.c_str());
+        std::fprintf(stderr, "numagrid-bench: %s, %u worker(s): %s\n",
+                     name.c_str(), procs, run.fatal.c_str());
         return run.interrupted ? 130 : 1;
       }
-      if (!run.result.errors.empty() || run.result.all.failed != 0) exit_code = 1;
+      if (!run.result.errors.empty() || run.result.all.failed != 0)
+        exit_code = 1;
       rep.runs.push_back(std::move(run.result));
     }
     const std::string cleanup = target->Cleanup();
@@ -371,15 +394,18 @@ int Main(int argc, char** argv) {
       std::fputs(json.c_str(), stdout);
     } else {
       std::FILE* f = std::fopen(o.json.c_str(), "w");
-      if (f == nullptr || std::fputs(json.c_str(), f) < 0 || std::fclose(f) != 0) {
-        std::fprintf(stderr, "numagrid-bench: cannot write %s: %s\n", o.json.c_str(),
-                     std::strerror(errno));
+      if (f == nullptr || std::fputs(json.c_str(), f) < 0 ||
+          std::fclose(f) != 0) {
+        std::fprintf(stderr, "numagrid-bench: cannot write %s: %s\n",
+                     o.json.c_str(), std::strerror(errno));
         return 1;
       }
     }
   }
   if (exit_code != 0) {
-    std::fprintf(stderr, "numagrid-bench: some operations failed; see ERROR lines and 'failed'\n");
+    std::fprintf(stderr,
+                 "numagrid-bench: some operations failed; see ERROR lines and "
+                 "'failed'\n");
   }
   return exit_code;
 }

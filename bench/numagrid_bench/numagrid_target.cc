@@ -34,11 +34,13 @@ class NumagridSession final : public Session {
     auto r = grid_.Insert(key, value);
     return r.ok() ? Outcome::kOk : Fail("Insert: " + r.status().ToString());
   }
-  Outcome Scan(std::string_view start_key, std::uint64_t, std::uint32_t count) override {
+  Outcome Scan(std::string_view start_key, std::uint64_t,
+               std::uint32_t count) override {
     std::uint32_t seen = 0;
     const Status s = grid_.Scan(
         [&](std::string_view, std::string_view value, std::uint64_t) {
-          std::memcpy(buf_.data(), value.data(), std::min(value.size(), buf_.size()));
+          std::memcpy(buf_.data(), value.data(),
+                      std::min(value.size(), buf_.size()));
           return ++seen < count;
         },
         grid_.PartitionOfKey(start_key));
@@ -66,16 +68,21 @@ class NumagridTarget final : public Target {
     value_cap_ = spec.value_size + 64;
     if (temporary_) {
       auto topology = numa::Topology::Load();
-      if (!topology.ok()) return topology.status().WithContext("Topology::Load");
+      if (!topology.ok())
+        return topology.status().WithContext("Topology::Load");
       const std::uint64_t entries = spec.records + spec.expected_inserts;
       // Records are header (16) + key + value, in size classes; twice that
       // leaves room for replaced records awaiting reuse.
-      const std::uint64_t bytes = entries * (spec.key_size + spec.value_size + 64) * 2;
+      const std::uint64_t bytes =
+          entries * (spec.key_size + spec.value_size + 64) * 2;
       options_.memory_bytes = std::max<std::uint64_t>(256ULL << 20, bytes);
-      options_.max_entries = std::max<std::uint64_t>(entries + entries / 4, 1024);
-      options_.process_capacity = std::max<std::uint32_t>(256, spec.max_procs + 8);
+      options_.max_entries =
+          std::max<std::uint64_t>(entries + entries / 4, 1024);
+      options_.process_capacity =
+          std::max<std::uint32_t>(256, spec.max_procs + 8);
       auto created = core::CreateGrid(name_, options_, *topology);
-      if (!created.ok()) return created.status().WithContext("CreateGrid '" + name_ + "'");
+      if (!created.ok())
+        return created.status().WithContext("CreateGrid '" + name_ + "'");
       created_ = true;
       topology_source_ = created->topology_source;
     }
@@ -94,22 +101,26 @@ class NumagridTarget final : public Target {
   Result<std::unique_ptr<Session>> Open() override {
     auto grid = Grid::Attach(name_);
     if (!grid.ok()) return grid.status().WithContext("Attach '" + name_ + "'");
-    return std::unique_ptr<Session>(new NumagridSession(std::move(*grid), value_cap_));
+    return std::unique_ptr<Session>(
+        new NumagridSession(std::move(*grid), value_cap_));
   }
 
   std::string Cleanup() override {
     if (!created_) return {};
     created_ = false;
     const Status s = core::DestroyGrid(name_);
-    return s.ok() ? std::string() : "DestroyGrid '" + name_ + "': " + s.ToString();
+    return s.ok() ? std::string()
+                  : "DestroyGrid '" + name_ + "': " + s.ToString();
   }
 
   std::string Describe() const override {
-    if (!temporary_) return "existing grid '" + name_ + "' (records loaded into it stay)";
-    return "temporary grid '" + name_ + "': " + std::to_string(options_.partitions) +
-           " partitions, " + std::to_string(options_.memory_bytes >> 20) + " MiB, max_entries " +
-           std::to_string(options_.max_entries) + ", topology " + topology_source_ +
-           ", destroyed at exit";
+    if (!temporary_)
+      return "existing grid '" + name_ + "' (records loaded into it stay)";
+    return "temporary grid '" + name_ +
+           "': " + std::to_string(options_.partitions) + " partitions, " +
+           std::to_string(options_.memory_bytes >> 20) + " MiB, max_entries " +
+           std::to_string(options_.max_entries) + ", topology " +
+           topology_source_ + ", destroyed at exit";
   }
 
  private:

@@ -7,14 +7,16 @@
 
 namespace numagrid::bench {
 
-OpSummary Summarize(std::string op, const LatencyHistogram& h, std::uint64_t not_found,
-                    std::uint64_t failed, double wall_seconds) {
+OpSummary Summarize(std::string op, const LatencyHistogram& h,
+                    std::uint64_t not_found, std::uint64_t failed,
+                    double wall_seconds) {
   OpSummary s;
   s.op = std::move(op);
   s.count = h.count();
   s.not_found = not_found;
   s.failed = failed;
-  s.throughput_ops_per_s = wall_seconds > 0 ? static_cast<double>(s.count) / wall_seconds : 0;
+  s.throughput_ops_per_s =
+      wall_seconds > 0 ? static_cast<double>(s.count) / wall_seconds : 0;
   s.mean_ns = h.mean();
   s.p50_ns = h.ValueAtQuantile(0.50);
   s.p90_ns = h.ValueAtQuantile(0.90);
@@ -47,8 +49,10 @@ void ComputeRatios(Report& rep) {
   rep.ratios.clear();
   for (const RunResult& r : rep.runs) {
     if (r.target != "numagrid") continue;
-    if (const OpSummary* read = FindOp(r, "read"); read != nullptr && read->count > 0) {
-      AddRatio(rep, "numagrid." + P(r.procs) + ".read.p50_ns / dram_ns_per_access",
+    if (const OpSummary* read = FindOp(r, "read");
+        read != nullptr && read->count > 0) {
+      AddRatio(rep,
+               "numagrid." + P(r.procs) + ".read.p50_ns / dram_ns_per_access",
                static_cast<double>(read->p50_ns), rep.dram_ns_per_access);
     }
     for (const RunResult& peer : rep.runs) {
@@ -57,13 +61,18 @@ void ComputeRatios(Report& rep) {
       for (const char* op : {"read", "update", "insert", "read_modify_write"}) {
         const OpSummary* a = FindOp(r, op);
         const OpSummary* b = FindOp(peer, op);
-        if (a == nullptr || b == nullptr || a->count == 0 || b->count == 0) continue;
-        AddRatio(rep, "numagrid." + P(r.procs) + "." + op + ".p50_ns / " + peer.target + "." +
-                          P(peer.procs) + "." + op + ".p50_ns",
-                 static_cast<double>(a->p50_ns), static_cast<double>(b->p50_ns));
+        if (a == nullptr || b == nullptr || a->count == 0 || b->count == 0)
+          continue;
+        AddRatio(rep,
+                 "numagrid." + P(r.procs) + "." + op + ".p50_ns / " +
+                     peer.target + "." + P(peer.procs) + "." + op + ".p50_ns",
+                 static_cast<double>(a->p50_ns),
+                 static_cast<double>(b->p50_ns));
       }
-      AddRatio(rep, "numagrid." + P(r.procs) + ".all.throughput_ops_per_s / " + peer.target +
-                        "." + P(peer.procs) + ".all.throughput_ops_per_s",
+      AddRatio(rep,
+               "numagrid." + P(r.procs) + ".all.throughput_ops_per_s / " +
+                   peer.target + "." + P(peer.procs) +
+                   ".all.throughput_ops_per_s",
                r.all.throughput_ops_per_s, peer.all.throughput_ops_per_s);
     }
   }
@@ -73,8 +82,9 @@ void ComputeRatios(Report& rep) {
     auto [it, inserted] = first.emplace(r.target, &r);
     if (inserted) continue;
     const RunResult& base = *it->second;
-    AddRatio(rep, r.target + "." + P(r.procs) + ".all.throughput_ops_per_s / " + r.target + "." +
-                      P(base.procs) + ".all.throughput_ops_per_s",
+    AddRatio(rep,
+             r.target + "." + P(r.procs) + ".all.throughput_ops_per_s / " +
+                 r.target + "." + P(base.procs) + ".all.throughput_ops_per_s",
              r.all.throughput_ops_per_s, base.all.throughput_ops_per_s);
   }
 }
@@ -83,10 +93,12 @@ namespace {
 
 void PrintRow(std::FILE* out, const OpSummary& s) {
   std::fprintf(out,
-               "  %-17s %10" PRIu64 " %20.0f %8.1f %7" PRIu64 " %7" PRIu64 " %7" PRIu64
-               " %9" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9" PRIu64 " %6" PRIu64 "\n",
-               s.op.c_str(), s.count, s.throughput_ops_per_s, s.mean_ns, s.p50_ns, s.p90_ns,
-               s.p99_ns, s.p99_9_ns, s.p99_99_ns, s.max_ns, s.not_found, s.failed);
+               "  %-17s %10" PRIu64 " %20.0f %8.1f %7" PRIu64 " %7" PRIu64
+               " %7" PRIu64 " %9" PRIu64 " %10" PRIu64 " %10" PRIu64
+               " %9" PRIu64 " %6" PRIu64 "\n",
+               s.op.c_str(), s.count, s.throughput_ops_per_s, s.mean_ns,
+               s.p50_ns, s.p90_ns, s.p99_ns, s.p99_9_ns, s.p99_99_ns, s.max_ns,
+               s.not_found, s.failed);
 }
 
 std::string JsonString(const std::string& s) {
@@ -114,62 +126,76 @@ std::string Num(double v) {
 }
 
 std::string OpJson(const OpSummary& s) {
-  return "{\"op\": " + JsonString(s.op) + ", \"count\": " + std::to_string(s.count) +
-         ", \"not_found\": " + std::to_string(s.not_found) + ", \"failed\": " +
-         std::to_string(s.failed) + ", \"throughput_ops_per_s\": " +
-         Num(s.throughput_ops_per_s) + ", \"mean_ns\": " + Num(s.mean_ns) +
-         ", \"p50_ns\": " + std::to_string(s.p50_ns) + ", \"p90_ns\": " +
-         std::to_string(s.p90_ns) + ", \"p99_ns\": " + std::to_string(s.p99_ns) +
-         ", \"p99.9_ns\": " + std::to_string(s.p99_9_ns) + ", \"p99.99_ns\": " +
-         std::to_string(s.p99_99_ns) + ", \"max_ns\": " + std::to_string(s.max_ns) + "}";
+  return "{\"op\": " + JsonString(s.op) +
+         ", \"count\": " + std::to_string(s.count) +
+         ", \"not_found\": " + std::to_string(s.not_found) +
+         ", \"failed\": " + std::to_string(s.failed) +
+         ", \"throughput_ops_per_s\": " + Num(s.throughput_ops_per_s) +
+         ", \"mean_ns\": " + Num(s.mean_ns) +
+         ", \"p50_ns\": " + std::to_string(s.p50_ns) +
+         ", \"p90_ns\": " + std::to_string(s.p90_ns) +
+         ", \"p99_ns\": " + std::to_string(s.p99_ns) +
+         ", \"p99.9_ns\": " + std::to_string(s.p99_9_ns) +
+         ", \"p99.99_ns\": " + std::to_string(s.p99_99_ns) +
+         ", \"max_ns\": " + std::to_string(s.max_ns) + "}";
 }
 
 }  // namespace
 
 void PrintText(const Report& r, std::FILE* out) {
-  std::fprintf(out,
-               "numagrid-bench: workload %s (%s), distribution %s, records %" PRIu64
-               ", key_size %" PRIu64 ", value_size %" PRIu64 ", seed %" PRIu64 ", %s, warmup %.1f s, %u cpus\n",
-               r.workload.c_str(), r.workload_description.c_str(), r.distribution.c_str(),
-               r.records, r.key_size, r.value_size, r.seed,
-               r.ops != 0 ? ("ops " + std::to_string(r.ops)).c_str()
-                          : ("seconds " + Num(r.seconds)).c_str(),
-               r.warmup_seconds, r.cpus);
-  std::fprintf(out, "host: load average %.2f at start, %u other runnable thread(s)%s\n",
-               r.load_average_1min, r.other_runnable,
-               r.other_runnable > 0 ? " (WARNING: other work competes for the CPUs; "
-                                      "multi-worker results are not reliable)"
-                                    : "");
-  std::fprintf(out,
-               "clock: %s, %.1f ns per read (mean of back-to-back reads), smallest step %" PRIu64
-               " ns; every latency below includes about one clock read\n",
-               r.clock_source.c_str(), r.clock_ns_per_read, r.clock_min_delta_ns);
-  std::fprintf(out,
-               "baseline: dram_ns_per_access %.1f (dependent pointer chase over %" PRIu64
-               " MiB, 64-byte nodes in one random cycle, 4 KiB pages)\n\n",
-               r.dram_ns_per_access, r.chase_bytes >> 20);
+  std::fprintf(
+      out,
+      "numagrid-bench: workload %s (%s), distribution %s, records %" PRIu64
+      ", key_size %" PRIu64 ", value_size %" PRIu64 ", seed %" PRIu64
+      ", %s, warmup %.1f s, %u cpus\n",
+      r.workload.c_str(), r.workload_description.c_str(),
+      r.distribution.c_str(), r.records, r.key_size, r.value_size, r.seed,
+      r.ops != 0 ? ("ops " + std::to_string(r.ops)).c_str()
+                 : ("seconds " + Num(r.seconds)).c_str(),
+      r.warmup_seconds, r.cpus);
+  std::fprintf(
+      out, "host: load average %.2f at start, %u other runnable thread(s)%s\n",
+      r.load_average_1min, r.other_runnable,
+      r.other_runnable > 0 ? " (WARNING: other work competes for the CPUs; "
+                             "multi-worker results are not reliable)"
+                           : "");
+  std::fprintf(
+      out,
+      "clock: %s, %.1f ns per read (mean of back-to-back reads), smallest step "
+      "%" PRIu64 " ns; every latency below includes about one clock read\n",
+      r.clock_source.c_str(), r.clock_ns_per_read, r.clock_min_delta_ns);
+  std::fprintf(
+      out,
+      "baseline: dram_ns_per_access %.1f (dependent pointer chase over %" PRIu64
+      " MiB, 64-byte nodes in one random cycle, 4 KiB pages)\n\n",
+      r.dram_ns_per_access, r.chase_bytes >> 20);
   for (const RunResult& run : r.runs) {
-    std::fprintf(out, "target %s, procs %u (%s), wall_seconds %.3f\n  store: %s\n",
-                 run.target.c_str(), run.procs, run.workers.c_str(), run.wall_seconds,
-                 run.store.c_str());
-    std::fprintf(out, "  %-17s %10s %20s %8s %7s %7s %7s %9s %10s %10s %9s %6s\n", "op", "count",
-                 "throughput_ops_per_s", "mean_ns", "p50_ns", "p90_ns", "p99_ns", "p99.9_ns",
-                 "p99.99_ns", "max_ns", "not_found", "failed");
+    std::fprintf(out,
+                 "target %s, procs %u (%s), wall_seconds %.3f\n  store: %s\n",
+                 run.target.c_str(), run.procs, run.workers.c_str(),
+                 run.wall_seconds, run.store.c_str());
+    std::fprintf(
+        out, "  %-17s %10s %20s %8s %7s %7s %7s %9s %10s %10s %9s %6s\n", "op",
+        "count", "throughput_ops_per_s", "mean_ns", "p50_ns", "p90_ns",
+        "p99_ns", "p99.9_ns", "p99.99_ns", "max_ns", "not_found", "failed");
     for (const OpSummary& s : run.ops) PrintRow(out, s);
     PrintRow(out, run.all);
-    for (const std::string& e : run.errors) std::fprintf(out, "  ERROR: %s\n", e.c_str());
+    for (const std::string& e : run.errors)
+      std::fprintf(out, "  ERROR: %s\n", e.c_str());
     std::fprintf(out, "\n");
   }
   if (!r.ratios.empty()) {
     std::fprintf(out, "ratios (same run):\n");
-    for (const Ratio& q : r.ratios) std::fprintf(out, "  %-90s %8.3f\n", q.name.c_str(), q.value);
+    for (const Ratio& q : r.ratios)
+      std::fprintf(out, "  %-90s %8.3f\n", q.name.c_str(), q.value);
   }
 }
 
 std::string ToJson(const Report& r) {
   std::string j = "{\n  \"benchmark\": \"numagrid-bench\",\n";
   j += "  \"workload\": " + JsonString(r.workload) + ",\n";
-  j += "  \"workload_description\": " + JsonString(r.workload_description) + ",\n";
+  j += "  \"workload_description\": " + JsonString(r.workload_description) +
+       ",\n";
   j += "  \"distribution\": " + JsonString(r.distribution) + ",\n";
   j += "  \"records\": " + std::to_string(r.records) + ",\n";
   j += "  \"key_size\": " + std::to_string(r.key_size) + ",\n";
@@ -184,16 +210,19 @@ std::string ToJson(const Report& r) {
   j += "  \"clock\": {\"source\": " + JsonString(r.clock_source) +
        ", \"ns_per_read\": " + Num(r.clock_ns_per_read) +
        ", \"min_delta_ns\": " + std::to_string(r.clock_min_delta_ns) + "},\n";
-  j += "  \"baselines\": {\"dram_ns_per_access\": " + Num(r.dram_ns_per_access) +
-       ", \"chase_bytes\": " + std::to_string(r.chase_bytes) + "},\n";
+  j +=
+      "  \"baselines\": {\"dram_ns_per_access\": " + Num(r.dram_ns_per_access) +
+      ", \"chase_bytes\": " + std::to_string(r.chase_bytes) + "},\n";
   j += "  \"runs\": [";
   for (std::size_t i = 0; i < r.runs.size(); ++i) {
     const RunResult& run = r.runs[i];
     j += i == 0 ? "\n" : ",\n";
-    j += "    {\"target\": " + JsonString(run.target) + ", \"procs\": " +
-         std::to_string(run.procs) + ", \"workers\": " + JsonString(run.workers) +
-         ", \"store\": " + JsonString(run.store) + ", \"wall_seconds\": " +
-         Num(run.wall_seconds) + ",\n     \"operations\": [";
+    j += "    {\"target\": " + JsonString(run.target) +
+         ", \"procs\": " + std::to_string(run.procs) +
+         ", \"workers\": " + JsonString(run.workers) +
+         ", \"store\": " + JsonString(run.store) +
+         ", \"wall_seconds\": " + Num(run.wall_seconds) +
+         ",\n     \"operations\": [";
     for (std::size_t k = 0; k < run.ops.size(); ++k) {
       j += (k == 0 ? "\n       " : ",\n       ") + OpJson(run.ops[k]);
     }
@@ -206,7 +235,8 @@ std::string ToJson(const Report& r) {
   j += "\n  ],\n  \"ratios\": [";
   for (std::size_t i = 0; i < r.ratios.size(); ++i) {
     j += (i == 0 ? "\n    " : ",\n    ");
-    j += "{\"name\": " + JsonString(r.ratios[i].name) + ", \"value\": " + Num(r.ratios[i].value) + "}";
+    j += "{\"name\": " + JsonString(r.ratios[i].name) +
+         ", \"value\": " + Num(r.ratios[i].value) + "}";
   }
   j += "\n  ]\n}\n";
   return j;

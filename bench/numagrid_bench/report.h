@@ -23,18 +23,20 @@ struct OpSummary {
   std::uint64_t failed = 0;     // of which failed (the run's errors say why)
   double throughput_ops_per_s = 0;  // count / the run's wall_seconds
   double mean_ns = 0;
-  std::uint64_t p50_ns = 0, p90_ns = 0, p99_ns = 0, p99_9_ns = 0, p99_99_ns = 0, max_ns = 0;
+  std::uint64_t p50_ns = 0, p90_ns = 0, p99_ns = 0, p99_9_ns = 0, p99_99_ns = 0,
+                max_ns = 0;
 };
 
-OpSummary Summarize(std::string op, const LatencyHistogram& h, std::uint64_t not_found,
-                    std::uint64_t failed, double wall_seconds);
+OpSummary Summarize(std::string op, const LatencyHistogram& h,
+                    std::uint64_t not_found, std::uint64_t failed,
+                    double wall_seconds);
 
 struct RunResult {
   std::string target;
   std::string store;  // Target::Describe()
   std::uint32_t procs = 0;
-  std::string workers;  // "processes" or "threads"
-  double wall_seconds = 0;  // first measured op of any worker to last of any
+  std::string workers;         // "processes" or "threads"
+  double wall_seconds = 0;     // first measured op of any worker to last of any
   std::vector<OpSummary> ops;  // only the types the workload uses
   OpSummary all;
   std::vector<std::string> errors;  // first failure per worker, if any
@@ -56,11 +58,12 @@ struct Report {
   std::uint64_t ops = 0;  // 0 when seconds is set
   double warmup_seconds = 0;
   std::uint32_t cpus = 0;
-  double load_average_1min = 0;     // /proc/loadavg at start
-  std::uint32_t other_runnable = 0;  // runnable threads besides this one at start
+  double load_average_1min = 0;  // /proc/loadavg at start
+  std::uint32_t other_runnable =
+      0;  // runnable threads besides this one at start
 
   std::string clock_source;
-  double clock_ns_per_read = 0;      // mean of back-to-back reads
+  double clock_ns_per_read = 0;          // mean of back-to-back reads
   std::uint64_t clock_min_delta_ns = 0;  // smallest difference of two reads
 
   std::uint64_t chase_bytes = 0;

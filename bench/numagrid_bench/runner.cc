@@ -65,10 +65,12 @@ struct SharedArea {
 
   explicit SharedArea(std::uint32_t procs) {
     bytes = sizeof(WorkerSlot) * (procs + 1);
-    base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) return;
     control = new (base) Control();
-    slots = reinterpret_cast<WorkerSlot*>(static_cast<char*>(base) + sizeof(WorkerSlot));
+    slots = reinterpret_cast<WorkerSlot*>(static_cast<char*>(base) +
+                                          sizeof(WorkerSlot));
     for (std::uint32_t i = 0; i < procs; ++i) new (&slots[i]) WorkerSlot();
   }
   ~SharedArea() {
@@ -83,8 +85,8 @@ void SetError(WorkerSlot* slot, const std::string& message) {
 }
 
 // The body of every worker, process or thread. Returns its exit code.
-int WorkerMain(Target& target, const RunConfig& c, Control* control, WorkerSlot* slot,
-               std::uint32_t index) {
+int WorkerMain(Target& target, const RunConfig& c, Control* control,
+               WorkerSlot* slot, std::uint32_t index) {
   auto opened = target.Open();
   if (!opened.ok()) {
     SetError(slot, opened.status().ToString());
@@ -106,7 +108,8 @@ int WorkerMain(Target& target, const RunConfig& c, Control* control, WorkerSlot*
   // release: publishes nothing but readiness; the parent's acquire load
   // only counts ready workers.
   slot->state.store(kReady, std::memory_order_release);
-  while (control->phase.load(std::memory_order_acquire) == kAttach) ::sched_yield();
+  while (control->phase.load(std::memory_order_acquire) == kAttach)
+    ::sched_yield();
 
   bool measuring = false;
   std::uint64_t done = 0;
@@ -139,14 +142,16 @@ int WorkerMain(Target& target, const RunConfig& c, Control* control, WorkerSlot*
       }
       case OpType::kUpdate: {
         const std::string_view key = keys.Format(chooser.Next(rng), kbuf);
-        value[0] = static_cast<char>('a' + writes++ % 26);  // a new value each time
+        value[0] =
+            static_cast<char>('a' + writes++ % 26);  // a new value each time
         t0 = NowNs();
         outcome = session->Update(key, value);
         t1 = NowNs();
         break;
       }
       case OpType::kInsert: {
-        const std::uint64_t id = c.insert_base + index + slot->inserts++ * c.procs;
+        const std::uint64_t id =
+            c.insert_base + index + slot->inserts++ * c.procs;
         const std::string_view key = keys.Format(id, kbuf);
         t0 = NowNs();
         outcome = session->Insert(key, value);
@@ -157,7 +162,8 @@ int WorkerMain(Target& target, const RunConfig& c, Control* control, WorkerSlot*
       case OpType::kScan: {
         const std::uint64_t id = chooser.Next(rng);
         const std::string_view key = keys.Format(id, kbuf);
-        const auto len = static_cast<std::uint32_t>(1 + rng.Below(kMaxScanLength));
+        const auto len =
+            static_cast<std::uint32_t>(1 + rng.Below(kMaxScanLength));
         t0 = NowNs();
         outcome = session->Scan(key, id, len);
         t1 = NowNs();
@@ -190,7 +196,9 @@ int WorkerMain(Target& target, const RunConfig& c, Control* control, WorkerSlot*
   return 0;
 }
 
-void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+void SleepMs(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
 
 }  // namespace
 
@@ -199,7 +207,8 @@ RunOutput RunTarget(Target& target, const RunConfig& c) {
   out.next_insert_base = c.insert_base;
   SharedArea area(c.procs);
   if (area.base == MAP_FAILED) {
-    out.fatal = std::string("mmap of the result slots: ") + std::strerror(errno);
+    out.fatal =
+        std::string("mmap of the result slots: ") + std::strerror(errno);
     return out;
   }
   Control* control = area.control;
@@ -211,7 +220,8 @@ RunOutput RunTarget(Target& target, const RunConfig& c) {
 
   for (std::uint32_t i = 0; i < c.procs; ++i) {
     if (!forks) {
-      threads.emplace_back([&, i] { WorkerMain(target, c, control, &slots[i], i); });
+      threads.emplace_back(
+          [&, i] { WorkerMain(target, c, control, &slots[i], i); });
       continue;
     }
     std::fflush(nullptr);
@@ -238,7 +248,8 @@ RunOutput RunTarget(Target& target, const RunConfig& c) {
   // Polls until pred() holds; false if a worker failed or died, the user
   // interrupted, or the deadline passed (then out.fatal says which).
   auto wait_for = [&](auto pred, double max_seconds) -> bool {
-    const std::uint64_t deadline = NowNs() + static_cast<std::uint64_t>(max_seconds * 1e9);
+    const std::uint64_t deadline =
+        NowNs() + static_cast<std::uint64_t>(max_seconds * 1e9);
     for (;;) {
       if (*c.interrupted) {
         out.interrupted = true;
@@ -256,9 +267,11 @@ RunOutput RunTarget(Target& target, const RunConfig& c) {
         if (!reaped[i] && ::waitpid(pids[i], &status, WNOHANG) == pids[i]) {
           reaped[i] = true;
           if (slots[i].state.load(std::memory_order_acquire) != kDone) {
-            out.fatal = "worker process " + std::to_string(pids[i]) + " died (" +
-                        (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
-                                             : "exit " + std::to_string(WEXITSTATUS(status))) +
+            out.fatal = "worker process " + std::to_string(pids[i]) +
+                        " died (" +
+                        (WIFSIGNALED(status)
+                             ? "signal " + std::to_string(WTERMSIG(status))
+                             : "exit " + std::to_string(WEXITSTATUS(status))) +
                         ")";
             return false;
           }
@@ -285,13 +298,15 @@ RunOutput RunTarget(Target& target, const RunConfig& c) {
   ok = ok && wait_for([&] { return all_in(kReady); }, 60);
   if (ok && c.warmup_seconds > 0) {
     control->phase.store(kWarmup, std::memory_order_release);
-    ok = wait_for([] { return false; }, c.warmup_seconds) || out.fatal == "timed out";
+    ok = wait_for([] { return false; }, c.warmup_seconds) ||
+         out.fatal == "timed out";
     if (ok) out.fatal.clear();
   }
   if (ok) {
     control->phase.store(kMeasure, std::memory_order_release);
     if (c.ops == 0) {
-      ok = wait_for([] { return false; }, c.seconds) || out.fatal == "timed out";
+      ok =
+          wait_for([] { return false; }, c.seconds) || out.fatal == "timed out";
       if (ok) out.fatal.clear();
     } else {
       ok = wait_for([&] { return all_in(kDone); }, 24 * 3600.0);
@@ -333,7 +348,8 @@ RunOutput RunTarget(Target& target, const RunConfig& c) {
     const WorkerSlot& s = slots[i];
     if (s.state.load(std::memory_order_acquire) != kDone) continue;
     max_inserts = std::max(max_inserts, s.inserts);
-    if (s.error[0] != '\0') r.errors.push_back("worker " + std::to_string(i) + ": " + s.error);
+    if (s.error[0] != '\0')
+      r.errors.push_back("worker " + std::to_string(i) + ": " + s.error);
     if (!s.measured) continue;
     start = std::min(start, s.start_ns);
     end = std::max(end, s.end_ns);
@@ -345,14 +361,16 @@ RunOutput RunTarget(Target& target, const RunConfig& c) {
   }
   out.next_insert_base = c.insert_base + max_inserts * c.procs;
   r.wall_seconds = end > start ? static_cast<double>(end - start) / 1e9 : 0;
-  const double share[kOpTypeCount] = {c.workload.read, c.workload.update, c.workload.insert,
-                                      c.workload.scan, c.workload.read_modify_write};
+  const double share[kOpTypeCount] = {c.workload.read, c.workload.update,
+                                      c.workload.insert, c.workload.scan,
+                                      c.workload.read_modify_write};
   LatencyHistogram all;
   std::uint64_t all_nf = 0, all_failed = 0;
   for (int k = 0; k < kOpTypeCount; ++k) {
     if (share[k] <= 0) continue;
-    r.ops.push_back(Summarize(std::string(OpTypeName(static_cast<OpType>(k))), merged[k],
-                              not_found[k], failed[k], r.wall_seconds));
+    r.ops.push_back(Summarize(std::string(OpTypeName(static_cast<OpType>(k))),
+                              merged[k], not_found[k], failed[k],
+                              r.wall_seconds));
     all.Merge(merged[k]);
     all_nf += not_found[k];
     all_failed += failed[k];

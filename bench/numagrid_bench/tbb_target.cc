@@ -30,7 +30,8 @@ class TbbSession final : public Session {
     key_.assign(key);
     TbbMap::const_accessor acc;
     if (!map_->find(acc, key_)) return Outcome::kNotFound;
-    std::memcpy(buf_.data(), acc->second.data(), std::min(acc->second.size(), buf_.size()));
+    std::memcpy(buf_.data(), acc->second.data(),
+                std::min(acc->second.size(), buf_.size()));
     return Outcome::kOk;
   }
   Outcome Update(std::string_view key, std::string_view value) override {
@@ -51,14 +52,16 @@ class TbbSession final : public Session {
     }
     return Outcome::kOk;
   }
-  Outcome Scan(std::string_view, std::uint64_t start_id, std::uint32_t count) override {
+  Outcome Scan(std::string_view, std::uint64_t start_id,
+               std::uint32_t count) override {
     char kbuf[KeySpace::kKeyBufferSize];
     std::uint32_t found = 0;
     for (std::uint32_t i = 0; i < count; ++i) {
       key_.assign(keys_.Format(start_id + i, kbuf));
       TbbMap::const_accessor acc;
       if (!map_->find(acc, key_)) continue;
-      std::memcpy(buf_.data(), acc->second.data(), std::min(acc->second.size(), buf_.size()));
+      std::memcpy(buf_.data(), acc->second.data(),
+                  std::min(acc->second.size(), buf_.size()));
       ++found;
     }
     return found == 0 ? Outcome::kNotFound : Outcome::kOk;
@@ -80,7 +83,8 @@ class TbbTarget final : public Target {
                  const volatile std::sig_atomic_t* interrupted) override {
     spec_ = spec;
     try {
-      map_ = std::make_unique<TbbMap>((spec.records + spec.expected_inserts) * 2);
+      map_ =
+          std::make_unique<TbbMap>((spec.records + spec.expected_inserts) * 2);
       KeySpace keys(spec.key_size);
       char kbuf[KeySpace::kKeyBufferSize];
       for (std::uint64_t id = 0; id < spec.records; ++id) {
@@ -104,7 +108,8 @@ class TbbTarget final : public Target {
   }
 
   std::string Describe() const override {
-    return "oneTBB concurrent_hash_map<std::string, std::string>, in-process, workers are threads";
+    return "oneTBB concurrent_hash_map<std::string, std::string>, in-process, "
+           "workers are threads";
   }
 
  private:
@@ -114,6 +119,8 @@ class TbbTarget final : public Target {
 
 }  // namespace
 
-std::unique_ptr<Target> MakeTbbTarget() { return std::make_unique<TbbTarget>(); }
+std::unique_ptr<Target> MakeTbbTarget() {
+  return std::make_unique<TbbTarget>();
+}
 
 }  // namespace numagrid::bench

@@ -9,20 +9,28 @@ namespace numagrid::bench {
 
 std::string_view OpTypeName(OpType op) noexcept {
   switch (op) {
-    case OpType::kRead: return "read";
-    case OpType::kUpdate: return "update";
-    case OpType::kInsert: return "insert";
-    case OpType::kScan: return "scan";
-    case OpType::kReadModifyWrite: return "read_modify_write";
+    case OpType::kRead:
+      return "read";
+    case OpType::kUpdate:
+      return "update";
+    case OpType::kInsert:
+      return "insert";
+    case OpType::kScan:
+      return "scan";
+    case OpType::kReadModifyWrite:
+      return "read_modify_write";
   }
   return "?";
 }
 
 std::string_view DistributionName(Distribution d) noexcept {
   switch (d) {
-    case Distribution::kUniform: return "uniform";
-    case Distribution::kZipfian: return "zipfian";
-    case Distribution::kLatest: return "latest";
+    case Distribution::kUniform:
+      return "uniform";
+    case Distribution::kZipfian:
+      return "zipfian";
+    case Distribution::kLatest:
+      return "latest";
   }
   return "?";
 }
@@ -37,35 +45,57 @@ std::optional<Distribution> ParseDistribution(std::string_view text) {
 std::optional<WorkloadSpec> ParseWorkload(std::string_view text) {
   if (text.size() != 1) return std::nullopt;
   WorkloadSpec w;
-  w.letter = static_cast<char>(std::toupper(static_cast<unsigned char>(text[0])));
+  w.letter =
+      static_cast<char>(std::toupper(static_cast<unsigned char>(text[0])));
   switch (w.letter) {
-    case 'A': w.read = 0.5; w.update = 0.5; w.description = "50% read, 50% update"; break;
-    case 'B': w.read = 0.95; w.update = 0.05; w.description = "95% read, 5% update"; break;
-    case 'C': w.read = 1.0; w.description = "100% read"; break;
+    case 'A':
+      w.read = 0.5;
+      w.update = 0.5;
+      w.description = "50% read, 50% update";
+      break;
+    case 'B':
+      w.read = 0.95;
+      w.update = 0.05;
+      w.description = "95% read, 5% update";
+      break;
+    case 'C':
+      w.read = 1.0;
+      w.description = "100% read";
+      break;
     case 'D':
-      w.read = 0.95; w.insert = 0.05; w.default_distribution = Distribution::kLatest;
+      w.read = 0.95;
+      w.insert = 0.05;
+      w.default_distribution = Distribution::kLatest;
       w.description = "95% read (latest), 5% insert";
       break;
-    case 'E': w.scan = 0.95; w.insert = 0.05; w.description = "95% short scan, 5% insert"; break;
+    case 'E':
+      w.scan = 0.95;
+      w.insert = 0.05;
+      w.description = "95% short scan, 5% insert";
+      break;
     case 'F':
-      w.read = 0.5; w.read_modify_write = 0.5;
+      w.read = 0.5;
+      w.read_modify_write = 0.5;
       w.description = "50% read, 50% read-modify-write";
       break;
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
   return w;
 }
 
 std::string_view KeySpace::Format(std::uint64_t id, char* out) const noexcept {
   const int digits = static_cast<int>(key_size_ - 4);
-  const int n = std::snprintf(out, kKeyBufferSize, "user%0*llu",
-                              digits, static_cast<unsigned long long>(id));
+  const int n = std::snprintf(out, kKeyBufferSize, "user%0*llu", digits,
+                              static_cast<unsigned long long>(id));
   return {out, static_cast<std::size_t>(n)};
 }
 
 std::uint64_t KeySpace::IdLimit() const noexcept {
   std::uint64_t limit = 1;
-  for (std::size_t i = 4; i < key_size_ && limit < 1'000'000'000'000'000'000ULL; ++i) limit *= 10;
+  for (std::size_t i = 4; i < key_size_ && limit < 1'000'000'000'000'000'000ULL;
+       ++i)
+    limit *= 10;
   return limit;
 }
 
@@ -76,11 +106,15 @@ std::uint64_t SplitMix64(std::uint64_t& x) noexcept {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
-std::uint64_t Rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
+std::uint64_t Rotl(std::uint64_t x, int k) noexcept {
+  return (x << k) | (x >> (64 - k));
+}
 
-double Zeta(std::uint64_t from, std::uint64_t to, double theta, double initial) {
+double Zeta(std::uint64_t from, std::uint64_t to, double theta,
+            double initial) {
   double sum = initial;
-  for (std::uint64_t i = from; i < to; ++i) sum += 1.0 / std::pow(static_cast<double>(i + 1), theta);
+  for (std::uint64_t i = from; i < to; ++i)
+    sum += 1.0 / std::pow(static_cast<double>(i + 1), theta);
   return sum;
 }
 
@@ -108,9 +142,14 @@ std::uint64_t Rng::Next() noexcept {
 ZipfianGenerator::ZipfianGenerator(std::uint64_t items, double theta)
     : ZipfianGenerator(items, theta, Zeta(0, items, theta, 0.0)) {}
 
-ZipfianGenerator::ZipfianGenerator(std::uint64_t items, double theta, double zetan)
-    : items_(items), theta_(theta), alpha_(1.0 / (1.0 - theta)),
-      zeta2_(Zeta(0, 2, theta, 0.0)), zetan_(zetan), eta_(0) {
+ZipfianGenerator::ZipfianGenerator(std::uint64_t items, double theta,
+                                   double zetan)
+    : items_(items),
+      theta_(theta),
+      alpha_(1.0 / (1.0 - theta)),
+      zeta2_(Zeta(0, 2, theta, 0.0)),
+      zetan_(zetan),
+      eta_(0) {
   SetEta();
 }
 
@@ -146,15 +185,19 @@ std::uint64_t FnvHash64(std::uint64_t v) noexcept {
 }
 
 KeyChooser::KeyChooser(Distribution d, std::uint64_t records)
-    : d_(d), records_(records),
+    : d_(d),
+      records_(records),
       zipf_(d == Distribution::kZipfian
-                ? ZipfianGenerator(kScrambledItems, ZipfianGenerator::kTheta, kScrambledZetan)
+                ? ZipfianGenerator(kScrambledItems, ZipfianGenerator::kTheta,
+                                   kScrambledZetan)
                 : ZipfianGenerator(d == Distribution::kLatest ? records : 2)) {}
 
 std::uint64_t KeyChooser::Next(Rng& rng) noexcept {
   switch (d_) {
-    case Distribution::kUniform: return rng.Below(records_);
-    case Distribution::kZipfian: return FnvHash64(zipf_.Next(rng)) % records_;
+    case Distribution::kUniform:
+      return rng.Below(records_);
+    case Distribution::kZipfian:
+      return FnvHash64(zipf_.Next(rng)) % records_;
     case Distribution::kLatest: {
       const std::uint64_t offset = zipf_.Next(rng, records_ + inserts_);
       if (offset < inserts_) return last_insert_ - offset * insert_stride_;
@@ -165,7 +208,8 @@ std::uint64_t KeyChooser::Next(Rng& rng) noexcept {
 }
 
 OpChooser::OpChooser(const WorkloadSpec& w) noexcept {
-  const double p[kOpTypeCount] = {w.read, w.update, w.insert, w.scan, w.read_modify_write};
+  const double p[kOpTypeCount] = {w.read, w.update, w.insert, w.scan,
+                                  w.read_modify_write};
   double sum = 0;
   int last = 0;
   for (int i = 0; i < kOpTypeCount; ++i) {

@@ -15,7 +15,13 @@
 
 namespace numagrid::bench {
 
-enum class OpType : std::uint8_t { kRead = 0, kUpdate, kInsert, kScan, kReadModifyWrite };
+enum class OpType : std::uint8_t {
+  kRead = 0,
+  kUpdate,
+  kInsert,
+  kScan,
+  kReadModifyWrite
+};
 inline constexpr int kOpTypeCount = 5;
 // "read", "update", "insert", "scan", "read_modify_write".
 std::string_view OpTypeName(OpType op) noexcept;
@@ -65,10 +71,13 @@ class Rng {
   explicit Rng(std::uint64_t seed) noexcept;
   std::uint64_t Next() noexcept;
   // Uniform in [0, 1).
-  double NextDouble() noexcept { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
+  double NextDouble() noexcept {
+    return static_cast<double>(Next() >> 11) * 0x1.0p-53;
+  }
   // Uniform in [0, n), n > 0 (Lemire's multiply-shift; bias < n / 2^64).
   std::uint64_t Below(std::uint64_t n) noexcept {
-    __extension__ using U128 = unsigned __int128;  // GCC/Clang; -Wpedantic-clean
+    __extension__ using U128 =
+        unsigned __int128;  // GCC/Clang; -Wpedantic-clean
     return static_cast<std::uint64_t>((static_cast<U128>(Next()) * n) >> 64);
   }
 

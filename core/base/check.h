@@ -5,13 +5,13 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define NUMAGRID_CHECK(cond)                                              \
-  do {                                                                    \
-    if (__builtin_expect(!(cond), 0)) {                                   \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,        \
-                   __LINE__, #cond);                                      \
-      std::abort();                                                       \
-    }                                                                     \
+#define NUMAGRID_CHECK(cond)                                                \
+  do {                                                                      \
+    if (__builtin_expect(!(cond), 0)) {                                     \
+      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
+                   #cond);                                                  \
+      std::abort();                                                         \
+    }                                                                       \
   } while (0)
 
 #ifdef NDEBUG
@@ -25,8 +25,8 @@
 
 // Returns early from the enclosing function with the Status of `expr` when it
 // is not OK.
-#define NUMAGRID_RETURN_IF_ERROR(expr)          \
-  do {                                          \
-    ::numagrid::Status numagrid_s_ = (expr);    \
-    if (!numagrid_s_.ok()) return numagrid_s_;  \
+#define NUMAGRID_RETURN_IF_ERROR(expr)         \
+  do {                                         \
+    ::numagrid::Status numagrid_s_ = (expr);   \
+    if (!numagrid_s_.ok()) return numagrid_s_; \
   } while (0)

@@ -28,11 +28,21 @@ class JsonWriter {
   JsonWriter& Null();
 
   // Shorthands for Key(k).X(v).
-  JsonWriter& Field(std::string_view k, std::string_view v) { return Key(k).String(v); }
-  JsonWriter& Field(std::string_view k, const char* v) { return Key(k).String(v); }
-  JsonWriter& Field(std::string_view k, std::uint64_t v) { return Key(k).Uint(v); }
-  JsonWriter& Field(std::string_view k, std::uint32_t v) { return Key(k).Uint(v); }
-  JsonWriter& Field(std::string_view k, std::int64_t v) { return Key(k).Int(v); }
+  JsonWriter& Field(std::string_view k, std::string_view v) {
+    return Key(k).String(v);
+  }
+  JsonWriter& Field(std::string_view k, const char* v) {
+    return Key(k).String(v);
+  }
+  JsonWriter& Field(std::string_view k, std::uint64_t v) {
+    return Key(k).Uint(v);
+  }
+  JsonWriter& Field(std::string_view k, std::uint32_t v) {
+    return Key(k).Uint(v);
+  }
+  JsonWriter& Field(std::string_view k, std::int64_t v) {
+    return Key(k).Int(v);
+  }
   JsonWriter& Field(std::string_view k, int v) { return Key(k).Int(v); }
   JsonWriter& Field(std::string_view k, double v) { return Key(k).Double(v); }
   JsonWriter& Field(std::string_view k, bool v) { return Key(k).Bool(v); }

@@ -5,17 +5,28 @@ namespace numagrid {
 
 std::string_view StatusCodeName(StatusCode code) noexcept {
   switch (code) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kInvalidArgument: return "invalid_argument";
-    case StatusCode::kNotFound: return "not_found";
-    case StatusCode::kAlreadyExists: return "already_exists";
-    case StatusCode::kConflict: return "conflict";
-    case StatusCode::kVersionMismatch: return "version_mismatch";
-    case StatusCode::kCorruption: return "corruption";
-    case StatusCode::kResourceExhausted: return "resource_exhausted";
-    case StatusCode::kPermissionDenied: return "permission_denied";
-    case StatusCode::kIoError: return "io_error";
-    case StatusCode::kPanic: return "panic";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kInvalidArgument:
+      return "invalid_argument";
+    case StatusCode::kNotFound:
+      return "not_found";
+    case StatusCode::kAlreadyExists:
+      return "already_exists";
+    case StatusCode::kConflict:
+      return "conflict";
+    case StatusCode::kVersionMismatch:
+      return "version_mismatch";
+    case StatusCode::kCorruption:
+      return "corruption";
+    case StatusCode::kResourceExhausted:
+      return "resource_exhausted";
+    case StatusCode::kPermissionDenied:
+      return "permission_denied";
+    case StatusCode::kIoError:
+      return "io_error";
+    case StatusCode::kPanic:
+      return "panic";
   }
   return "unknown";
 }

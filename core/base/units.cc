@@ -22,8 +22,9 @@ Result<std::uint64_t> ParseUint(std::string_view text, std::string_view what,
 
 Result<std::uint64_t> ParseSize(std::string_view text) {
   std::size_t i = 0;
-  while (i < text.size() &&
-         (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+  while (
+      i < text.size() &&
+      (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
     ++i;
   }
   const std::string number(text.substr(0, i));

@@ -45,7 +45,8 @@ Result<ParsedArgs> Parse(const CommandSpec& spec, int argc, char** argv) {
     }
     if (opt == nullptr) {
       return InvalidArgument("unknown option '--" + std::string(name) +
-                             "' for '" + std::string(spec.name) + "' (see --help)");
+                             "' for '" + std::string(spec.name) +
+                             "' (see --help)");
     }
     if (opt->value.empty()) {
       if (has_inline) {
@@ -81,8 +82,10 @@ std::string HelpText(const CommandSpec& spec) {
     if (o.hidden) continue;
     std::string left = "  --" + std::string(o.name);
     if (!o.value.empty()) left += " " + std::string(o.value);
-    if (left.size() < 26) left.resize(26, ' ');
-    else left += "\n" + std::string(26, ' ');
+    if (left.size() < 26)
+      left.resize(26, ' ');
+    else
+      left += "\n" + std::string(26, ' ');
     h += left + std::string(o.help) + "\n";
   }
   h += "  --help                  show this help\n";

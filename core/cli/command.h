@@ -15,7 +15,7 @@ struct OptionSpec {
   std::string_view name;   // without the leading "--"
   std::string_view value;  // placeholder such as "SIZE"; empty for a flag
   std::string_view help;
-  bool hidden = false;     // accepted, but not listed by --help
+  bool hidden = false;  // accepted, but not listed by --help
 };
 
 class ParsedArgs;
@@ -36,7 +36,8 @@ class ParsedArgs {
   const std::vector<std::string>& positional() const { return positional_; }
   bool Has(std::string_view option) const;
   // The option's value, or `fallback` when it was not given.
-  std::string Get(std::string_view option, std::string_view fallback = "") const;
+  std::string Get(std::string_view option,
+                  std::string_view fallback = "") const;
 
  private:
   friend Result<ParsedArgs> Parse(const CommandSpec&, int, char**);

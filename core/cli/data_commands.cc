@@ -17,14 +17,17 @@
 namespace numagrid::cli {
 namespace {
 
-Result<Grid> AttachOrFail(const std::string& name) { return Grid::Attach(name); }
+Result<Grid> AttachOrFail(const std::string& name) {
+  return Grid::Attach(name);
+}
 
 int RunPut(const ParsedArgs& a) {
   auto g = AttachOrFail(a.positional()[0]);
   if (!g.ok()) return Fail("put", g.status());
   std::string value = a.positional()[2];
   if (value == "-") {
-    value.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    value.assign(std::istreambuf_iterator<char>(std::cin),
+                 std::istreambuf_iterator<char>());
   }
   WriteOptions o;
   if (a.Has("ttl")) {
@@ -56,7 +59,11 @@ int RunGet(const ParsedArgs& a) {
   if (!s.ok()) return Fail("get", s);
   if (a.Has("json")) {
     base::JsonWriter j(false);
-    j.BeginObject().Field("key", key).Field("value", value).Field("version", version).EndObject();
+    j.BeginObject()
+        .Field("key", key)
+        .Field("value", value)
+        .Field("version", version)
+        .EndObject();
     std::fputs(j.str().c_str(), stdout);
   } else {
     std::fwrite(value.data(), 1, value.size(), stdout);
@@ -91,20 +98,25 @@ int RunScan(const ParsedArgs& a) {
   base::JsonWriter j;
   if (json) j.BeginObject().Key("entries").BeginArray();
   std::uint64_t n = 0;
-  Status s = g->Scan([&](std::string_view k, std::string_view v, std::uint64_t ver) {
-    if (n >= limit) return false;
-    if (k.substr(0, prefix.size()) != prefix) return true;
-    ++n;
-    if (json) {
-      j.BeginObject().Field("key", k).Field("value", v).Field("version", ver).EndObject();
-    } else {
-      std::fwrite(k.data(), 1, k.size(), stdout);
-      std::fputc('\t', stdout);
-      std::fwrite(v.data(), 1, v.size(), stdout);
-      std::fputc('\n', stdout);
-    }
-    return true;
-  });
+  Status s =
+      g->Scan([&](std::string_view k, std::string_view v, std::uint64_t ver) {
+        if (n >= limit) return false;
+        if (k.substr(0, prefix.size()) != prefix) return true;
+        ++n;
+        if (json) {
+          j.BeginObject()
+              .Field("key", k)
+              .Field("value", v)
+              .Field("version", ver)
+              .EndObject();
+        } else {
+          std::fwrite(k.data(), 1, k.size(), stdout);
+          std::fputc('\t', stdout);
+          std::fwrite(v.data(), 1, v.size(), stdout);
+          std::fputc('\n', stdout);
+        }
+        return true;
+      });
   if (!s.ok()) return Fail("scan", s);
   if (json) {
     j.EndArray().Field("count", n).EndObject();
@@ -126,7 +138,8 @@ int RunCheck(const ParsedArgs& a) {
         .Field("live_entries", r->live_entries)
         .Field("expired_entries", r->expired_entries)
         .Field("ring_entries", r->ring_entries)
-        .Field("dead_process_slots", static_cast<std::uint64_t>(r->dead_slots.size()))
+        .Field("dead_process_slots",
+               static_cast<std::uint64_t>(r->dead_slots.size()))
         .Field("process_slots_repaired", r->slots_repaired)
         .Key("problems")
         .BeginArray();
@@ -134,13 +147,15 @@ int RunCheck(const ParsedArgs& a) {
     j.EndArray().EndObject();
     std::fputs(j.str().c_str(), stdout);
   } else {
-    std::printf("checked %u partitions: %llu live entries (%llu expired), %llu ring "
-                "entries\n",
-                r->partitions_checked, static_cast<unsigned long long>(r->live_entries),
-                static_cast<unsigned long long>(r->expired_entries),
-                static_cast<unsigned long long>(r->ring_entries));
+    std::printf(
+        "checked %u partitions: %llu live entries (%llu expired), %llu ring "
+        "entries\n",
+        r->partitions_checked, static_cast<unsigned long long>(r->live_entries),
+        static_cast<unsigned long long>(r->expired_entries),
+        static_cast<unsigned long long>(r->ring_entries));
     std::printf("repaired %u partition(s) and %u of %zu dead process slot(s)\n",
-                r->partitions_repaired, r->slots_repaired, r->dead_slots.size());
+                r->partitions_repaired, r->slots_repaired,
+                r->dead_slots.size());
     for (const auto& p : r->problems) std::printf("problem: %s\n", p.c_str());
     std::printf("%s\n", r->problems.empty() ? "ok" : "FAILED");
   }
@@ -151,26 +166,45 @@ int RunCheck(const ParsedArgs& a) {
 
 std::vector<CommandSpec> DataCommands() {
   return {
-      {"put", "NAME KEY VALUE [--ttl SECONDS]",
+      {"put",
+       "NAME KEY VALUE [--ttl SECONDS]",
        "write VALUE at KEY (VALUE '-' reads it from stdin)",
        "Keys longer than the grid's --max-key and values longer than its\n"
        "--max-value are refused (exit 2) and change nothing.",
        {{"ttl", "SECONDS", "the entry expires after this many seconds"},
         {"json", "", "print the new version as JSON"}},
-       3, 3, RunPut},
-      {"get", "NAME KEY [--json] [--raw]", "print the value at KEY (exit 3 if absent)", "",
+       3,
+       3,
+       RunPut},
+      {"get",
+       "NAME KEY [--json] [--raw]",
+       "print the value at KEY (exit 3 if absent)",
+       "",
        {{"json", "", "print key, value and version as JSON"},
         {"raw", "", "no newline after the value"}},
-       2, 2, RunGet},
-      {"del", "NAME KEY", "remove KEY (exit 3 if absent)", "", {}, 2, 2, RunDel},
-      {"scan", "NAME [--prefix P] [--limit N] [--json]",
+       2,
+       2,
+       RunGet},
+      {"del",
+       "NAME KEY",
+       "remove KEY (exit 3 if absent)",
+       "",
+       {},
+       2,
+       2,
+       RunDel},
+      {"scan",
+       "NAME [--prefix P] [--limit N] [--json]",
        "list the live entries (key TAB value per line)",
        "An entry that stays live during the scan is listed exactly once.",
        {{"prefix", "P", "only keys that start with P"},
         {"limit", "N", "at most N entries"},
         {"json", "", "print as JSON"}},
-       1, 1, RunScan},
-      {"check", "NAME [--repair] [--json]",
+       1,
+       1,
+       RunScan},
+      {"check",
+       "NAME [--repair] [--json]",
        "verify every shared structure of a grid (exit 7 on any problem)",
        "Checks that every index slot names a valid record of its partition,\n"
        "that no record is reachable twice, that the ring entries are\n"
@@ -180,7 +214,9 @@ std::vector<CommandSpec> DataCommands() {
        "attached processes that died.",
        {{"repair", "", "clear the slots of dead processes"},
         {"json", "", "print as JSON"}},
-       1, 1, RunCheck},
+       1,
+       1,
+       RunCheck},
   };
 }
 

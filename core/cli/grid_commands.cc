@@ -53,14 +53,16 @@ int RunCreate(const ParsedArgs& a) {
   if (a.Has("max-key")) {
     auto k = base::ParseSize(a.Get("max-key"));
     if (!k.ok() || *k > UINT32_MAX) {
-      return Fail("create", InvalidArgument("bad --max-key '" + a.Get("max-key") + "'"));
+      return Fail("create",
+                  InvalidArgument("bad --max-key '" + a.Get("max-key") + "'"));
     }
     o.max_key_bytes = static_cast<std::uint32_t>(*k);
   }
   if (a.Has("max-value")) {
     auto v = base::ParseSize(a.Get("max-value"));
     if (!v.ok() || *v > UINT32_MAX) {
-      return Fail("create", InvalidArgument("bad --max-value '" + a.Get("max-value") + "'"));
+      return Fail("create", InvalidArgument("bad --max-value '" +
+                                            a.Get("max-value") + "'"));
     }
     o.max_value_bytes = static_cast<std::uint32_t>(*v);
   }
@@ -156,21 +158,23 @@ int RunInfo(const ParsedArgs& a) {
   }
   std::printf("grid        %s (id %016llx)\n", r->name.c_str(),
               static_cast<unsigned long long>(r->grid_id));
-  std::printf("control     /dev/shm/%s (layout v%u)\n", r->control_segment.c_str(),
-              r->control_layout_version);
-  std::printf("partitions  %u\nmemory      %s\nlimits      key %u B, value %s\n",
-              r->partition_count, base::FormatSize(r->memory_bytes).c_str(),
-              r->max_key_bytes, base::FormatSize(r->max_value_bytes).c_str());
+  std::printf("control     /dev/shm/%s (layout v%u)\n",
+              r->control_segment.c_str(), r->control_layout_version);
+  std::printf(
+      "partitions  %u\nmemory      %s\nlimits      key %u B, value %s\n",
+      r->partition_count, base::FormatSize(r->memory_bytes).c_str(),
+      r->max_key_bytes, base::FormatSize(r->max_value_bytes).c_str());
   std::printf("access      mode %03o, owner uid %u, gid %u\n", r->mode,
               r->owner_uid, r->gid);
   std::printf("topology    %s\n\n", r->topology_source.c_str());
   std::printf("%-5s %-28s %10s %-6s %-9s %s\n", "node", "segment", "size",
               "bound", "pages on", "partitions");
   for (const auto& n : r->nodes) {
-    std::printf("%-5u %-28s %10s %-6s %-9s %s\n", n.node_id, n.segment_name.c_str(),
-                base::FormatSize(n.segment_bytes).c_str(), n.bound ? "yes" : "no",
-                n.resident_nodes.empty() ? "-" : JoinIds(n.resident_nodes).c_str(),
-                CompactIds(n.partitions).c_str());
+    std::printf(
+        "%-5u %-28s %10s %-6s %-9s %s\n", n.node_id, n.segment_name.c_str(),
+        base::FormatSize(n.segment_bytes).c_str(), n.bound ? "yes" : "no",
+        n.resident_nodes.empty() ? "-" : JoinIds(n.resident_nodes).c_str(),
+        CompactIds(n.partitions).c_str());
   }
   return 0;
 }
@@ -215,8 +219,9 @@ std::vector<CommandSpec> GridCommands() {
        "HWLOC_SYNTHETIC / HWLOC_XMLFILE describe another machine: the layout\n"
        "follows it and binding is skipped.",
        {{"partitions", "P", "number of partitions, 1..65536 (default 64)"},
-        {"memory", "SIZE", "data memory of all nodes together, e.g. 1GiB "
-                           "(default 256MiB)"},
+        {"memory", "SIZE",
+         "data memory of all nodes together, e.g. 1GiB "
+         "(default 256MiB)"},
         {"group", "G", "let group G read and write the grid (mode 0660)"},
         {"max-key", "N", "largest key in bytes (default 250)"},
         {"max-value", "SIZE", "largest value (default 1MiB)"},
@@ -224,17 +229,34 @@ std::vector<CommandSpec> GridCommands() {
         {"no-bind", "", "testing only: do not bind segments to their nodes",
          true},
         {"json", "", "print the result as JSON"}},
-       1, 1, RunCreate},
-      {"destroy", "NAME", "remove every segment of a grid, complete or not",
+       1,
+       1,
+       RunCreate},
+      {"destroy",
+       "NAME",
+       "remove every segment of a grid, complete or not",
        "Processes still attached keep their mappings until they detach.",
-       {{"quiet", "", "print nothing on success"}}, 1, 1, RunDestroy},
-      {"info", "NAME [--json]",
+       {{"quiet", "", "print nothing on success"}},
+       1,
+       1,
+       RunDestroy},
+      {"info",
+       "NAME [--json]",
        "describe a grid: nodes, partitions, segments, sizes and binding",
        "'pages on' lists the nodes that hold each data segment's pages now,\n"
        "as the kernel reports them.",
-       {{"json", "", "print as JSON"}}, 1, 1, RunInfo},
-      {"list", "[--json]", "list the grids on this host", "",
-       {{"json", "", "print as JSON"}}, 0, 0, RunList},
+       {{"json", "", "print as JSON"}},
+       1,
+       1,
+       RunInfo},
+      {"list",
+       "[--json]",
+       "list the grids on this host",
+       "",
+       {{"json", "", "print as JSON"}},
+       0,
+       0,
+       RunList},
   };
 }
 

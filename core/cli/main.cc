@@ -58,7 +58,8 @@ int main(int argc, char** argv) {
     if (spec.name != cmd) continue;
     for (int i = 2; i < argc; ++i) {
       if (std::strcmp(argv[i], "--") == 0) break;
-      if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      if (std::strcmp(argv[i], "--help") == 0 ||
+          std::strcmp(argv[i], "-h") == 0) {
         std::fputs(numagrid::cli::HelpText(spec).c_str(), stdout);
         return 0;
       }

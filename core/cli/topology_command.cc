@@ -33,7 +33,8 @@ int RunTopology(const ParsedArgs& a) {
   if (a.Has("partitions")) {
     auto p = base::ParseUint(a.Get("partitions"), "--partitions", 65536);
     if (!p.ok() || *p == 0) {
-      return Fail("topology", InvalidArgument("--partitions must be in [1, 65536]"));
+      return Fail("topology",
+                  InvalidArgument("--partitions must be in [1, 65536]"));
     }
     partitions = static_cast<std::uint32_t>(*p);
   }
@@ -69,17 +70,21 @@ int RunTopology(const ParsedArgs& a) {
       j.EndObject();
     }
     j.EndArray().EndObject();
-    j.Key("io_uring").BeginObject().Field("available", uring.available)
-        .Field("detail", uring.detail).EndObject();
+    j.Key("io_uring")
+        .BeginObject()
+        .Field("available", uring.available)
+        .Field("detail", uring.detail)
+        .EndObject();
     j.EndObject();
     std::fputs(j.str().c_str(), stdout);
     return 0;
   }
   std::printf("topology: %s%s\n", topo->source().c_str(),
-              topo->is_this_system() ? "" : " (not this system: binding and "
-                                            "pinning are skipped)");
-  std::printf("%-5s %-8s %-10s %-20s %s\n", "node", "os node", "memory", "cores",
-              "cpus");
+              topo->is_this_system() ? ""
+                                     : " (not this system: binding and "
+                                       "pinning are skipped)");
+  std::printf("%-5s %-8s %-10s %-20s %s\n", "node", "os node", "memory",
+              "cores", "cpus");
   for (const auto& n : topo->nodes()) {
     std::printf("%-5u %-8u %-10s %-20s %s\n", n.id, n.os_index,
                 n.memory_bytes ? base::FormatSize(n.memory_bytes).c_str() : "?",
@@ -100,7 +105,8 @@ int RunTopology(const ParsedArgs& a) {
 }  // namespace
 
 std::vector<CommandSpec> TopologyCommands() {
-  return {{"topology", "[--partitions P] [--json]",
+  return {{"topology",
+           "[--partitions P] [--json]",
            "show the NUMA nodes hwloc sees and the placement create would "
            "choose",
            "Honours HWLOC_SYNTHETIC (e.g. \"pack:2 numa:1 core:2 pu:1\") and\n"

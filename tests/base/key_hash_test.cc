@@ -16,7 +16,8 @@ TEST(KeyHash, GoldenValuesNeverChange) {
   EXPECT_EQ(KeyHash("a"), 0xac6c43a6b757e724ULL);
   EXPECT_EQ(KeyHash("orders:42"), 0x03ee55466a5e75a7ULL);
   EXPECT_EQ(KeyHash("0123456789abcdef"), 0x024185ecf3ab21a0ULL);
-  EXPECT_EQ(KeyHash("the quick brown fox jumps over the lazy dog"), 0x2c12b75a8beed507ULL);
+  EXPECT_EQ(KeyHash("the quick brown fox jumps over the lazy dog"),
+            0x2c12b75a8beed507ULL);
 }
 
 TEST(KeyHash, GoldenPartitionsNeverChange) {

@@ -18,7 +18,8 @@ using H = LatencyHistogram;
 
 // The exact value at quantile q of sorted `v` by the same rank rule.
 std::uint64_t ExactQuantile(const std::vector<std::uint64_t>& v, double q) {
-  auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
+  auto rank =
+      static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
   rank = std::clamp<std::size_t>(rank, 1, v.size());
   return v[rank - 1];
 }
@@ -29,7 +30,8 @@ TEST(LatencyHistogram, BucketsCoverTheRangeContiguouslyWithinOnePercent) {
     ASSERT_EQ(H::IndexOf(H::LowestValueAt(i)), i);
     ASSERT_EQ(H::IndexOf(H::HighestValueAt(i)), i);
     // Any value of the bucket is reported as its highest value: the error.
-    const double error = static_cast<double>(H::HighestValueAt(i) - H::LowestValueAt(i));
+    const double error =
+        static_cast<double>(H::HighestValueAt(i) - H::LowestValueAt(i));
     if (H::LowestValueAt(i) >= 10) {
       ASSERT_LE(error / static_cast<double>(H::LowestValueAt(i)), 0.01) << i;
     }
@@ -86,7 +88,8 @@ TEST(LatencyHistogram, MergeEqualsRecordingEverythingInOne) {
   EXPECT_EQ(a->min(), both->min());
   EXPECT_EQ(a->max(), both->max());
   EXPECT_DOUBLE_EQ(a->mean(), both->mean());
-  for (std::size_t i = 0; i < H::kBucketCount; ++i) ASSERT_EQ(a->CountAt(i), both->CountAt(i)) << i;
+  for (std::size_t i = 0; i < H::kBucketCount; ++i)
+    ASSERT_EQ(a->CountAt(i), both->CountAt(i)) << i;
   for (double q : {0.5, 0.9, 0.99, 0.999, 0.9999}) {
     EXPECT_EQ(a->ValueAtQuantile(q), both->ValueAtQuantile(q)) << q;
   }

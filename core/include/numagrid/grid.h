@@ -40,14 +40,16 @@ class Grid {
   ~Grid();  // detaches
 
   // Copies the value of `key` into *value. kNotFound if absent or expired.
-  Status Get(std::string_view key, std::string* value, std::uint64_t* version = nullptr);
+  Status Get(std::string_view key, std::string* value,
+             std::uint64_t* version = nullptr);
   // Copies the value into `buf` (capacity `cap`) and returns its length;
   // kInvalidArgument naming the needed size when it does not fit.
   Result<std::size_t> GetInto(std::string_view key, char* buf, std::size_t cap);
   // Zero-copy: calls `visit` with a view of the value that is valid only
   // during the call. Lock-free; the record cannot be freed meanwhile.
   Status Visit(std::string_view key,
-               const std::function<void(std::string_view value, std::uint64_t version)>& visit);
+               const std::function<void(std::string_view value,
+                                        std::uint64_t version)>& visit);
 
   // Writes. Each returns the new version (a per-partition sequence number).
   Result<std::uint64_t> Put(std::string_view key, std::string_view value,
@@ -59,16 +61,21 @@ class Grid {
   Result<std::uint64_t> Replace(std::string_view key, std::string_view value,
                                 const WriteOptions& options = {});
   // Only if present with `expected_version`: kConflict otherwise.
-  Result<std::uint64_t> CompareAndSet(std::string_view key, std::uint64_t expected_version,
-                                      std::string_view value, const WriteOptions& options = {});
+  Result<std::uint64_t> CompareAndSet(std::string_view key,
+                                      std::uint64_t expected_version,
+                                      std::string_view value,
+                                      const WriteOptions& options = {});
   Status Remove(std::string_view key);
   Status RemoveIfVersion(std::string_view key, std::uint64_t expected_version);
   // Adds `delta` to the 8-byte little-endian counter at `key` (absent: 0) and
   // returns the result. kInvalidArgument if the value is not 8 bytes.
-  Result<std::int64_t> Increment(std::string_view key, std::int64_t delta = 1);  // kInvalidArgument on overflow
+  Result<std::int64_t> Increment(
+      std::string_view key,
+      std::int64_t delta = 1);  // kInvalidArgument on overflow
 
   // One result per key, in order; not atomic across keys.
-  std::vector<Result<std::string>> MultiGet(const std::vector<std::string>& keys);
+  std::vector<Result<std::string>> MultiGet(
+      const std::vector<std::string>& keys);
   std::vector<Status> MultiPut(
       const std::vector<std::pair<std::string, std::string>>& entries,
       const WriteOptions& options = {});
@@ -76,9 +83,10 @@ class Grid {
   // Visits every live entry of the grid (or of one partition), lock-free.
   // An entry that stays live during the scan is visited exactly once. Stop
   // by returning false.
-  Status Scan(const std::function<bool(std::string_view key, std::string_view value,
-                                       std::uint64_t version)>& visit,
-              std::int64_t partition = -1);
+  Status Scan(
+      const std::function<bool(std::string_view key, std::string_view value,
+                               std::uint64_t version)>& visit,
+      std::int64_t partition = -1);
 
   std::uint32_t partition_count() const;
   // The partition that holds `key` (fixed forever: docs/key-hash.md).

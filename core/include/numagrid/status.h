@@ -84,14 +84,17 @@ inline Status PermissionDenied(std::string m) {
 inline Status IoError(std::string m) {
   return {StatusCode::kIoError, std::move(m)};
 }
-inline Status Panic(std::string m) { return {StatusCode::kPanic, std::move(m)}; }
+inline Status Panic(std::string m) {
+  return {StatusCode::kPanic, std::move(m)};
+}
 
 // A value of type T, or the non-OK Status that explains its absence.
 template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {}  // NOLINT: implicit by design
+  Result(Status status)
+      : v_(std::move(status)) {}  // NOLINT: implicit by design
 
   bool ok() const noexcept { return v_.index() == 0; }
   // REQUIRES: ok().
