@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Installs what is missing, then configures, builds and runs every test suite
-# in the release and asan (AddressSanitizer + UBSan) presets, and the
-# thread-stress tests under tsan. Exits non-zero on the first failure.
+# Installs what is missing, checks the formatting, then configures, builds
+# and runs every test suite in the release (including the numa-vm placement
+# check) and asan (AddressSanitizer + UBSan) presets, and the unit and
+# thread-stress suites under tsan. Exits non-zero on the first failure.
 #   scripts/test.sh [--quick]   --quick: release only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0
+  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0
 fi
 scripts/install-deps.sh
+echo "== format check"
+scripts/format.sh --check
 
 presets=(release asan tsan)
 [[ "${1:-}" == --quick ]] && presets=(release)
