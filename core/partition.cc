@@ -1,5 +1,10 @@
 // PartitionRef: lookups, scans and writes. Repair, reclamation and the change
 // consumer are in partition_repair.cc; the checker in partition_check.cc.
+//
+// Orderings: under the partition lock, words only the lock holder writes
+// (counters, cursors, allocator state, index slots when probing) are loaded
+// relaxed, because the lock orders them. The stores others read without the
+// lock (index slots, next_seq, journaled_seq) say what they publish.
 #include "core/partition.h"
 
 #include <time.h>

@@ -5,6 +5,17 @@
 //
 // Thread safety: a PartitionRef is a view (copyable); every operation is
 // thread-safe and process-safe as documented on it.
+//
+// Crash safety (a process may die at any instruction):
+//   Leaves behind: in a write, reclaim or tombstone cleanup, a held partition
+//     lock and an active WriteIntent (core/partition_layout.h); in a read, a
+//     pinned epoch in its process slot; in ConsumeChanges, nothing (the
+//     cursor moves only after the changes were handed over).
+//   Detected by: the robust lock (EOWNERDEAD) for writers; the lock file's
+//     free byte for readers (shm/process_table.h).
+//   Repaired by: RepairLocked in the next locker, at once; the pinned epoch
+//     by RepairDeadProcesses (core/grid_repair.h).
+//   Holds in every reachable state: see PartitionState.
 #pragma once
 
 #include <cstddef>

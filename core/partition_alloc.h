@@ -4,7 +4,22 @@
 // goes through the operation's undo log (PartitionTx), so a holder killed
 // half-way leaks nothing.
 //
-// Thread safety: only the partition's lock holder calls these.
+// Thread safety: only the partition's lock holder calls these. Words this
+// partition alone writes (free-list heads, the bump pointer, counters) are
+// read relaxed: the lock orders them. Chunk owner words are shared with the
+// node's other partitions and change only by CAS.
+//
+// Crash safety (a process may die at any instruction):
+//   Leaves behind: logged changes of free-list heads and links, the bump
+//     pointer, chunk owner words (a claim, or a kChunkReleasing mark) and
+//     counters.
+//   Detected by: the partition's robust lock.
+//   Repaired by: the partition repair: the undo log puts back what the
+//     operation had not committed; SweepMarked gives back chunks a committed
+//     free had marked. At once, by the next locker.
+//   Holds in every reachable state: every chunk has one owner or none, and
+//     every block is in exactly one of: a record the index or ring names, a
+//     free list, the current chunk's unused tail, or the waste counter.
 #pragma once
 
 #include <cstdint>

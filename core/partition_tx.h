@@ -3,6 +3,16 @@
 // can put every changed word back (core/partition_repair.cc).
 //
 // Thread safety: used only by the holder of the partition's lock.
+//
+// Crash safety (a process may die at any instruction):
+//   Leaves behind: an active intent whose log holds every word changed so
+//     far (each entry is complete before it counts, and before its word
+//     changes), possibly one more entry whose store never ran.
+//   Detected by: the partition's robust lock.
+//   Repaired by: UndoIntent, or roll-forward when the commit store happened
+//     (core/partition_repair.cc), at once.
+//   Holds in every reachable state: undoing the log newest first restores
+//     every word the operation changed and touches no other.
 #pragma once
 
 #include <atomic>

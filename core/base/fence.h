@@ -5,6 +5,8 @@
 // every access to shared data; what the fences add (store-load ordering for
 // the epoch protocol, docs/process-table.md) is covered by the stress and
 // multi-process tests instead, as STYLE.md asks.
+//
+// Crash safety: not applicable; a fence holds no state.
 #pragma once
 
 #include <atomic>

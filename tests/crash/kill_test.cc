@@ -40,12 +40,14 @@
 #include "numagrid/grid.h"
 #include "shm/robust_mutex.h"
 #include "shm/segment.h"
+#include "tests/support/shared_block.h"
 #include "tests/support/test_grid.h"
 
 namespace numagrid {
 namespace {
 
 using numagrid::testing::ForkChild;
+using numagrid::testing::SharedBlock;
 using numagrid::testing::UniqueName;
 using numagrid::testing::WaitChild;
 
@@ -88,26 +90,6 @@ std::string MakeGrid(const core::CreateOptions& o) {
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return name;
 }
-
-// Memory shared with forked children (MAP_SHARED | MAP_ANONYMOUS).
-template <typename T>
-class SharedBlock {
- public:
-  SharedBlock() {
-    void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) std::abort();
-    t_ = new (p) T();
-  }
-  ~SharedBlock() { munmap(t_, sizeof(T)); }
-  SharedBlock(const SharedBlock&) = delete;
-  SharedBlock& operator=(const SharedBlock&) = delete;
-  T* operator->() const { return t_; }
-  T* get() const { return t_; }
-
- private:
-  T* t_;
-};
 
 std::string JoinProblems(const std::vector<std::string>& problems) {
   std::string all;
