@@ -28,7 +28,7 @@
 namespace numagrid::core {
 
 // Bump on any change to a struct in this file (a test pins the signature).
-inline constexpr std::uint32_t kDataLayoutVersion = 4;
+inline constexpr std::uint32_t kDataLayoutVersion = 5;
 
 // Segment layout: DataBlock | PartitionState[partition_count] | per partition
 // its index slots and ring entries | chunk owner table | arena of chunks.
@@ -65,6 +65,7 @@ inline constexpr std::uint64_t kDataLayoutSignature =
         .AddType<PartitionState>()
         .Add(offsetof(PartitionState, index_off))
         .Add(offsetof(PartitionState, next_seq))
+        .Add(offsetof(PartitionState, stamped_seq))
         .Add(offsetof(PartitionState, counters))
         .Add(offsetof(PartitionState, cur_chunk_off))
         .Add(offsetof(PartitionState, free_head))

@@ -66,6 +66,7 @@ Status InitializeDataSegment(void* base, const DataSegmentPlan& plan) noexcept {
     p->next_seq.store(1, std::memory_order_relaxed);
     p->journaled_seq.store(1, std::memory_order_relaxed);
     p->reclaimed_seq.store(1, std::memory_order_relaxed);
+    p->stamped_seq.store(1, std::memory_order_relaxed);
     NUMAGRID_RETURN_IF_ERROR(PartitionRef::Initialize(p));
   }
   return Status::Ok();

@@ -28,6 +28,9 @@ std::uint64_t MonotonicNs() noexcept {
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// Ring entries a write reclaims in passing.
+constexpr std::uint64_t kReclaimBatch = 64;
+
 // Where a key is, or where it would go, in a partition's index.
 struct Probe {
   std::uint64_t found_slot = kNoSlot;  // slot holding the key's record
@@ -190,8 +193,11 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     }
     std::uint64_t in_use =
         next - p_->reclaimed_seq.load(std::memory_order_relaxed);
-    if (in_use >= cap / 2) {
-      ReclaimLocked(cap);
+    // Reclaim a little at a time once a quarter of the ring is in use, so
+    // that no single write pays for a whole ring (a tail-latency spike); all
+    // of it when the ring is full.
+    if (in_use >= cap / 4) {
+      ReclaimLocked(in_use >= cap ? cap : kReclaimBatch);
       in_use = next - p_->reclaimed_seq.load(std::memory_order_relaxed);
     }
     if (in_use < cap) break;

@@ -166,7 +166,11 @@ struct alignas(64) PartitionState {
   // reclaimed_seq: entries < reclaimed_seq have had their old records freed;
   //   written under the lock only.
   std::atomic<std::uint64_t> reclaimed_seq;
-  std::uint64_t reserved2[5];
+  // stamped_seq: entries below it carry a retire epoch; written under the
+  //   lock only, and not undo-logged: a stamp is conservative whenever it is
+  //   written, so a holder that dies mid-stamp leaves nothing to repair.
+  std::atomic<std::uint64_t> stamped_seq;
+  std::uint64_t reserved2[4];
 
   // Cache lines 3-4: counters.
   PartitionCounters counters;

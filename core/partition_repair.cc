@@ -1,5 +1,6 @@
 // Partition repair after a lock holder died, reclamation of replaced and
 // removed records, and the change consumer.
+#include <algorithm>
 #include <atomic>
 
 #include "core/partition.h"
@@ -86,14 +87,20 @@ std::uint64_t PartitionRef::ReclaimLocked(std::uint64_t max_entries) noexcept {
   // GlobalEpoch() begins with a seq_cst fence, so this is the "epoch read
   // after the unlink" of the reclamation argument; stamping later than the
   // unlink only delays the free.
-  const std::uint64_t now = procs_->GlobalEpoch();
-  for (std::uint64_t q = r; q < journaled; ++q) {
-    RingEntry& e = ring()[q & mask];
-    if (e.retire_epoch == 0) e.retire_epoch = now;
+  // relaxed: stamped_seq is written only under the lock we hold.
+  const std::uint64_t stamped =
+      std::max(r, p_->stamped_seq.load(std::memory_order_relaxed));
+  if (stamped < journaled) {
+    const std::uint64_t now = procs_->GlobalEpoch();
+    for (std::uint64_t q = stamped; q < journaled; ++q) {
+      RingEntry& e = ring()[q & mask];
+      if (e.retire_epoch == 0) e.retire_epoch = now;
+    }
+    p_->stamped_seq.store(journaled, std::memory_order_relaxed);
+    // Readers that pin from now on pin a newer epoch than every stamp, or
+    // nothing could ever be freed.
+    procs_->AdvanceEpoch();
   }
-  // Readers that pin from now on pin a newer epoch than every stamp, or
-  // nothing could ever be freed.
-  procs_->AdvanceEpoch();
   // MinPinnedEpoch() begins with a seq_cst fence that pairs with the fence in
   // each reader's pin (shm::ProcessTable::Pin).
   const std::uint64_t min_pinned = procs_->MinPinnedEpoch();

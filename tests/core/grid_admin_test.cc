@@ -612,8 +612,8 @@ TEST(GridLayout, VersionsAndSignaturesArePinned) {
   EXPECT_EQ(kControlLayoutSignature, 0x5f0eb60e1adbc61dULL)
       << std::hex << "control signature is now 0x" << kControlLayoutSignature
       << ": bump kControlLayoutVersion and pin the new value";
-  EXPECT_EQ(kDataLayoutVersion, 4u);
-  EXPECT_EQ(kDataLayoutSignature, 0x4042dd9fa247716fULL)
+  EXPECT_EQ(kDataLayoutVersion, 5u);
+  EXPECT_EQ(kDataLayoutSignature, 0x05993159912fa4f7ULL)
       << std::hex << "data signature is now 0x" << kDataLayoutSignature
       << ": bump kDataLayoutVersion and pin the new value";
 }

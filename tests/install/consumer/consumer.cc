@@ -1,9 +1,9 @@
 // Attaches to the grid named on the command line, writes a key, reads it
 // back, and prints it: proof that the installed headers and library work.
+#include <numagrid/grid.h>
+
 #include <cstdio>
 #include <string>
-
-#include <numagrid/grid.h>
 
 int main(int argc, char** argv) {
   if (argc != 2) return 2;
