@@ -43,13 +43,16 @@ class GridHandle {
   std::uint32_t slot() const noexcept { return slot_; }
 
   // Pins this handle's epoch for the guard's lifetime: records read under it
-  // stay valid until it ends.
+  // stay valid until it ends. Guards nest (a Get inside a Scan visitor):
+  // only the outermost one pins and unpins.
   class EpochGuard {
    public:
     explicit EpochGuard(GridHandle& h) noexcept : h_(h) {
-      h_.procs_->Pin(h_.slot_);
+      if (h_.pin_depth_++ == 0) h_.procs_->Pin(h_.slot_);
     }
-    ~EpochGuard() { h_.procs_->Unpin(h_.slot_); }
+    ~EpochGuard() {
+      if (--h_.pin_depth_ == 0) h_.procs_->Unpin(h_.slot_);
+    }
     EpochGuard(const EpochGuard&) = delete;
     EpochGuard& operator=(const EpochGuard&) = delete;
 
@@ -76,6 +79,7 @@ class GridHandle {
   std::optional<shm::ProcessTable> procs_;  // set by Attach
   std::uint32_t slot_ = 0;
   bool has_slot_ = false;
+  int pin_depth_ = 0;  // EpochGuards alive on this handle
   WriteLimits limits_;
   std::vector<PartitionRef> partitions_;
 };

@@ -30,6 +30,7 @@ std::uint64_t MonotonicNs() noexcept {
 
 // Ring entries a write reclaims in passing.
 constexpr std::uint64_t kReclaimBatch = 64;
+constexpr std::uint32_t kReclaimBackoff = 32;
 
 // Where a key is, or where it would go, in a partition's index.
 struct Probe {
@@ -126,7 +127,7 @@ void PartitionRef::Scan(const std::function<bool(const RecordView&)>& visit,
 }
 
 Status PartitionRef::LockForWrite(const WriteLimits& limits) noexcept {
-  const std::uint64_t deadline = shm::RealtimeNowNs() + limits.lock_timeout_ns;
+  const std::uint64_t deadline = shm::MonotonicNowNs() + limits.lock_timeout_ns;
   switch (p_->lock.Lock(deadline)) {
     case shm::LockResult::kAcquired:
       return Status::Ok();
@@ -196,9 +197,16 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     // Reclaim a little at a time once a quarter of the ring is in use, so
     // that no single write pays for a whole ring (a tail-latency spike); all
     // of it when the ring is full.
-    if (in_use >= cap / 4) {
-      ReclaimLocked(in_use >= cap ? cap : kReclaimBatch);
+    // A pass that freed nothing (a reader holds an old epoch) is not
+    // repeated for the next kReclaimBackoff writes: each pass scans every
+    // process slot and advances the epoch that every reader loads.
+    if (in_use >= cap || (in_use >= cap / 4 && reclaim_backoff_ == 0)) {
+      const std::uint64_t freed =
+          ReclaimLocked(in_use >= cap ? cap : kReclaimBatch);
+      reclaim_backoff_ = freed == 0 ? kReclaimBackoff : 0;
       in_use = next - p_->reclaimed_seq.load(std::memory_order_relaxed);
+    } else if (reclaim_backoff_ > 0) {
+      --reclaim_backoff_;
     }
     if (in_use < cap) break;
     if (wait_deadline == 0) wait_deadline = MonotonicNs() + limits.ring_wait_ns;
@@ -297,9 +305,15 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
         " slots); create the grid with a larger --max-entries");
   }
   const auto& cnt = p_->counters;
-  if (!present_raw && !is_remove &&
-      cnt.live_entries.load(std::memory_order_relaxed) + 1 >
-          (mask + 1) * 7 / 8) {
+  // Keep at least an eighth of the slots empty, so probes stay short and end:
+  // a new key may take a deleted slot freely, an empty one only below 7/8.
+  const bool takes_empty =
+      !present_raw && !is_remove &&
+      s[probe.insert_slot].load(std::memory_order_relaxed) == kSlotEmpty;
+  if (takes_empty && cnt.live_entries.load(std::memory_order_relaxed) +
+                             cnt.deleted_slots.load(std::memory_order_relaxed) +
+                             1 >
+                         (mask + 1) * 7 / 8) {
     return ResourceExhausted(
         "partition " + std::to_string(p_->partition_id) + ": index full (" +
         std::to_string(cnt.live_entries.load(std::memory_order_relaxed)) +

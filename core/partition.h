@@ -175,6 +175,9 @@ class PartitionRef {
   const NodeHeader* node_;
   PartitionState* p_;
   shm::ProcessTable* procs_;
+  // Writes left before this handle retries a reclaim pass that freed
+  // nothing. Process-local; touched under the partition lock.
+  std::uint32_t reclaim_backoff_ = 0;
 };
 
 }  // namespace numagrid::core

@@ -41,7 +41,11 @@ void PartitionRef::RepairLocked() noexcept {
 
 void PartitionRef::RepairIntent() noexcept {
   WriteIntent& in = p_->intent;
-  if (in.state != kIntentActive) return;
+  // acquire: pairs with the release stores of state in PartitionTx.
+  if (std::atomic_ref<std::uint64_t>(in.state).load(
+          std::memory_order_acquire) != kIntentActive) {
+    return;
+  }
   const bool published =
       in.slot_index != kNoSlot && in.slot_index <= p_->index_mask &&
       slots()[in.slot_index].load(std::memory_order_relaxed) == in.new_slot;
@@ -55,8 +59,10 @@ void PartitionRef::RepairIntent() noexcept {
   } else {
     UndoIntent(base_, p_);
   }
-  in.undo_len = 0;
-  in.state = kIntentIdle;
+  std::atomic_ref<std::uint64_t>(in.undo_len)
+      .store(0, std::memory_order_release);
+  std::atomic_ref<std::uint64_t>(in.state).store(kIntentIdle,
+                                                 std::memory_order_release);
 }
 
 bool PartitionRef::RepairIfOwnerDied() noexcept {

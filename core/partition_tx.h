@@ -40,7 +40,11 @@ class PartitionTx {
     p_->intent.slot_index = kNoSlot;
     p_->intent.new_slot = 0;
     p_->intent.seq = p_->next_seq.load(std::memory_order_relaxed);
-    p_->intent.state = kIntentActive;
+    // release: the fields above are in memory before the intent counts as
+    // active, for a repairer that reads them after this process died (a
+    // stale slot_index would make it roll an old change forward).
+    std::atomic_ref<std::uint64_t>(p_->intent.state)
+        .store(kIntentActive, std::memory_order_release);
   }
 
   // Changes `word` (a word of this data segment) to `value`, logging it first.
@@ -62,8 +66,9 @@ class PartitionTx {
   bool CasClaim(std::atomic<std::uint64_t>& word, std::uint64_t expected,
                 std::uint64_t value) noexcept {
     if (!Log(&word, expected, value)) return false;
-    // acq_rel: other partitions CAS the same owner words; nothing else is
-    // published through them, so this only needs to be atomic.
+    // acq_rel: the acquire pairs with the release store of 0 in
+    // PartitionAlloc::ReleaseMarked, so the previous owner's last reads of
+    // the chunk happen before we write it; the release publishes our claim.
     if (word.compare_exchange_strong(expected, value,
                                      std::memory_order_acq_rel)) {
       return true;
@@ -89,9 +94,14 @@ class PartitionTx {
   }
 
   // Ends the operation: nothing is to be undone any more.
+  // release (both stores): every change of the operation, its commit store
+  // included, is in memory before the log is emptied; otherwise a death in
+  // between would leave uncommitted changes that nothing undoes.
   void Finish() noexcept {
-    p_->intent.undo_len = 0;
-    p_->intent.state = kIntentIdle;
+    std::atomic_ref<std::uint64_t>(p_->intent.undo_len)
+        .store(0, std::memory_order_release);
+    std::atomic_ref<std::uint64_t>(p_->intent.state)
+        .store(kIntentIdle, std::memory_order_release);
   }
 
   // Undoes every logged change, newest first, and ends the operation.

@@ -36,7 +36,7 @@ LockResult RobustMutex::Lock(std::uint64_t deadline_ns) noexcept {
   if (deadline_ns == 0) return FromErrno(pthread_mutex_lock(&mu));
   timespec ts{static_cast<time_t>(deadline_ns / 1000000000),
               static_cast<long>(deadline_ns % 1000000000)};
-  return FromErrno(pthread_mutex_timedlock(&mu, &ts));
+  return FromErrno(pthread_mutex_clocklock(&mu, CLOCK_MONOTONIC, &ts));
 }
 
 LockResult RobustMutex::TryLock() noexcept {
@@ -47,9 +47,9 @@ void RobustMutex::MarkConsistent() noexcept { pthread_mutex_consistent(&mu); }
 
 void RobustMutex::Unlock() noexcept { pthread_mutex_unlock(&mu); }
 
-std::uint64_t RealtimeNowNs() noexcept {
+std::uint64_t MonotonicNowNs() noexcept {
   timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
          static_cast<std::uint64_t>(ts.tv_nsec);
 }

@@ -37,8 +37,8 @@ struct RobustMutex {
   // Returns 0 or an errno value.
   int Initialize() noexcept;
 
-  // Waits until `deadline_ns` (CLOCK_REALTIME, as pthread_mutex_timedlock
-  // requires); 0 waits forever.
+  // Waits until `deadline_ns` (CLOCK_MONOTONIC, so that a step of the wall
+  // clock neither shortens nor stretches the wait); 0 waits forever.
   LockResult Lock(std::uint64_t deadline_ns) noexcept;
   LockResult TryLock() noexcept;
   void MarkConsistent() noexcept;
@@ -47,7 +47,7 @@ struct RobustMutex {
 static_assert(std::is_standard_layout_v<RobustMutex>);
 static_assert(sizeof(RobustMutex) == 40, "glibc x86-64 pthread_mutex_t");
 
-// CLOCK_REALTIME now, in nanoseconds, for RobustMutex deadlines.
-std::uint64_t RealtimeNowNs() noexcept;
+// CLOCK_MONOTONIC now, in nanoseconds, for RobustMutex deadlines.
+std::uint64_t MonotonicNowNs() noexcept;
 
 }  // namespace numagrid::shm
