@@ -12,7 +12,7 @@ foreach(m IN LISTS numagrid_modules)
   target_sources(numagrid PRIVATE $<TARGET_OBJECTS:${m}>)
   add_dependencies(numagrid ${m})
 endforeach()
-target_link_libraries(numagrid PRIVATE PkgConfig::hwloc PkgConfig::liburing
+target_link_libraries(numagrid PRIVATE PkgConfig::hwloc PkgConfig::liburing TBB::tbb
   Threads::Threads numagrid_warnings numagrid_sanitize)
 target_include_directories(numagrid PUBLIC
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/core/include>

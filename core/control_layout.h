@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/journal_layout.h"
 #include "shm/layout_signature.h"
 #include "shm/process_table.h"
 #include "shm/segment_header.h"
@@ -29,7 +30,7 @@
 namespace numagrid::core {
 
 // Bump on any change to a struct in this file (a test pins the signature).
-inline constexpr std::uint32_t kControlLayoutVersion = 3;
+inline constexpr std::uint32_t kControlLayoutVersion = 4;
 
 inline constexpr std::uint32_t kMaxPartitions = 65536;
 inline constexpr std::uint32_t kMaxNodes = 1024;
@@ -63,7 +64,8 @@ struct GridConfig {
   std::uint64_t max_entries;      // what the index was sized for
   std::uint32_t lock_timeout_ms;  // writers wait this long for a partition lock
   std::uint32_t ring_wait_ms;     // ... and this long for change-ring space
-  std::uint64_t reserved[10];     // zero; for later fields
+  std::uint64_t journal_off;      // JournalBlock (core/journal_layout.h)
+  std::uint64_t reserved[9];      // zero; for later fields
 };
 static_assert(std::is_standard_layout_v<GridConfig>);
 static_assert(std::is_trivially_copyable_v<GridConfig>);
@@ -116,6 +118,10 @@ inline constexpr std::uint64_t kControlLayoutSignature =
         .Add(offsetof(NodeEntry, flags))
         .Add(sizeof(PartitionEntry))
         .Add(sizeof(ControlBlock))
+        .Add(offsetof(GridConfig, journal_off))
+        .Add(sizeof(JournalBlock))
+        .Add(sizeof(JournalNodeState))
+        .Add(offsetof(JournalNodeState, wake))
         .Add(shm::kProcessTableLayoutSignature)
         .value();
 

@@ -21,14 +21,34 @@ struct Grid::Impl {
     return h->partition(base::PartitionOf(hash, h->partition_count()));
   }
 
-  Result<core::WriteResult> Write(core::WriteRequest rq) {
+  Result<core::WriteResult> Write(core::WriteRequest rq,
+                                  Durability durability) {
     NUMAGRID_RETURN_IF_ERROR(Usable());
     NUMAGRID_RETURN_IF_ERROR(h->CheckKey(rq.key));
     NUMAGRID_RETURN_IF_ERROR(h->CheckValue(rq.value));
+    bool sync = false;
+    if (durability == Durability::kSync) {
+      if (!h->journaled()) {
+        return InvalidArgument(
+            "sync durability asked for, but the grid has no journal "
+            "(created with --no-journal)");
+      }
+      sync = true;
+    } else if (durability == Durability::kGridDefault) {
+      sync = h->journaled() &&
+             h->journal().config.durability == core::kDurabilitySync;
+    }
     rq.hash = base::KeyHash(rq.key);
+    const std::uint32_t p = base::PartitionOf(rq.hash, h->partition_count());
     // No epoch pin: the writer reads old records only under the partition
     // lock, and records are freed only under that lock.
-    return PartitionFor(rq.hash).Write(rq, h->limits(), core::NowMs());
+    auto r = h->partition(p).Write(rq, h->limits(), core::NowMs());
+    if (r.ok() && sync) {
+      // The change's sequence is its version; durable once journaled_seq
+      // passes it.
+      NUMAGRID_RETURN_IF_ERROR(h->WaitDurable(p, r->version + 1));
+    }
+    return r;
   }
 
   Result<std::uint64_t> WriteVersion(core::WriteKind kind, std::string_view key,
@@ -46,7 +66,7 @@ struct Grid::Impl {
       rq.expire_at_ms =
           o.ttl_ms > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + o.ttl_ms;
     }
-    auto r = Write(rq);
+    auto r = Write(rq, o.durability);
     if (!r.ok()) return r.status();
     return r->version;
   }
@@ -125,24 +145,45 @@ Result<std::uint64_t> Grid::CompareAndSet(std::string_view key,
                              expected, o);
 }
 
-Status Grid::Remove(std::string_view key) {
-  return impl_->WriteVersion(core::WriteKind::kRemove, key, {}, 0, {}).status();
-}
-
-Status Grid::RemoveIfVersion(std::string_view key, std::uint64_t expected) {
-  return impl_
-      ->WriteVersion(core::WriteKind::kRemoveIfVersion, key, {}, expected, {})
+Status Grid::Remove(std::string_view key, const WriteOptions& o) {
+  WriteOptions no_ttl = o;
+  no_ttl.ttl_ms = 0;
+  return impl_->WriteVersion(core::WriteKind::kRemove, key, {}, 0, no_ttl)
       .status();
 }
 
-Result<std::int64_t> Grid::Increment(std::string_view key, std::int64_t delta) {
+Status Grid::RemoveIfVersion(std::string_view key, std::uint64_t expected,
+                             const WriteOptions& o) {
+  WriteOptions no_ttl = o;
+  no_ttl.ttl_ms = 0;
+  return impl_
+      ->WriteVersion(core::WriteKind::kRemoveIfVersion, key, {}, expected,
+                     no_ttl)
+      .status();
+}
+
+Result<std::int64_t> Grid::Increment(std::string_view key, std::int64_t delta,
+                                     const WriteOptions& o) {
   core::WriteRequest rq;
   rq.kind = core::WriteKind::kIncrement;
   rq.key = key;
   rq.delta = delta;
-  auto r = impl_->Write(rq);
+  auto r = impl_->Write(rq, o.durability);
   if (!r.ok()) return r.status();
   return r->counter;
+}
+
+Status Grid::Flush() {
+  NUMAGRID_RETURN_IF_ERROR(impl_->Usable());
+  core::GridHandle& h = *impl_->h;
+  if (!h.journaled()) return Status::Ok();
+  for (std::uint32_t p = 0; p < h.partition_count(); ++p) {
+    // acquire: the changes below it are the ones this process could see.
+    const std::uint64_t upto =
+        h.partition(p).state().next_seq.load(std::memory_order_acquire);
+    NUMAGRID_RETURN_IF_ERROR(h.WaitDurable(p, upto));
+  }
+  return Status::Ok();
 }
 
 std::vector<Result<std::string>> Grid::MultiGet(

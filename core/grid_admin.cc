@@ -17,6 +17,8 @@
 #include "core/data_layout.h"
 #include "core/data_segment_init.h"
 #include "core/grid_names.h"
+#include "core/journal_dir.h"
+#include "core/journal_layout.h"
 #include "core/partition.h"
 #include "core/partition_alloc.h"
 #include "core/record.h"
@@ -72,6 +74,21 @@ Status ValidateOptions(const CreateOptions& o, std::uint32_t node_count) {
     return InvalidArgument("--max-processes must be in [1, " +
                            std::to_string(shm::ProcessTable::kMaxCapacity) +
                            "], got " + std::to_string(o.process_capacity));
+  }
+  if (!o.journal_dir.empty()) {
+    if (o.durability != kDurabilityAsync && o.durability != kDurabilitySync) {
+      return InvalidArgument("--durability must be async or sync");
+    }
+    if (o.flush_interval_us < 100 || o.flush_interval_us > 10'000'000) {
+      return InvalidArgument("--flush-interval must be in [100us, 10s], got " +
+                             std::to_string(o.flush_interval_us) + " us");
+    }
+    if (o.journal_segment_bytes < (1ULL << 20)) {
+      return InvalidArgument("--journal-segment-size must be at least 1 MiB");
+    }
+    if (o.sync_wait_ms == 0) {
+      return InvalidArgument("--sync-wait must be at least 1 ms");
+    }
   }
   if (o.memory_bytes < kMinMemoryPerNode * node_count) {
     return InvalidArgument(
@@ -139,7 +156,13 @@ Result<CreateReport> CreateGrid(std::string_view name,
     return AlreadyExists("grid '" + std::string(name) + "' already exists");
   }
 
-  const std::uint64_t grid_id = NewGridId();
+  const std::uint64_t grid_id =
+      options.grid_id != 0 ? options.grid_id : NewGridId();
+  const bool journaled = !options.journal_dir.empty();
+  if (journaled && !options.recovering) {
+    NUMAGRID_RETURN_IF_ERROR(
+        ClaimJournalDir(options.journal_dir, access.group));
+  }
   const std::uint64_t per_node =
       (options.memory_bytes + node_count - 1) / node_count;
   const std::uint64_t max_entries = options.max_entries != 0
@@ -242,7 +265,9 @@ Result<CreateReport> CreateGrid(std::string_view name,
       RoundUp(parts_off + sizeof(PartitionEntry) * options.partitions, 64);
   const std::uint64_t procs_bytes =
       shm::ProcessTable::BytesFor(options.process_capacity);
-  const std::uint64_t ctl_bytes = RoundUp(procs_off + procs_bytes, kPage);
+  const std::uint64_t journal_off = RoundUp(procs_off + procs_bytes, 64);
+  const std::uint64_t ctl_bytes =
+      RoundUp(journal_off + JournalBlockBytes(node_count), kPage);
   shm::SegmentSpec ctl_spec{ctl_name,
                             ctl_bytes,
                             shm::SegmentKind::kControl,
@@ -260,7 +285,23 @@ Result<CreateReport> CreateGrid(std::string_view name,
     c.partition_count = options.partitions;
     c.node_count = node_count;
     c.memory_bytes = per_node * node_count;
-    c.journal_mode = kJournalNone;
+    c.journal_mode = journaled ? kJournalConsumer : kJournalNone;
+    c.journal_off = journal_off;
+    auto* jb = reinterpret_cast<JournalBlock*>(static_cast<std::byte*>(base) +
+                                               journal_off);
+    JournalConfig& jc = jb->config;
+    std::strncpy(jc.dir, options.journal_dir.c_str(), sizeof jc.dir - 1);
+    jc.durability = options.durability;
+    jc.flush_interval_us = options.flush_interval_us;
+    jc.segment_bytes = options.journal_segment_bytes;
+    jc.sync_wait_ms = options.sync_wait_ms;
+    jc.snapshot_bytes = options.snapshot_bytes;
+    // relaxed: the segment is published (magic, release) after this fill.
+    jb->recovery_state.store(
+        options.recovering ? kRecoveryRunning : kRecoveryNone,
+        std::memory_order_relaxed);
+    jb->recovery_pid =
+        options.recovering ? static_cast<std::uint32_t>(getpid()) : 0;
     c.process_capacity = options.process_capacity;
     c.procs_off = procs_off;
     c.procs_bytes = procs_bytes;
@@ -292,8 +333,36 @@ Result<CreateReport> CreateGrid(std::string_view name,
     }
     return Status::Ok();
   };
+  // The manifest goes before the control segment, so that a grid that
+  // exists always has one; a create that fails from here removes it.
+  bool wrote_manifest = false;
+  if (journaled && !options.recovering) {
+    GridManifest m;
+    m.name = std::string(name);
+    m.grid_id = grid_id;
+    m.node_count = node_count;
+    m.partitions = options.partitions;
+    m.memory_bytes = options.memory_bytes;
+    m.max_key_bytes = options.max_key_bytes;
+    m.max_value_bytes = options.max_value_bytes;
+    m.max_entries = options.max_entries;
+    m.ring_capacity = options.ring_capacity;
+    m.process_capacity = options.process_capacity;
+    m.lock_timeout_ms = options.lock_timeout_ms;
+    m.ring_wait_ms = options.ring_wait_ms;
+    m.group = options.group.value_or("");
+    m.durability = options.durability == kDurabilitySync ? "sync" : "async";
+    m.flush_interval_us = options.flush_interval_us;
+    m.segment_bytes = options.journal_segment_bytes;
+    m.sync_wait_ms = options.sync_wait_ms;
+    m.snapshot_bytes = options.snapshot_bytes;
+    NUMAGRID_RETURN_IF_ERROR(
+        WriteManifest(options.journal_dir, m, access.mode, access.group));
+    wrote_manifest = true;
+  }
   auto ctl = shm::Segment::Create(ctl_spec, fill);
   if (!ctl.ok()) {
+    if (wrote_manifest) RemoveManifest(options.journal_dir);
     if (ctl.status().code() == StatusCode::kAlreadyExists) {
       return AlreadyExists("grid '" + std::string(name) + "' already exists");
     }
@@ -301,6 +370,29 @@ Result<CreateReport> CreateGrid(std::string_view name,
   }
   created.Commit();
   return report;
+}
+
+CreateOptions OptionsFromManifest(const GridManifest& m,
+                                  const std::string& dir) {
+  CreateOptions o;
+  o.partitions = m.partitions;
+  o.memory_bytes = m.memory_bytes;
+  if (!m.group.empty()) o.group = m.group;
+  o.max_key_bytes = m.max_key_bytes;
+  o.max_value_bytes = m.max_value_bytes;
+  o.max_entries = m.max_entries;
+  o.ring_capacity = m.ring_capacity;
+  o.process_capacity = m.process_capacity;
+  o.lock_timeout_ms = m.lock_timeout_ms;
+  o.ring_wait_ms = m.ring_wait_ms;
+  o.journal_dir = dir;
+  o.durability = m.durability == "sync" ? kDurabilitySync : kDurabilityAsync;
+  o.flush_interval_us = m.flush_interval_us;
+  o.journal_segment_bytes = m.segment_bytes;
+  o.sync_wait_ms = m.sync_wait_ms;
+  o.snapshot_bytes = m.snapshot_bytes;
+  o.grid_id = m.grid_id;
+  return o;
 }
 
 Status DestroyGrid(std::string_view name) {
@@ -364,6 +456,22 @@ Result<GridReport> InspectGrid(std::string_view name,
   r.index_slots = c.index_slots;
   r.ring_capacity = c.ring_capacity;
   r.process_capacity = c.process_capacity;
+  if (c.journal_off + JournalBlockBytes(c.node_count) > ctl->size()) {
+    return Corruption("control segment '" + ctl_name +
+                      "' has an impossible configuration");
+  }
+  const auto* jb = ctl->At<JournalBlock>(c.journal_off);
+  if (c.journal_mode == kJournalConsumer) {
+    r.journal_dir.assign(jb->config.dir,
+                         strnlen(jb->config.dir, sizeof jb->config.dir));
+    r.durability = jb->config.durability == kDurabilitySync ? "sync" : "async";
+    r.flush_interval_us = jb->config.flush_interval_us;
+  } else {
+    r.durability = "none";
+  }
+  // acquire: pairs with the release store that ends a recovery.
+  r.recovering =
+      jb->recovery_state.load(std::memory_order_acquire) == kRecoveryRunning;
   r.topology_source.assign(
       c.topology_source, strnlen(c.topology_source, sizeof c.topology_source));
   r.control_segment = ctl_name;

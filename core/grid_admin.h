@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/journal_dir.h"
 #include "numa/topology.h"
 #include "numagrid/status.h"
 
@@ -30,6 +31,23 @@ struct CreateOptions {
   std::uint32_t ring_wait_ms = 1000;
   bool bind = true;      // false only to check that placement tests can fail
   bool prefault = true;  // touch every page at create (no faults later)
+
+  // The journal (docs/adr/0003-journal.md). An empty journal_dir makes a
+  // memory-only grid: writers mark their own changes journaled and nothing
+  // survives the segments. Otherwise a worker per node (`numagrid worker`)
+  // journals every change there.
+  std::string journal_dir;
+  std::uint32_t durability = 0;  // kDurabilityAsync or kDurabilitySync
+  std::uint32_t flush_interval_us = 10000;
+  std::uint64_t journal_segment_bytes = 64ULL << 20;
+  std::uint32_t sync_wait_ms = 5000;
+  std::uint64_t snapshot_bytes = 256ULL << 20;  // 0: snapshots on request only
+
+  // For `recover` only: reuse this grid id and the journal directory as it
+  // is, and leave the grid marked as recovering (Attach refuses it until
+  // FinishRecovery).
+  std::uint64_t grid_id = 0;
+  bool recovering = false;
 };
 
 struct CreateReport {
@@ -48,8 +66,13 @@ Result<CreateReport> CreateGrid(std::string_view name,
                                 const numa::Topology& topology);
 
 // Removes every segment of grid `name`, complete or not. kNotFound when there
-// is none.
+// is none. The journal directory stays.
 Status DestroyGrid(std::string_view name);
+
+// The create options that `manifest` records (core/journal_dir.h), for
+// `recover`, with the journal directory `dir`.
+CreateOptions OptionsFromManifest(const GridManifest& manifest,
+                                  const std::string& dir);
 
 struct NodeReport {
   std::uint32_t node_id = 0;
@@ -83,6 +106,10 @@ struct GridReport {
   std::uint64_t ring_capacity = 0;  // per partition
   std::uint32_t process_capacity = 0;
   bool prefaulted = false;
+  std::string journal_dir;  // "" for a memory-only grid
+  std::string durability;   // "async", "sync" or "none"
+  std::uint32_t flush_interval_us = 0;
+  bool recovering = false;
   std::string topology_source;
   std::string control_segment;
   std::vector<NodeReport> nodes;

@@ -1,11 +1,14 @@
 #include "core/grid_handle.h"
 
+#include <cstring>
+
 #include "core/data_layout.h"
 #include "core/grid_names.h"
 
 namespace numagrid::core {
 
-Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name) {
+Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
+                                                       bool allow_recovering) {
   NUMAGRID_RETURN_IF_ERROR(ValidateGridName(name));
   std::unique_ptr<GridHandle> h(new GridHandle());
   h->name_ = std::string(name);
@@ -26,9 +29,24 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name) {
       c.partition_count > kMaxPartitions ||
       c.partitions_off + sizeof(PartitionEntry) * c.partition_count >
           h->control_.size() ||
-      c.procs_off + c.procs_bytes > h->control_.size()) {
+      c.procs_off + c.procs_bytes > h->control_.size() ||
+      c.journal_off % 64 != 0 ||
+      c.journal_off + JournalBlockBytes(c.node_count) > h->control_.size()) {
     return Corruption("control segment of grid '" + std::string(name) +
                       "' has an impossible configuration");
+  }
+  h->journal_ = h->control_.At<JournalBlock>(c.journal_off);
+  h->journal_nodes_ =
+      h->control_.At<JournalNodeState>(c.journal_off + sizeof(JournalBlock));
+  // acquire: pairs with the release store that ends a recovery; the rebuilt
+  // partitions are complete before it.
+  if (!allow_recovering && h->journal_->recovery_state.load(
+                               std::memory_order_acquire) != kRecoveryNone) {
+    return Unavailable("grid '" + std::string(name) +
+                       "' is being recovered from its journal (by pid " +
+                       std::to_string(h->journal_->recovery_pid) +
+                       "); if no `numagrid recover " + std::string(name) +
+                       "` is running, run it again");
   }
   auto procs =
       shm::ProcessTable::View(h->control_.base() + c.procs_off, c.procs_bytes);
@@ -48,6 +66,7 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name) {
   }
   const auto* entries = h->control_.At<PartitionEntry>(c.partitions_off);
   h->partitions_.reserve(c.partition_count);
+  h->partition_nodes_.reserve(c.partition_count);
   for (std::uint32_t p = 0; p < c.partition_count; ++p) {
     const PartitionEntry& e = entries[p];
     if (e.node_id >= c.node_count) {
@@ -68,6 +87,7 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name) {
                         std::to_string(p) + " belongs");
     }
     h->partitions_.emplace_back(seg.base(), node, state, &*h->procs_);
+    h->partition_nodes_.push_back(e.node_id);
   }
   h->limits_.max_key_bytes = c.max_key_bytes;
   h->limits_.max_value_bytes = c.max_value_bytes;
@@ -85,6 +105,11 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name) {
   h->slot_ = *slot;
   h->has_slot_ = true;
   return h;
+}
+
+std::string GridHandle::journal_dir() const {
+  const JournalConfig& jc = journal_->config;
+  return std::string(jc.dir, strnlen(jc.dir, sizeof jc.dir));
 }
 
 GridHandle::~GridHandle() {

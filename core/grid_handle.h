@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/control_layout.h"
+#include "core/journal_layout.h"
 #include "core/partition.h"
 #include "numagrid/status.h"
 #include "shm/lock_file.h"
@@ -27,7 +28,10 @@ class GridHandle {
   // Maps every segment of grid `name`, validates them, and claims a process
   // slot. Errors: kNotFound, kVersionMismatch, kCorruption,
   // kPermissionDenied, kResourceExhausted (no free process slot).
-  static Result<std::unique_ptr<GridHandle>> Attach(std::string_view name);
+  // kUnavailable while `recover` rebuilds the grid, unless
+  // `allow_recovering` (for `recover` itself).
+  static Result<std::unique_ptr<GridHandle>> Attach(
+      std::string_view name, bool allow_recovering = false);
   ~GridHandle();
   GridHandle(const GridHandle&) = delete;
   GridHandle& operator=(const GridHandle&) = delete;
@@ -39,6 +43,20 @@ class GridHandle {
   }
   PartitionRef& partition(std::uint32_t p) noexcept { return partitions_[p]; }
   shm::ProcessTable& procs() noexcept { return *procs_; }
+  bool journaled() const noexcept {
+    return config_->journal_mode == kJournalConsumer;
+  }
+  JournalBlock& journal() noexcept { return *journal_; }
+  JournalNodeState& journal_node(std::uint32_t node) noexcept {
+    return journal_nodes_[node];
+  }
+  std::string journal_dir() const;
+  std::uint64_t grid_id() const noexcept { return control_.header().grid_id; }
+  const std::string& name() const noexcept { return name_; }
+  // The node whose data segment holds partition `p`.
+  std::uint32_t node_of(std::uint32_t p) const noexcept {
+    return partition_nodes_[p];
+  }
   shm::LockFile& lock_file() noexcept { return lock_file_; }
   std::uint32_t slot() const noexcept { return slot_; }
 
@@ -64,6 +82,14 @@ class GridHandle {
   // (shm::LockFile), so it holds no process slot and must attach anew.
   bool usable() const noexcept { return lock_file_.fd() >= 0; }
 
+  // Waits until every change of partition `p` below `upto` is durable in the
+  // journal (its journaled_seq reaches `upto`), waking the node's worker so
+  // that it flushes now. OK at once for a memory-only grid. kUnavailable
+  // after the grid's sync wait (JournalConfig::sync_wait_ms), naming the
+  // node and whether its worker runs: the changes stay visible and will be
+  // journaled once a worker runs. (core/durable_wait.cc)
+  Status WaitDurable(std::uint32_t p, std::uint64_t upto);
+
   // The limits check every write makes before touching shared memory.
   Status CheckKey(std::string_view key) const;
   Status CheckValue(std::string_view value) const;
@@ -75,6 +101,9 @@ class GridHandle {
   shm::Segment control_;
   std::vector<shm::Segment> data_;
   const GridConfig* config_ = nullptr;
+  JournalBlock* journal_ = nullptr;
+  JournalNodeState* journal_nodes_ = nullptr;
+  std::vector<std::uint32_t> partition_nodes_;
   shm::LockFile lock_file_;
   std::optional<shm::ProcessTable> procs_;  // set by Attach
   std::uint32_t slot_ = 0;

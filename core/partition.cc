@@ -325,6 +325,8 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
   PartitionTx tx(base_, p_);
   PartitionAlloc alloc(base_, node_, p_);
   const std::uint64_t seq = tx.seq();
+  const std::uint64_t version =
+      rq.restore_version != 0 ? rq.restore_version : seq;
   auto& c = p_->counters;
   const std::uint64_t old_block =
       present_raw ? BlockBytes(*node_, old.bytes()) : 0;
@@ -353,7 +355,7 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     }
     new_off = *block;
     new_block = BlockBytes(*node_, bytes);
-    WriteRecord(base_ + new_off, seq, rq.key, value, expire);
+    WriteRecord(base_ + new_off, version, rq.key, value, expire);
     new_slot = MakeSlot(new_off, rq.hash);
   }
   const std::uint64_t slot_index =
@@ -412,7 +414,7 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
                        kSlotEmpty) {
     ClearDeletedRun(slot_index);
   }
-  return WriteResult{seq, counter};
+  return WriteResult{version, counter};
 }
 
 }  // namespace numagrid::core

@@ -9,8 +9,9 @@
 // Crash safety (a process may die at any instruction):
 //   Leaves behind: in a write, reclaim or tombstone cleanup, a held partition
 //     lock and an active WriteIntent (core/partition_layout.h); in a read, a
-//     pinned epoch in its process slot; in ConsumeChanges, nothing (the
-//     cursor moves only after the changes were handed over).
+//     pinned epoch in its process slot; in ReadChanges and MarkJournaled,
+//     nothing (journaled_seq moves only after the changes are durable, in
+//     one store).
 //   Detected by: the robust lock (EOWNERDEAD) for writers; the lock file's
 //     free byte for readers (shm/process_table.h).
 //   Repaired by: RepairLocked in the next locker, at once; the pinned epoch
@@ -68,6 +69,12 @@ struct WriteRequest {
   std::uint64_t expected_version = 0;
   std::uint64_t expire_at_ms = 0;  // 0: never
   std::int64_t delta = 0;
+  // Recovery only (kUpsert, kRemove): the version the record had when it was
+  // journaled, instead of a new one (the ring entry keeps its own sequence;
+  // ResetSequence moves the sequence past every restored version at the
+  // end). REQUIRES: no other process attached (the grid is marked as
+  // recovering) and journal_mode none.
+  std::uint64_t restore_version = 0;
 };
 
 struct WriteResult {
@@ -77,8 +84,9 @@ struct WriteResult {
 
 // One change as the ring holds it, for a consumer.
 struct ChangeView {
-  std::uint64_t seq;
-  std::uint32_t op;  // kOpPut or kOpRemove
+  std::uint64_t seq;      // the change sequence; the entry's new version
+  std::uint64_t version;  // kOpPut: the new record's version; else seq
+  std::uint32_t op;       // kOpPut or kOpRemove
   std::string_view key;
   std::string_view value;  // kOpPut only
   std::uint64_t expire_at_ms;
@@ -129,16 +137,40 @@ class PartitionRef {
   void Scan(const std::function<bool(const RecordView&)>& visit,
             std::uint64_t now_ms) const;
 
-  // For the journal consumer: calls `consume` for each change in
-  // [journaled_seq, next_seq) in order, then advances journaled_seq past the
-  // ones it accepted (it returns false to stop early). Returns how many.
-  // REQUIRES: a single consumer per partition.
-  std::uint64_t ConsumeChanges(
-      const std::function<bool(const ChangeView&)>& consume);
+  // For the journal consumer: calls `consume` for each complete change in
+  // [from, next_seq), in order, until it returns false, and returns the
+  // sequence after the last one it accepted. Moves nothing: the records the
+  // views point at stay allocated until MarkJournaled passes them, so no
+  // epoch is needed. REQUIRES: from >= journaled_seq; a single consumer per
+  // partition.
+  std::uint64_t ReadChanges(
+      std::uint64_t from,
+      const std::function<bool(const ChangeView&)>& consume) const;
+
+  // Publishes that every change below `upto` is durable: writers waiting for
+  // durability may return, and reclamation may free what those changes
+  // replaced. REQUIRES: journaled_seq <= upto <= next_seq; a single consumer.
+  void MarkJournaled(std::uint64_t upto) noexcept;
+
+  // Recovery only: after the last restore, frees every replaced record and
+  // moves every ring cursor to `next_seq` (>= the current one) so that new
+  // changes get versions above every restored one. kPanic if a pinned epoch
+  // keeps a record from being freed. REQUIRES: as for
+  // WriteRequest::restore_version.
+  Status ResetSequence(std::uint64_t next_seq) noexcept;
 
   // Frees the records of journaled changes that no pinned epoch can see any
   // more. Takes the lock. Returns how many ring entries it reclaimed.
   Result<std::uint64_t> Reclaim(const WriteLimits& limits) noexcept;
+
+  // For snapshots: under the partition's lock (so that writers of this
+  // partition pause, briefly), calls `copy` with the sequence that the copy
+  // covers (every change below it, none after) and then each record that is
+  // live at `now_ms`, in index order. `copy` must only copy: the lock is
+  // held throughout. Errors: LockForWrite's.
+  Status CopyLive(const WriteLimits& limits, std::uint64_t now_ms,
+                  const std::function<void(std::uint64_t covered_seq)>& begin,
+                  const std::function<void(const RecordView&)>& copy);
 
   // Verifies every structure of the partition under its lock (repairing first
   // if the previous holder died): see PartitionCheckReport.

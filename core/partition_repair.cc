@@ -144,20 +144,20 @@ Result<std::uint64_t> PartitionRef::Reclaim(
   return n;
 }
 
-std::uint64_t PartitionRef::ConsumeChanges(
-    const std::function<bool(const ChangeView&)>& consume) {
-  // relaxed: only this consumer writes journaled_seq.
-  std::uint64_t j = p_->journaled_seq.load(std::memory_order_relaxed);
+std::uint64_t PartitionRef::ReadChanges(
+    std::uint64_t from,
+    const std::function<bool(const ChangeView&)>& consume) const {
   // acquire: pairs with the writer's release store of next_seq; entries
   // below it are complete.
   const std::uint64_t next = p_->next_seq.load(std::memory_order_acquire);
   const std::uint64_t mask = p_->ring_capacity - 1;
-  std::uint64_t n = 0;
-  for (; j < next; ++j, ++n) {
+  std::uint64_t j = from;
+  for (; j < next; ++j) {
     const RingEntry& e = ring()[j & mask];
-    ChangeView v{e.seq, e.op, {}, {}, 0};
+    ChangeView v{e.seq, e.seq, e.op, {}, {}, 0};
     if (e.op == kOpPut) {
       RecordView r(base_ + e.new_record_off);
+      v.version = r.version();
       v.key = r.key();
       v.value = r.value();
       v.expire_at_ms = r.expire_at_ms();
@@ -166,9 +166,59 @@ std::uint64_t PartitionRef::ConsumeChanges(
     }
     if (!consume(v)) break;
   }
-  // release: the records of consumed entries may be freed from now on.
-  p_->journaled_seq.store(j, std::memory_order_release);
-  return n;
+  return j;
+}
+
+void PartitionRef::MarkJournaled(std::uint64_t upto) noexcept {
+  // release: the journal bytes are durable before this store; a writer that
+  // loads journaled_seq with acquire and sees it past its change may report
+  // that change durable, and ReclaimLocked (which loads it with acquire) may
+  // free the records the changes replaced.
+  p_->journaled_seq.store(upto, std::memory_order_release);
+}
+
+Status PartitionRef::ResetSequence(std::uint64_t next_seq) noexcept {
+  const std::uint64_t cur = p_->next_seq.load(std::memory_order_relaxed);
+  ReclaimLocked(p_->ring_capacity);
+  if (p_->reclaimed_seq.load(std::memory_order_relaxed) != cur) {
+    return Panic("partition " + std::to_string(p_->partition_id) +
+                 ": replaced records still pinned during recovery");
+  }
+  if (next_seq < cur) {
+    return InvalidArgument("cannot move partition " +
+                           std::to_string(p_->partition_id) +
+                           "'s sequence back from " + std::to_string(cur) +
+                           " to " + std::to_string(next_seq));
+  }
+  // The ring holds nothing that still needs freeing; every cursor moves
+  // together. Relaxed stores
+  // suffice: nobody else is attached, and the grid is published to other
+  // processes afterwards by the release store of the recovery state.
+  p_->stamped_seq.store(next_seq, std::memory_order_relaxed);
+  p_->reclaimed_seq.store(next_seq, std::memory_order_relaxed);
+  p_->journaled_seq.store(next_seq, std::memory_order_relaxed);
+  p_->next_seq.store(next_seq, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+Status PartitionRef::CopyLive(
+    const WriteLimits& limits, std::uint64_t now_ms,
+    const std::function<void(std::uint64_t)>& begin,
+    const std::function<void(const RecordView&)>& copy) {
+  NUMAGRID_RETURN_IF_ERROR(LockForWrite(limits));
+  // relaxed: next_seq and the slots change only under the lock we hold.
+  begin(p_->next_seq.load(std::memory_order_relaxed));
+  const std::atomic<std::uint64_t>* s = slots();
+  for (std::uint64_t i = 0; i <= p_->index_mask; ++i) {
+    const std::uint64_t v = s[i].load(std::memory_order_relaxed);
+    if (v == kSlotEmpty || v == kSlotDeleted) continue;
+    if (!InArena(SlotOffset(v), sizeof(RecordHeader))) continue;
+    const RecordView r(base_ + SlotOffset(v));
+    if (r.ExpiredAt(now_ms)) continue;
+    copy(r);
+  }
+  p_->lock.Unlock();
+  return Status::Ok();
 }
 
 }  // namespace numagrid::core

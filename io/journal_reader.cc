@@ -77,6 +77,17 @@ Result<std::unique_ptr<JournalReader>> JournalReader::Open(
             [](const SegmentFile& a, const SegmentFile& b) {
               return a.first_seq < b.first_seq;
             });
+  if (options.from_seq != 0) {
+    // Keep the segment that holds from_seq (the last one named at or below
+    // it) and every later one.
+    auto first_kept = std::upper_bound(
+        r->segments_.begin(), r->segments_.end(), options.from_seq,
+        [](std::uint64_t seq, const SegmentFile& s) {
+          return seq < s.first_seq;
+        });
+    if (first_kept != r->segments_.begin()) --first_kept;
+    r->segments_.erase(r->segments_.begin(), first_kept);
+  }
   for (SegmentFile& s : r->segments_) {
     struct stat st {};
     if (stat(s.path.c_str(), &st) != 0) {

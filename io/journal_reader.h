@@ -34,6 +34,11 @@ struct JournalReaderOptions {
   // The grid the journal must belong to; 0 accepts the first segment's grid
   // and then requires every other segment to agree.
   std::uint64_t grid_id = 0;
+  // Nonzero: skip the segments wholly below this sequence (a snapshot covers
+  // them, or only the tail matters); reading starts at the first record of
+  // the segment that holds it, and the reader checks the sequence from
+  // there. UINT64_MAX reads only the last segment.
+  std::uint64_t from_seq = 0;
   // Bytes read per read(2); a longer record is read whole regardless.
   std::uint32_t read_chunk_bytes = 1U << 20;
 };

@@ -9,7 +9,8 @@ fi
 PKGS=(build-essential cmake ninja-build pkg-config git
       libboost-dev libtbb-dev libhwloc-dev hwloc-nox liburing-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      clang-format util-linux procps curl python3)
+      clang-format util-linux procps curl python3
+      clang libclang-rt-dev)  # libclang-rt-dev: libFuzzer and the sanitizer runtimes for clang
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \

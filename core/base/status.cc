@@ -27,6 +27,8 @@ std::string_view StatusCodeName(StatusCode code) noexcept {
       return "io_error";
     case StatusCode::kPanic:
       return "panic";
+    case StatusCode::kUnavailable:
+      return "unavailable";
   }
   return "unknown";
 }

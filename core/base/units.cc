@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace numagrid::base {
 
@@ -72,6 +73,42 @@ std::string FormatSize(std::uint64_t bytes) {
     std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[u]);
   }
   return buf;
+}
+
+Result<std::uint64_t> ParseDurationUs(std::string_view text,
+                                      std::string_view what) {
+  std::size_t i = 0;
+  while (
+      i < text.size() &&
+      (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+    ++i;
+  }
+  const std::string number(text.substr(0, i));
+  const std::string_view unit = text.substr(i);
+  auto bad = [&] {
+    return InvalidArgument(std::string(what) + ": bad duration '" +
+                           std::string(text) +
+                           "': use a number and us, ms, s or m (e.g. 10ms)");
+  };
+  if (number.empty() || number.front() == '.') return bad();
+  double mult = 0;
+  if (unit == "us") {
+    mult = 1;
+  } else if (unit.empty() || unit == "ms") {
+    mult = 1e3;
+  } else if (unit == "s") {
+    mult = 1e6;
+  } else if (unit == "m") {
+    mult = 60e6;
+  } else {
+    return bad();
+  }
+  char* end = nullptr;
+  const double v = std::strtod(number.c_str(), &end);
+  if (end != number.c_str() + number.size() || !(v >= 0)) return bad();
+  const double us = v * mult;
+  if (us > 1e18) return bad();
+  return static_cast<std::uint64_t>(us + 0.5);
 }
 
 }  // namespace numagrid::base

@@ -11,5 +11,6 @@ namespace numagrid::cli {
 std::vector<CommandSpec> GridCommands();      // create, destroy, info, list
 std::vector<CommandSpec> TopologyCommands();  // topology
 std::vector<CommandSpec> DataCommands();      // put, get, del, scan, check
+std::vector<CommandSpec> JournalCommands();   // worker, recover, snapshot
 
 }  // namespace numagrid::cli

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <string>
 
 #include "core/base/json_writer.h"
@@ -12,6 +13,8 @@
 #include "core/cli/command.h"
 #include "core/cli/commands.h"
 #include "core/grid_check.h"
+#include "core/grid_handle.h"
+#include "core/reconcile.h"
 #include "numagrid/grid.h"
 
 namespace numagrid::cli {
@@ -125,9 +128,48 @@ int RunScan(const ParsedArgs& a) {
   return 0;
 }
 
+// --journal: live shared memory against snapshot plus journal.
+Result<core::ReconcileReport> Reconcile(const std::string& name) {
+  auto h = core::GridHandle::Attach(name);
+  if (!h.ok()) return h.status();
+  return core::ReconcileWithJournal(**h, core::ReconcileOptions{});
+}
+
+void PrintReconcileText(const core::ReconcileReport& r) {
+  std::printf(
+      "journal: %llu live keys, %llu durable keys, %llu difference(s), %llu "
+      "pending in %u partition(s) with changes not yet journaled\n",
+      static_cast<unsigned long long>(r.live_keys),
+      static_cast<unsigned long long>(r.journal_keys),
+      static_cast<unsigned long long>(r.differences),
+      static_cast<unsigned long long>(r.pending_differences),
+      r.pending_partitions);
+  for (const auto& d : r.listed) {
+    std::printf("%s: partition %u key '%s': live %s, journal %s\n",
+                d.pending ? "pending" : "difference", d.partition,
+                d.key.c_str(), d.live.c_str(), d.journal.c_str());
+  }
+  for (const auto& t : r.dropped_tails) {
+    std::printf("journal tail not replayed: %s\n", t.c_str());
+  }
+  for (const auto& s : r.snapshots_rejected) {
+    std::printf("snapshot rejected: %s\n", s.c_str());
+  }
+}
+
 int RunCheck(const ParsedArgs& a) {
   auto r = core::CheckGrid(a.positional()[0], a.Has("repair"));
   if (!r.ok()) return Fail("check", r.status());
+  std::optional<core::ReconcileReport> rec;
+  if (a.Has("journal")) {
+    auto rr = Reconcile(a.positional()[0]);
+    if (!rr.ok()) return Fail("check", rr.status().WithContext("--journal"));
+    rec = std::move(*rr);
+    if (rec->differences != 0) {
+      r->problems.push_back(std::to_string(rec->differences) +
+                            " key(s) differ from the journal");
+    }
+  }
   if (a.Has("json")) {
     base::JsonWriter j;
     j.BeginObject()
@@ -144,7 +186,31 @@ int RunCheck(const ParsedArgs& a) {
         .Key("problems")
         .BeginArray();
     for (const auto& p : r->problems) j.String(p);
-    j.EndArray().EndObject();
+    j.EndArray();
+    if (rec) {
+      j.Key("journal")
+          .BeginObject()
+          .Field("live_keys", rec->live_keys)
+          .Field("journal_keys", rec->journal_keys)
+          .Field("differences", rec->differences)
+          .Field("pending_differences", rec->pending_differences)
+          .Field("pending_partitions", rec->pending_partitions)
+          .Key("listed")
+          .BeginArray();
+      for (const auto& d : rec->listed) {
+        j.BeginObject()
+            .Field("partition", d.partition)
+            .Field("key", d.key)
+            .Field("live", d.live)
+            .Field("journal", d.journal)
+            .Field("pending", d.pending)
+            .EndObject();
+      }
+      j.EndArray().Key("dropped_tails").BeginArray();
+      for (const auto& t : rec->dropped_tails) j.String(t);
+      j.EndArray().EndObject();
+    }
+    j.EndObject();
     std::fputs(j.str().c_str(), stdout);
   } else {
     std::printf(
@@ -156,6 +222,7 @@ int RunCheck(const ParsedArgs& a) {
     std::printf("repaired %u partition(s) and %u of %zu dead process slot(s)\n",
                 r->partitions_repaired, r->slots_repaired,
                 r->dead_slots.size());
+    if (rec) PrintReconcileText(*rec);
     for (const auto& p : r->problems) std::printf("problem: %s\n", p.c_str());
     std::printf("%s\n", r->problems.empty() ? "ok" : "FAILED");
   }
@@ -204,15 +271,21 @@ std::vector<CommandSpec> DataCommands() {
        1,
        RunScan},
       {"check",
-       "NAME [--repair] [--json]",
+       "NAME [--repair] [--journal] [--json]",
        "verify every shared structure of a grid (exit 7 on any problem)",
        "Checks that every index slot names a valid record of its partition,\n"
        "that no record is reachable twice, that the ring entries are\n"
        "consistent, and that each partition's memory accounting adds up.\n"
        "A partition whose lock holder died is repaired on the way (any next\n"
        "writer would do the same). --repair also clears the process slots of\n"
-       "attached processes that died.",
+       "attached processes that died.\n"
+       "--journal also rebuilds the durable state from the snapshots and the\n"
+       "journal (touching no file) and compares it key by key with what\n"
+       "readers see. It waits up to 2 s for the workers to drain the rings;\n"
+       "differences in a partition with changes not yet journaled are listed\n"
+       "as pending and do not fail the check.",
        {{"repair", "", "clear the slots of dead processes"},
+        {"journal", "", "compare the live grid with snapshot plus journal"},
         {"json", "", "print as JSON"}},
        1,
        1,

@@ -7,6 +7,8 @@
 #include "core/cli/command.h"
 #include "core/cli/commands.h"
 #include "core/grid_admin.h"
+#include "core/journal_dir.h"
+#include "core/journal_layout.h"
 #include "numa/topology.h"
 
 namespace numagrid::cli {
@@ -67,6 +69,56 @@ int RunCreate(const ParsedArgs& a) {
     o.max_value_bytes = static_cast<std::uint32_t>(*v);
   }
   if (a.Has("group")) o.group = a.Get("group");
+  if (a.Has("no-journal")) {
+    for (const char* opt :
+         {"journal-dir", "durability", "flush-interval", "journal-segment-size",
+          "sync-wait", "snapshot-every"}) {
+      if (a.Has(opt)) {
+        return Fail("create", InvalidArgument(std::string("--") + opt +
+                                              " contradicts --no-journal"));
+      }
+    }
+  } else {
+    o.journal_dir = a.Get("journal-dir", core::DefaultJournalDir(name));
+    const std::string d = a.Get("durability", "async");
+    if (d == "sync") {
+      o.durability = core::kDurabilitySync;
+    } else if (d != "async") {
+      return Fail("create", InvalidArgument("--durability must be async or "
+                                            "sync, got '" +
+                                            d + "'"));
+    }
+    if (a.Has("flush-interval")) {
+      auto us =
+          base::ParseDurationUs(a.Get("flush-interval"), "--flush-interval");
+      if (!us.ok()) return Fail("create", us.status());
+      if (*us > UINT32_MAX) {
+        return Fail("create", InvalidArgument("--flush-interval too long"));
+      }
+      o.flush_interval_us = static_cast<std::uint32_t>(*us);
+    }
+    if (a.Has("journal-segment-size")) {
+      auto b = base::ParseSize(a.Get("journal-segment-size"));
+      if (!b.ok()) {
+        return Fail("create", b.status().WithContext("--journal-segment-size"));
+      }
+      o.journal_segment_bytes = *b;
+    }
+    if (a.Has("sync-wait")) {
+      auto us = base::ParseDurationUs(a.Get("sync-wait"), "--sync-wait");
+      if (!us.ok()) return Fail("create", us.status());
+      if (*us / 1000 > UINT32_MAX) {
+        return Fail("create", InvalidArgument("--sync-wait too long"));
+      }
+      o.sync_wait_ms = static_cast<std::uint32_t>(*us / 1000);
+    }
+    if (a.Has("snapshot-every")) {
+      auto b = base::ParseSize(a.Get("snapshot-every"));
+      if (!b.ok())
+        return Fail("create", b.status().WithContext("--snapshot-every"));
+      o.snapshot_bytes = *b;
+    }
+  }
   o.bind = !a.Has("no-bind");
   o.prefault = !a.Has("no-prefault");
 
@@ -82,6 +134,11 @@ int RunCreate(const ParsedArgs& a) {
         .Field("partitions", o.partitions)
         .Field("bound", r->all_bound)
         .Field("topology", r->topology_source)
+        .Field("journal_dir", o.journal_dir)
+        .Field("durability",
+               o.journal_dir.empty()
+                   ? "none"
+                   : (o.durability == core::kDurabilitySync ? "sync" : "async"))
         .EndObject();
     std::fputs(j.str().c_str(), stdout);
     return 0;
@@ -96,14 +153,51 @@ int RunCreate(const ParsedArgs& a) {
                            ", not this system: binding skipped")
                               .c_str());
   }
+  if (o.journal_dir.empty()) {
+    std::printf("journal: none (memory only: nothing survives the segments)\n");
+  } else {
+    std::printf(
+        "journal: %s, %s durability; start `numagrid worker %s` to journal "
+        "changes\n",
+        o.journal_dir.c_str(),
+        o.durability == core::kDurabilitySync ? "sync" : "async", name.c_str());
+  }
   return 0;
 }
 
 int RunDestroy(const ParsedArgs& a) {
   const std::string& name = a.positional()[0];
+  // Where the journal is: given, or the grid's, or the default.
+  std::string dir = a.Get("journal-dir");
+  if (dir.empty()) {
+    auto info = core::InspectGrid(name, nullptr);
+    if (info.ok()) {
+      dir = info->journal_dir;
+    } else {
+      dir = core::DefaultJournalDir(name);
+    }
+  }
+  const bool has_journal = !dir.empty() && core::ReadManifest(dir).ok();
   Status s = core::DestroyGrid(name);
-  if (!s.ok()) return Fail("destroy", s);
-  if (!a.Has("quiet")) std::printf("destroyed grid '%s'\n", name.c_str());
+  if (!s.ok() &&
+      !(a.Has("purge") && s.code() == StatusCode::kNotFound && has_journal)) {
+    return Fail("destroy", s);
+  }
+  if (s.ok() && !a.Has("quiet")) {
+    std::printf("destroyed grid '%s'\n", name.c_str());
+  }
+  if (a.Has("purge")) {
+    if (has_journal) {
+      Status p = core::PurgeJournalDir(dir, name);
+      if (!p.ok()) return Fail("destroy", p);
+      if (!a.Has("quiet")) std::printf("deleted journal %s\n", dir.c_str());
+    }
+  } else if (has_journal && !a.Has("quiet")) {
+    std::printf(
+        "journal kept in %s: `numagrid recover %s` rebuilds the grid, "
+        "`numagrid destroy %s --purge` deletes it\n",
+        dir.c_str(), name.c_str(), name.c_str());
+  }
   return 0;
 }
 
@@ -127,6 +221,10 @@ void PrintInfoJson(const core::GridReport& r) {
       .Field("max_value_bytes", r.max_value_bytes)
       .Field("prefaulted", r.prefaulted)
       .Field("topology", r.topology_source)
+      .Field("journal_dir", r.journal_dir)
+      .Field("durability", r.durability)
+      .Field("flush_interval_us", r.flush_interval_us)
+      .Field("recovering", r.recovering)
       .Key("nodes")
       .BeginArray();
   for (const auto& n : r.nodes) {
@@ -166,7 +264,16 @@ int RunInfo(const ParsedArgs& a) {
       r->max_key_bytes, base::FormatSize(r->max_value_bytes).c_str());
   std::printf("access      mode %03o, owner uid %u, gid %u\n", r->mode,
               r->owner_uid, r->gid);
-  std::printf("topology    %s\n\n", r->topology_source.c_str());
+  std::printf("topology    %s\n", r->topology_source.c_str());
+  if (r->journal_dir.empty()) {
+    std::printf("journal     none (memory only)\n");
+  } else {
+    std::printf("journal     %s, %s, flush every %.3g ms%s\n",
+                r->journal_dir.c_str(), r->durability.c_str(),
+                r->flush_interval_us / 1000.0,
+                r->recovering ? " (being recovered)" : "");
+  }
+  std::printf("\n");
   std::printf("%-5s %-28s %10s %-6s %-9s %s\n", "node", "segment", "size",
               "bound", "pages on", "partitions");
   for (const auto& n : r->nodes) {
@@ -209,7 +316,8 @@ std::vector<CommandSpec> GridCommands() {
   return {
       {"create",
        "NAME [--partitions P] [--memory SIZE] [--group G] [--max-key N] "
-       "[--max-value SIZE] [--json]",
+       "[--max-value SIZE] [--journal-dir DIR | --no-journal] "
+       "[--durability async|sync] [--flush-interval T] [--json]",
        "create a grid: a control segment and one data segment per NUMA node",
        "Partitions are spread evenly over the NUMA nodes (partition p on node\n"
        "p mod nodes). Each data segment is bound to its node's memory before\n"
@@ -217,7 +325,14 @@ std::vector<CommandSpec> GridCommands() {
        "or 0660 owned by group G with --group. Fails, leaving nothing behind,\n"
        "if the grid exists (exit 4) or an option is bad (exit 2).\n"
        "HWLOC_SYNTHETIC / HWLOC_XMLFILE describe another machine: the layout\n"
-       "follows it and binding is skipped.",
+       "follows it and binding is skipped.\n"
+       "Every change is journaled by a worker per node (`numagrid worker\n"
+       "NAME`) into DIR (default /var/lib/numagrid/NAME), which also gets\n"
+       "the manifest `recover` rebuilds the grid from. async: a write returns\n"
+       "once visible and is durable within the flush interval (the most a\n"
+       "host crash can lose); sync: a write returns once its journal record\n"
+       "is on disk. A directory that holds another grid's journal is\n"
+       "refused (exit 4).",
        {{"partitions", "P", "number of partitions, 1..65536 (default 64)"},
         {"memory", "SIZE",
          "data memory of all nodes together, e.g. 1GiB "
@@ -225,6 +340,22 @@ std::vector<CommandSpec> GridCommands() {
         {"group", "G", "let group G read and write the grid (mode 0660)"},
         {"max-key", "N", "largest key in bytes (default 250)"},
         {"max-value", "SIZE", "largest value (default 1MiB)"},
+        {"journal-dir", "DIR",
+         "journal directory (default /var/lib/numagrid/NAME)"},
+        {"no-journal", "", "memory only: no journal, nothing is durable"},
+        {"durability", "MODE",
+         "async (default: durable within the flush interval) or sync "
+         "(durable on return); a write may override it"},
+        {"flush-interval", "T",
+         "async: how often the worker makes changes durable (default 10ms)"},
+        {"journal-segment-size", "SIZE",
+         "journal files roll over at this size (default 64MiB)"},
+        {"sync-wait", "T",
+         "a sync write waits this long for durability, then exits 12 "
+         "(default 5s)"},
+        {"snapshot-every", "SIZE",
+         "the worker snapshots its node after this much journal (default "
+         "256MiB; 0: only `numagrid snapshot`)"},
         {"no-prefault", "", "do not touch the pages at create"},
         {"no-bind", "", "testing only: do not bind segments to their nodes",
          true},
@@ -233,10 +364,17 @@ std::vector<CommandSpec> GridCommands() {
        1,
        RunCreate},
       {"destroy",
-       "NAME",
+       "NAME [--purge] [--journal-dir DIR] [--quiet]",
        "remove every segment of a grid, complete or not",
-       "Processes still attached keep their mappings until they detach.",
-       {{"quiet", "", "print nothing on success"}},
+       "Processes still attached keep their mappings until they detach.\n"
+       "The journal directory stays, so `numagrid recover NAME` can rebuild\n"
+       "the grid, unless --purge deletes it too (also when the segments are\n"
+       "already gone). Stop the grid's workers first.",
+       {{"purge", "", "also delete the grid's journal, snapshots and manifest"},
+        {"journal-dir", "DIR",
+         "the journal directory, when the grid's segments are gone and it "
+         "is not the default /var/lib/numagrid/NAME"},
+        {"quiet", "", "print nothing on success"}},
        1,
        1,
        RunDestroy},

@@ -30,6 +30,7 @@ TEST(Status, CodesAreStableExitCodes) {
   EXPECT_EQ(static_cast<int>(StatusCode::kPermissionDenied), 9);
   EXPECT_EQ(static_cast<int>(StatusCode::kIoError), 10);
   EXPECT_EQ(static_cast<int>(StatusCode::kPanic), 11);
+  EXPECT_EQ(static_cast<int>(StatusCode::kUnavailable), 12);
 }
 
 TEST(Result, HoldsValueOrStatus) {

@@ -308,7 +308,8 @@ std::string CreateGrid(const std::vector<std::string>& env = {},
                        const std::vector<std::string>& extra = {"--partitions",
                                                                 "8"}) {
   std::string name = UniqueName();
-  std::vector<std::string> args = {"create", name, "--memory", "8MiB"};
+  std::vector<std::string> args = {"create", name, "--memory", "8MiB",
+                                   "--no-journal"};
   args.insert(args.end(), extra.begin(), extra.end());
   const CliRun r = RunCli(args, "", env);
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
@@ -326,8 +327,8 @@ bool Listed(const std::string& name) {
 
 TEST(Cli, CreatePutGetPrintsTheValue) {
   const std::string name = UniqueName();
-  const CliRun c =
-      RunCli({"create", name, "--memory", "8MiB", "--partitions", "8"});
+  const CliRun c = RunCli({"create", name, "--memory", "8MiB", "--partitions",
+                           "8", "--no-journal"});
   ASSERT_EQ(c.exit_code, 0) << Describe(c);
   EXPECT_THAT(c.out, HasSubstr("8 partitions"));
   const CliRun put = RunCli({"put", name, "k", "v"});
@@ -440,8 +441,8 @@ TEST(Cli, ScanListsEveryEntryOnceAsKeyTabValue) {
 TEST(Cli, CreateOfAnExistingGridExits4) {
   const std::string name = CreateGrid();
   ASSERT_EQ(RunCli({"put", name, "k", "v"}).exit_code, 0);
-  const CliRun r =
-      RunCli({"create", name, "--memory", "8MiB", "--partitions", "8"});
+  const CliRun r = RunCli({"create", name, "--memory", "8MiB", "--partitions",
+                           "8", "--no-journal"});
   EXPECT_EQ(r.exit_code, 4) << Describe(r);
   EXPECT_THAT(r.err, HasSubstr("already exists"));
   EXPECT_EQ(RunCli({"get", name, "k"}).out, "v\n")
@@ -456,7 +457,8 @@ TEST(Cli, CreateWithABadOptionExits2AndLeavesNothing) {
            {"--memory", "lots"},
            {"--partitions", "many"}}) {
     const std::string name = UniqueName();
-    std::vector<std::string> args = {"create", name, "--memory", "8MiB"};
+    std::vector<std::string> args = {"create", name, "--memory", "8MiB",
+                                     "--no-journal"};
     args.insert(args.end(), extra.begin(), extra.end());
     const CliRun r = RunCli(args);
     EXPECT_EQ(r.exit_code, 2) << extra[0] << " " << extra[1] << "\n"
@@ -522,8 +524,9 @@ TEST(Cli, CreateUnderASyntheticTwoNodeMachinePlaces32PartitionsOnEach) {
   const std::vector<std::string> env = {std::string("HWLOC_SYNTHETIC=") +
                                         kTwoNodes};
   const std::string name = UniqueName();
-  const CliRun c = RunCli(
-      {"create", name, "--memory", "8MiB", "--partitions", "64"}, "", env);
+  const CliRun c = RunCli({"create", name, "--memory", "8MiB", "--partitions",
+                           "64", "--no-journal"},
+                          "", env);
   ASSERT_EQ(c.exit_code, 0) << Describe(c);
   EXPECT_THAT(c.out, HasSubstr("binding skipped"));
   const CliRun r = RunCli({"info", name, "--json"}, "", env);

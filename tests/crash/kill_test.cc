@@ -42,12 +42,15 @@
 #include "shm/segment.h"
 #include "tests/support/shared_block.h"
 #include "tests/support/test_grid.h"
+#include "tests/support/test_seed.h"
 
 namespace numagrid {
 namespace {
 
 using numagrid::testing::ForkChild;
+using numagrid::testing::Mix;
 using numagrid::testing::SharedBlock;
+using numagrid::testing::TestSeed;
 using numagrid::testing::UniqueName;
 using numagrid::testing::WaitChild;
 
@@ -55,27 +58,6 @@ constexpr int kKilled =
     128 + SIGKILL;  // WaitChild's code for a SIGKILLed child
 
 // ------------------------------------------------------------------ seeds
-
-std::uint64_t TestSeed() {
-  static const std::uint64_t seed = [] {
-    const char* env = std::getenv("NUMAGRID_TEST_SEED");
-    const std::uint64_t s =
-        env != nullptr && *env != '\0'
-            ? std::strtoull(env, nullptr, 0)
-            : (std::uint64_t{std::random_device{}()} << 32) ^
-                  std::random_device{}();
-    std::cout << "[ seed     ] NUMAGRID_TEST_SEED=" << s << std::endl;
-    return s;
-  }();
-  return seed;
-}
-
-std::uint64_t Mix(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
 
 // ------------------------------------------------------------ grid set-up
 

@@ -14,7 +14,7 @@ done
 libdir=$(dirname "$(find "$tmp/prefix" -name 'libnumagrid.so*' | head -1)")
 cmake -S "$src/tests/install/consumer" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/consumer" >/dev/null
-"$tmp/prefix/bin/numagrid" create "$grid" --memory 8MiB --partitions 4 >/dev/null
+"$tmp/prefix/bin/numagrid" create "$grid" --memory 8MiB --partitions 4 --no-journal >/dev/null
 out=$(LD_LIBRARY_PATH="$libdir" "$tmp/consumer/consumer" "$grid")
 [[ "$out" == works ]] || { echo "consumer printed '$out', expected 'works'"; exit 1; }
 echo "install test: find_package(numagrid) consumer built and ran against grid $grid"

@@ -29,7 +29,7 @@ run_probe() {
 }
 
 say "1. numagrid create vm --partitions 8 --memory 64MiB (creator pinned to cpus $cpus0)"
-taskset -c "$cpus0" "$cli" create vm --partitions 8 --memory 64MiB ||
+taskset -c "$cpus0" "$cli" create vm --partitions 8 --memory 64MiB --no-journal ||
   fail "numagrid create exited $?"
 run_probe
 rc=$?
@@ -38,7 +38,7 @@ rc=$?
 say "bound grid: every node's segment on its node, pinned threads on their nodes"
 
 say "2. control: numagrid create vm --partitions 8 --memory 64MiB --no-bind (creator pinned to cpus $cpus0)"
-taskset -c "$cpus0" "$cli" create vm --partitions 8 --memory 64MiB --no-bind ||
+taskset -c "$cpus0" "$cli" create vm --partitions 8 --memory 64MiB --no-bind --no-journal ||
   fail "numagrid create --no-bind exited $?"
 run_probe
 rc=$?

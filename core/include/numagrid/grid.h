@@ -24,8 +24,16 @@
 
 namespace numagrid {
 
+// When a write returns (docs/adr/0003-journal.md).
+enum class Durability : std::uint8_t {
+  kGridDefault,  // what the grid was created with (`create --durability`)
+  kAsync,        // once visible; durable within the grid's flush interval
+  kSync,         // once its journal record is on disk (fdatasync)
+};
+
 struct WriteOptions {
   std::uint64_t ttl_ms = 0;  // 0: never expires
+  Durability durability = Durability::kGridDefault;
 };
 
 class Grid {
@@ -52,6 +60,11 @@ class Grid {
                                         std::uint64_t version)>& visit);
 
   // Writes. Each returns the new version (a per-partition sequence number).
+  // A write in sync durability (the grid's default, or asked for in
+  // `options`) returns once its change is durable; if the journal worker
+  // does not confirm that within the grid's sync wait it fails with
+  // kUnavailable, and the change stays visible and will be journaled. Sync
+  // on a grid without a journal is kInvalidArgument (nothing is written).
   Result<std::uint64_t> Put(std::string_view key, std::string_view value,
                             const WriteOptions& options = {});
   // Only if absent: kAlreadyExists otherwise.
@@ -65,13 +78,18 @@ class Grid {
                                       std::uint64_t expected_version,
                                       std::string_view value,
                                       const WriteOptions& options = {});
-  Status Remove(std::string_view key);
-  Status RemoveIfVersion(std::string_view key, std::uint64_t expected_version);
+  Status Remove(std::string_view key, const WriteOptions& options = {});
+  Status RemoveIfVersion(std::string_view key, std::uint64_t expected_version,
+                         const WriteOptions& options = {});
   // Adds `delta` to the 8-byte little-endian counter at `key` (absent: 0) and
   // returns the result. kInvalidArgument if the value is not 8 bytes.
   Result<std::int64_t> Increment(
-      std::string_view key,
-      std::int64_t delta = 1);  // kInvalidArgument on overflow
+      std::string_view key, std::int64_t delta = 1,
+      const WriteOptions& options = {});  // kInvalidArgument on overflow
+  // Returns once every change this Grid's process could see when it was
+  // called, on every partition, is durable (kUnavailable as for sync
+  // writes). OK at once for a grid without a journal.
+  Status Flush();
 
   // One result per key, in order; not atomic across keys.
   std::vector<Result<std::string>> MultiGet(

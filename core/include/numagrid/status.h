@@ -27,6 +27,8 @@ enum class StatusCode : std::uint8_t {
   kPermissionDenied = 9,   // the file mode does not let this process in
   kIoError = 10,           // a system call failed
   kPanic = 11,             // state this handle cannot repair; it gave up
+  kUnavailable = 12,       // not now: the grid is being recovered, or a sync
+                           // write's durability was not confirmed in time
 };
 
 // Returns the stable lower-case name of `code` ("not_found", ...), used in
@@ -86,6 +88,9 @@ inline Status IoError(std::string m) {
 }
 inline Status Panic(std::string m) {
   return {StatusCode::kPanic, std::move(m)};
+}
+inline Status Unavailable(std::string m) {
+  return {StatusCode::kUnavailable, std::move(m)};
 }
 
 // A value of type T, or the non-OK Status that explains its absence.

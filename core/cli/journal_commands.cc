@@ -1,0 +1,314 @@
+// `numagrid worker|recover|snapshot`: the journal's side of a grid.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/base/json_writer.h"
+#include "core/base/units.h"
+#include "core/cli/command.h"
+#include "core/cli/commands.h"
+#include "core/grid_admin.h"
+#include "core/grid_handle.h"
+#include "core/journal_dir.h"
+#include "core/journal_worker.h"
+#include "core/recovery.h"
+#include "core/snapshot.h"
+#include "numa/topology.h"
+#include "shm/segment.h"
+
+namespace numagrid::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void OnStopSignal(int) {
+  // relaxed: a flag polled by the loops; the signal also interrupts their
+  // futex waits.
+  g_stop.store(true, std::memory_order_relaxed);
+}
+
+void InstallStopHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+// "2026-11-26T21:47:31Z numagrid worker[pid]: line", one write per line.
+void LogLine(std::string_view tag, std::string_view line) {
+  static std::mutex mu;
+  char ts[32];
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  std::lock_guard<std::mutex> l(mu);
+  std::fprintf(stderr, "%s numagrid %.*s[%d]: %.*s\n", ts,
+               static_cast<int>(tag.size()), tag.data(), getpid(),
+               static_cast<int>(line.size()), line.data());
+}
+
+Status RecoverAndReport(const std::string& name, const std::string& dir,
+                        bool json, bool quiet) {
+  core::RecoveryOptions ro;
+  ro.log = [&](std::string_view l) {
+    if (!quiet) LogLine("recover", l);
+  };
+  auto topo = numa::Topology::Load();
+  if (!topo.ok()) return topo.status();
+  auto r = core::RecoverGrid(name, dir, *topo, ro);
+  if (!r.ok()) return r.status();
+  if (json) {
+    base::JsonWriter j;
+    j.BeginObject()
+        .Field("name", name)
+        .Field("journal_dir", dir)
+        .Field("snapshot_entries", r->snapshot_entries)
+        .Field("journal_records", r->journal_records)
+        .Field("applied_records", r->applied_records)
+        .Field("skipped_records", r->skipped_records)
+        .Field("live_entries", r->live_entries)
+        .Field("seconds", r->seconds)
+        .Key("snapshots")
+        .BeginArray();
+    for (const auto& s : r->snapshots_used) j.String(s);
+    j.EndArray().Key("rejected_snapshots").BeginArray();
+    for (const auto& s : r->snapshots_rejected) j.String(s);
+    j.EndArray().Key("dropped").BeginArray();
+    for (const auto& d : r->dropped) {
+      j.BeginObject()
+          .Field("node", d.node)
+          .Field("kind", d.kind)
+          .Field("file", d.file)
+          .Field("offset", d.offset)
+          .Field("bytes", d.bytes)
+          .Field("last_good_sequence", d.last_good_seq)
+          .Field("reason", d.reason)
+          .EndObject();
+    }
+    j.EndArray().EndObject();
+    std::fputs(j.str().c_str(), stdout);
+  } else if (!quiet) {
+    std::printf(
+        "recovered grid '%s' from %s: %llu snapshot entries, %llu journal "
+        "records (%llu applied, %llu already covered), %llu live entries, "
+        "%.3f s\n",
+        name.c_str(), dir.c_str(),
+        static_cast<unsigned long long>(r->snapshot_entries),
+        static_cast<unsigned long long>(r->journal_records),
+        static_cast<unsigned long long>(r->applied_records),
+        static_cast<unsigned long long>(r->skipped_records),
+        static_cast<unsigned long long>(r->live_entries), r->seconds);
+    for (const auto& s : r->snapshots_rejected) {
+      std::printf("rejected snapshot: %s\n", s.c_str());
+    }
+    for (const auto& d : r->dropped) {
+      std::printf(
+          "dropped at the end of node %u's journal: %s in %s at offset %llu "
+          "(%llu bytes; last good sequence %llu): %s\n",
+          d.node, d.kind.c_str(), d.file.c_str(),
+          static_cast<unsigned long long>(d.offset),
+          static_cast<unsigned long long>(d.bytes),
+          static_cast<unsigned long long>(d.last_good_seq), d.reason.c_str());
+    }
+  }
+  return Status::Ok();
+}
+
+int RunWorker(const ParsedArgs& a) {
+  const std::string& name = a.positional()[0];
+  const bool quiet = a.Has("quiet");
+  // Shared memory gone (a reboot) but a journal left: rebuild first.
+  if (!shm::Segment::Exists("numagrid." + name + ".ctl")) {
+    const std::string dir = a.Has("journal-dir")
+                                ? a.Get("journal-dir")
+                                : core::DefaultJournalDir(name);
+    if (core::ReadManifest(dir).ok()) {
+      if (!quiet) {
+        LogLine("worker", "grid '" + name +
+                              "' has no segments; recovering "
+                              "it from " +
+                              dir);
+      }
+      Status s = RecoverAndReport(name, dir, false, quiet);
+      if (!s.ok()) return Fail("worker", s);
+    }
+  }
+  auto probe = core::GridHandle::Attach(name);
+  if (!probe.ok()) return Fail("worker", probe.status());
+  const std::uint32_t node_count = (*probe)->config().node_count;
+  std::vector<std::uint32_t> nodes;
+  if (a.Has("node")) {
+    auto n = base::ParseUint(a.Get("node"), "--node", node_count - 1);
+    if (!n.ok()) return Fail("worker", n.status());
+    nodes.push_back(static_cast<std::uint32_t>(*n));
+  } else {
+    for (std::uint32_t n = 0; n < node_count; ++n) nodes.push_back(n);
+  }
+  probe->reset();
+  InstallStopHandlers();
+  auto topo = numa::Topology::Load();
+
+  // One thread per node, each with its own handle and pinned to its node.
+  std::vector<Status> results(nodes.size());
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    threads.emplace_back([&, i] {
+      const std::uint32_t node = nodes[i];
+      auto log = [&](std::string_view l) {
+        if (!quiet) LogLine("worker", l);
+      };
+      if (topo.ok() && !a.Has("no-pin") && topo->is_this_system() &&
+          node < topo->node_count()) {
+        auto pinned = topo->PinThreadToNode(node);
+        if (!pinned.ok())
+          log("cannot pin to node: " + pinned.status().ToString());
+      }
+      auto h = core::GridHandle::Attach(name);
+      if (!h.ok()) {
+        results[i] = h.status();
+        g_stop.store(true, std::memory_order_relaxed);
+        return;
+      }
+      core::JournalWorkerOptions o;
+      o.node = node;
+      o.stop = &g_stop;
+      o.log = log;
+      log("node " + std::to_string(node) + ": journaling grid '" + name +
+          "' into " + (*h)->journal_dir());
+      results[i] = core::RunJournalWorker(**h, o);
+      if (!results[i].ok()) {
+        // One node failing stops the others: a supervisor restarts the
+        // process, and a half-running worker would hide the failure.
+        g_stop.store(true, std::memory_order_relaxed);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (!results[i].ok()) {
+      return Fail("worker",
+                  results[i].WithContext("node " + std::to_string(nodes[i])));
+    }
+  }
+  return 0;
+}
+
+int RunRecover(const ParsedArgs& a) {
+  const std::string& name = a.positional()[0];
+  const std::string dir = a.Has("journal-dir") ? a.Get("journal-dir")
+                                               : core::DefaultJournalDir(name);
+  Status s = RecoverAndReport(name, dir, a.Has("json"), a.Has("quiet"));
+  if (!s.ok()) return Fail("recover", s);
+  return 0;
+}
+
+int RunSnapshot(const ParsedArgs& a) {
+  const std::string& name = a.positional()[0];
+  auto h = core::GridHandle::Attach(name);
+  if (!h.ok()) return Fail("snapshot", h.status());
+  core::SnapshotOptions so;
+  so.log = [&](std::string_view l) {
+    if (!a.Has("quiet")) LogLine("snapshot", l);
+  };
+  auto r = core::SnapshotGrid(**h, so);
+  if (!r.ok()) return Fail("snapshot", r.status());
+  if (a.Has("json")) {
+    base::JsonWriter j;
+    j.BeginObject().Key("nodes").BeginArray();
+    for (const auto& n : *r) {
+      j.BeginObject()
+          .Field("node", n.node)
+          .Field("file", n.path)
+          .Field("journal_sequence", n.journal_seq)
+          .Field("entries", n.entries)
+          .Field("bytes", n.bytes)
+          .Field("by_worker", n.by_worker)
+          .Field("journal_segments_deleted", n.segments_deleted)
+          .EndObject();
+    }
+    j.EndArray().EndObject();
+    std::fputs(j.str().c_str(), stdout);
+  } else if (!a.Has("quiet")) {
+    for (const auto& n : *r) {
+      std::printf(
+          "node %u: %s (%llu entries, %s, covers journal through %llu;"
+          " %llu journal segment(s) deleted)\n",
+          n.node, n.path.c_str(), static_cast<unsigned long long>(n.entries),
+          base::FormatSize(n.bytes).c_str(),
+          static_cast<unsigned long long>(n.journal_seq),
+          static_cast<unsigned long long>(n.segments_deleted));
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::vector<CommandSpec> JournalCommands() {
+  return {
+      {"worker",
+       "NAME [--node N] [--journal-dir DIR] [--quiet]",
+       "journal a grid's changes: drain the change rings of each node into "
+       "its journal",
+       "Runs until SIGTERM or SIGINT, then drains every ring, flushes and\n"
+       "exits 0 (a graceful stop loses nothing). Without --node, one thread\n"
+       "per NUMA node, each pinned to its node's cores. One worker per node:\n"
+       "a second one exits 4 naming the first. An I/O error (a full disk) is\n"
+       "logged and retried with backoff; no change is dropped, writers wait\n"
+       "and then get exit 8 once a ring is full. When the grid's segments\n"
+       "are missing but its journal directory has a manifest, the worker\n"
+       "recovers the grid first. Log lines go to stderr.",
+       {{"node", "N", "journal only node N (default: every node)"},
+        {"journal-dir", "DIR",
+         "where to look for a journal to recover from when the grid is "
+         "missing (default /var/lib/numagrid/NAME)"},
+        {"no-pin", "", "do not pin the node threads to their nodes' cores"},
+        {"quiet", "", "log nothing"}},
+       1,
+       1,
+       RunWorker},
+      {"recover",
+       "NAME [--journal-dir DIR] [--json] [--quiet]",
+       "rebuild a grid from its snapshots and journal",
+       "Creates the grid's segments from the manifest in DIR (default\n"
+       "/var/lib/numagrid/NAME), loads each node's newest valid snapshot\n"
+       "(an older one if the newest is damaged), replays the journal after\n"
+       "it, partitions in parallel, and stops at a torn or corrupt tail,\n"
+       "which it cuts off and reports exactly (file, offset, bytes, last good\n"
+       "sequence). Damage before the tail is refused (exit 7): nothing is\n"
+       "skipped silently. The grid exists but refuses attaches until the\n"
+       "rebuild is complete; a recover that was killed is simply run again.\n"
+       "Fails with exit 4 if the grid's segments exist.",
+       {{"journal-dir", "DIR", "the grid's journal directory"},
+        {"json", "", "print the report as JSON"},
+        {"quiet", "", "print nothing on success"}},
+       1,
+       1,
+       RunRecover},
+      {"snapshot",
+       "NAME [--json] [--quiet]",
+       "snapshot every node's partitions and delete the journal they cover",
+       "A node whose worker runs is snapshotted by that worker; otherwise\n"
+       "by this command. Each partition is copied under its lock, so its\n"
+       "writers pause for the copy. The two newest snapshots of each node\n"
+       "are kept (recovery falls back to the older one if the newer is\n"
+       "damaged); journal segments that the older one covers are deleted.",
+       {{"json", "", "print the result as JSON"},
+        {"quiet", "", "print nothing on success"}},
+       1,
+       1,
+       RunSnapshot},
+  };
+}
+
+}  // namespace numagrid::cli

@@ -1,0 +1,61 @@
+// GridHandle::WaitDurable: how a sync-mode writer learns that its change is
+// in the journal. The worker publishes durability per partition
+// (journaled_seq) and announces each flush on its node's durable_epoch
+// futex word; the writer asks for a flush through the node's wake word.
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+
+#include "core/grid_handle.h"
+#include "shm/futex.h"
+#include "shm/robust_mutex.h"
+
+namespace numagrid::core {
+
+Status GridHandle::WaitDurable(std::uint32_t p, std::uint64_t upto) {
+  if (!journaled()) return Status::Ok();
+  const PartitionState& st = partitions_[p].state();
+  // acquire: pairs with the worker's release store in MarkJournaled.
+  if (st.journaled_seq.load(std::memory_order_acquire) >= upto) {
+    return Status::Ok();
+  }
+  JournalNodeState& node = journal_nodes_[partition_nodes_[p]];
+  const std::uint64_t wait_ns =
+      std::uint64_t{journal_->config.sync_wait_ms} * 1'000'000;
+  const std::uint64_t deadline = shm::MonotonicNowNs() + wait_ns;
+  for (;;) {
+    // Read the epoch before re-checking the sequence: a flush that lands in
+    // between changes the epoch, so the futex wait below returns at once
+    // instead of sleeping through it. acquire: as above.
+    const std::uint32_t epoch =
+        node.durable_epoch.load(std::memory_order_acquire);
+    if (st.journaled_seq.load(std::memory_order_acquire) >= upto) {
+      return Status::Ok();
+    }
+    // relaxed: the wake word carries no data; the futex call orders it.
+    node.wake.fetch_add(1, std::memory_order_relaxed);
+    shm::FutexWake(&node.wake, 1);
+    const std::uint64_t now = shm::MonotonicNowNs();
+    if (now >= deadline) break;
+    // Bounded slices so that a flush whose wake-up was missed (a worker that
+    // died between its store and its wake) costs at most one slice.
+    shm::FutexWait(&node.durable_epoch, epoch,
+                   std::min<std::uint64_t>(deadline - now, 50'000'000));
+  }
+  const std::uint64_t pid = node.worker_pid.load(std::memory_order_relaxed);
+  const bool worker_alive =
+      pid != 0 && kill(static_cast<pid_t>(pid), 0) == 0 &&
+      node.worker_state.load(std::memory_order_relaxed) == kWorkerRunning;
+  return Unavailable(
+      "change not confirmed durable within " +
+      std::to_string(journal_->config.sync_wait_ms) + " ms (partition " +
+      std::to_string(p) + ", node " + std::to_string(partition_nodes_[p]) +
+      ": " +
+      (worker_alive ? "its journal worker is running but behind"
+                    : "no journal worker is running; start `numagrid worker " +
+                          name_ + "`") +
+      "); the change is visible and will be journaled");
+}
+
+}  // namespace numagrid::core

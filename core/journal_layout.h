@@ -1,0 +1,116 @@
+// The journal's part of the control segment: the durability configuration
+// (constant after create) and, per NUMA node, the state that the node's
+// journal worker shares with writers and with `numagrid status`. It sits at
+// GridConfig::journal_off. docs/control-segment.md is the format spec;
+// docs/adr/0003-journal.md says why it looks like this.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace numagrid::core {
+
+// JournalConfig::durability: what a write waits for unless it says otherwise.
+inline constexpr std::uint32_t kDurabilityAsync =
+    0;  // visible; durable within the flush interval
+inline constexpr std::uint32_t kDurabilitySync = 1;  // durable on return
+
+// JournalBlock::recovery_state
+inline constexpr std::uint32_t kRecoveryNone = 0;
+inline constexpr std::uint32_t kRecoveryRunning =
+    1;  // `recover` is rebuilding the grid: Attach refuses
+
+// Constant after create (written before the control segment's magic).
+struct JournalConfig {
+  char dir[256];             // absolute journal directory, NUL-terminated
+  std::uint32_t durability;  // kDurability*: the default for writes
+  std::uint32_t flush_interval_us;  // async: the worker flushes this often
+  std::uint64_t segment_bytes;      // journal files roll over at this size
+  std::uint32_t sync_wait_ms;       // a sync write waits this long, then
+                                    // kUnavailable (its change stays visible)
+  std::uint32_t reserved0;
+  std::uint64_t snapshot_bytes;  // the worker snapshots its node once this
+                                 // many journal bytes follow the last
+                                 // snapshot; 0: only on request
+  std::uint64_t reserved[8];
+};
+static_assert(std::is_standard_layout_v<JournalConfig>);
+static_assert(sizeof(JournalConfig) == 352);
+
+// One per node, written by the node's journal worker and by writers.
+//
+// Crash safety (a process may die at any instruction):
+//   Leaves behind: a worker leaves its last published numbers (durable
+//     sequence, counters, pid) and `worker_pid` of a dead process; a writer
+//     leaves `wake` bumped (a harmless extra flush).
+//   Detected by: the next worker, which takes the node's journal lock
+//     (an OFD lock on a file in the journal directory, released by the
+//     kernel when the holder dies), and `status` (pid no longer alive).
+//   Repaired by: the next worker overwrites every field at start.
+//   Holds in every reachable state: durable_epoch only grows; a partition's
+//     journaled_seq (core/partition_layout.h) only grows, and only after the
+//     changes below it are durable in the node's journal.
+struct alignas(64) JournalNodeState {
+  // Cache line 0: published by the worker.
+  // durable_epoch: +1 after each flush whose changes were marked journaled;
+  //   a futex word that sync writers sleep on.
+  std::atomic<std::uint32_t> durable_epoch;
+  std::atomic<std::uint32_t> worker_state;         // kWorker*
+  std::atomic<std::uint64_t> worker_pid;           // 0: no worker has run
+  std::atomic<std::uint64_t> durable_journal_seq;  // records <= are durable
+  std::atomic<std::uint64_t> heartbeat_unix_ms;    // the worker's last loop
+  std::atomic<std::uint64_t> records;              // journaled since create
+  std::atomic<std::uint64_t> bytes;
+  std::atomic<std::uint64_t> flushes;
+  std::atomic<std::uint64_t> io_errors;
+  // Cache line 1: written by writers.
+  // wake: sync writers bump it and wake the worker, which sleeps on it
+  //   between flushes, so that a durable write need not wait for the flush
+  //   interval.
+  alignas(64) std::atomic<std::uint32_t> wake;
+  std::uint32_t reserved0;
+  std::atomic<std::uint64_t> snapshot_requests;  // `numagrid snapshot` bumps
+  // The worker's answers: snapshots_done reaches a request's number once
+  // that snapshot was written (or failed: last_snapshot_code, a
+  // StatusCode, says which), describing it in the fields before it.
+  std::atomic<std::uint64_t> last_snapshot_seq;  // its journal_seq
+  std::atomic<std::uint64_t> last_snapshot_entries;
+  std::atomic<std::uint32_t> last_snapshot_code;
+  std::uint32_t reserved1;
+  std::atomic<std::uint64_t> snapshots_done;
+  std::uint64_t reserved[2];
+};
+static_assert(std::is_standard_layout_v<JournalNodeState>);
+static_assert(sizeof(JournalNodeState) == 128);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+// JournalNodeState::worker_state
+inline constexpr std::uint32_t kWorkerNone = 0;     // never started
+inline constexpr std::uint32_t kWorkerRunning = 1;  // journaling
+inline constexpr std::uint32_t kWorkerRetrying =
+    2;  // the last flush failed; retrying with backoff, nothing dropped
+inline constexpr std::uint32_t kWorkerStopped = 3;  // stopped gracefully
+
+// At GridConfig::journal_off.
+//
+// Crash safety: `recovery_state` is set before the magic by `recover` and
+//   cleared (release) when the rebuilt grid is complete; a recover killed in
+//   between leaves it set, Attach refuses the grid, and the next `recover`
+//   removes the half-built segments and starts over.
+struct JournalBlock {
+  JournalConfig config;
+  std::atomic<std::uint32_t> recovery_state;  // kRecovery*
+  std::uint32_t recovery_pid;                 // the `recover` that set it
+  std::uint64_t reserved[3];
+  // Followed, at the next 64-byte boundary, by JournalNodeState[node_count].
+};
+static_assert(std::is_standard_layout_v<JournalBlock>);
+static_assert(sizeof(JournalBlock) == 384);
+
+constexpr std::uint64_t JournalBlockBytes(std::uint32_t node_count) noexcept {
+  return sizeof(JournalBlock) + sizeof(JournalNodeState) * node_count;
+}
+
+}  // namespace numagrid::core

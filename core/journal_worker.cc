@@ -1,0 +1,421 @@
+#include "core/journal_worker.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "core/journal_layout.h"
+#include "core/partition.h"
+#include "core/snapshot.h"
+#include "io/errno_status.h"
+#include "io/journal_reader.h"
+#include "io/journal_writer.h"
+#include "io/snapshot_file.h"
+#include "shm/futex.h"
+
+namespace numagrid::core {
+namespace {
+
+void Log(const JournalWorkerOptions& o, const std::string& line) {
+  if (o.log) o.log(line);
+}
+
+bool Stopping(const JournalWorkerOptions& o) {
+  // relaxed: a flag; the loop re-reads it every round.
+  return o.stop != nullptr && o.stop->load(std::memory_order_relaxed);
+}
+
+io::RecordOp OpOf(std::uint32_t ring_op) {
+  return ring_op == kOpPut ? io::RecordOp::kPut : io::RecordOp::kRemove;
+}
+
+// The journaling state of one node, process-local.
+class NodeJournaler {
+ public:
+  NodeJournaler(GridHandle& grid, const JournalWorkerOptions& o)
+      : grid_(grid),
+        o_(o),
+        node_(grid.journal_node(o.node)),
+        dir_(grid.journal_dir()) {
+    for (std::uint32_t p = 0; p < grid.partition_count(); ++p) {
+      if (grid.node_of(p) == o.node) parts_.push_back(p);
+    }
+    pos_.resize(parts_.size());
+    upto_.resize(parts_.size());
+  }
+
+  Status Run() {
+    // relaxed: informational fields, read by `status`.
+    node_.worker_pid.store(static_cast<std::uint64_t>(getpid()),
+                           std::memory_order_relaxed);
+    node_.worker_state.store(kWorkerRunning, std::memory_order_relaxed);
+    ResetCursors();
+    // acquire: pairs with the release store of an earlier worker's answer.
+    snapshots_handled_ = node_.snapshots_done.load(std::memory_order_acquire);
+    const auto interval =
+        std::chrono::microseconds(grid_.journal().config.flush_interval_us);
+    std::uint32_t backoff_ms = 0;
+    for (;;) {
+      const bool stopping = Stopping(o_);
+      // relaxed: the wake word carries no data. Read before collecting, so
+      // that a writer who asks for a flush meanwhile ends the wait below.
+      const std::uint32_t wake = node_.wake.load(std::memory_order_relaxed);
+      const auto round_start = std::chrono::steady_clock::now();
+      node_.heartbeat_unix_ms.store(NowMs(), std::memory_order_relaxed);
+
+      if (writer_ == nullptr) {
+        Status s = OpenWriter();
+        if (!s.ok()) {
+          if (s.code() == StatusCode::kCorruption) return s;
+          backoff_ms = Backoff(backoff_ms, s);
+          if (stopping && backoff_ms >= o_.max_backoff_ms) return s;
+          continue;
+        }
+      }
+      bool more = false;
+      Result<std::uint64_t> n = JournalBatch(&more);
+      if (!n.ok()) {
+        writer_.reset();
+        device_.reset();
+        ResetCursors();  // journal them again from the last durable point
+        backoff_ms = Backoff(backoff_ms, n.status());
+        if (stopping && backoff_ms >= o_.max_backoff_ms) return n.status();
+        continue;
+      }
+      if (backoff_ms != 0) {
+        Log(o_, "node " + std::to_string(o_.node) +
+                    ": journal writes succeed again");
+        backoff_ms = 0;
+        node_.worker_state.store(kWorkerRunning, std::memory_order_relaxed);
+      }
+      ReclaimIdle(*n == 0);
+      MaybeSnapshot();
+      if (stopping && *n == 0) break;  // drained: a graceful stop
+      if (more || stopping) continue;
+      // Async: the next flush one interval after this one began, unless a
+      // sync writer wakes us first.
+      const auto elapsed = std::chrono::steady_clock::now() - round_start;
+      if (elapsed < interval) {
+        const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            interval - elapsed);
+        shm::FutexWait(&node_.wake, wake,
+                       static_cast<std::uint64_t>(left.count()));
+      }
+    }
+    Status s = writer_ != nullptr ? writer_->Close() : Status::Ok();
+    node_.worker_state.store(kWorkerStopped, std::memory_order_relaxed);
+    Log(o_, "node " + std::to_string(o_.node) +
+                ": stopped, journal durable "
+                "through sequence " +
+                std::to_string(durable_seq_));
+    return s;
+  }
+
+ private:
+  void ResetCursors() {
+    for (std::size_t i = 0; i < parts_.size(); ++i) {
+      // acquire: pairs with MarkJournaled (ours or a previous worker's).
+      pos_[i] = grid_.partition(parts_[i]).state().journaled_seq.load(
+          std::memory_order_acquire);
+    }
+  }
+
+  // Logs `s`, counts it, sleeps, and returns the next back-off.
+  std::uint32_t Backoff(std::uint32_t backoff_ms, const Status& s) {
+    node_.io_errors.fetch_add(1, std::memory_order_relaxed);
+    node_.worker_state.store(kWorkerRetrying, std::memory_order_relaxed);
+    const std::uint32_t next =
+        std::min(o_.max_backoff_ms, backoff_ms == 0 ? 10 : backoff_ms * 2);
+    Log(o_, "node " + std::to_string(o_.node) + ": " + s.ToString() +
+                "; nothing is dropped, retrying in " + std::to_string(next) +
+                " ms");
+    std::this_thread::sleep_for(std::chrono::milliseconds(next));
+    return next;
+  }
+
+  Status OpenWriter() {
+    auto first = PrepareJournalTail(
+        dir_, o_.node, grid_.grid_id(),
+        node_.durable_journal_seq.load(std::memory_order_relaxed) + 1, o_.log);
+    if (!first.ok()) return first.status();
+    io::JournalWriterOptions wo;
+    wo.dir = dir_;
+    wo.node_id = o_.node;
+    wo.grid_id = grid_.grid_id();
+    wo.first_seq = *first;
+    wo.segment_bytes = grid_.journal().config.segment_bytes;
+    wo.file_mode = grid_.config().mode;
+    wo.group_id = static_cast<int>(grid_.config().gid);
+    Result<std::unique_ptr<io::JournalWriter>> w =
+        Status(StatusCode::kIoError, "no device");
+    if (o_.make_device) {
+      auto dev = o_.make_device();
+      if (!dev.ok()) return dev.status();
+      device_ = std::move(*dev);
+      w = io::JournalWriter::Open(wo, device_.get());
+    } else {
+      w = io::JournalWriter::Open(wo);
+    }
+    if (!w.ok()) return w.status();
+    writer_ = std::move(*w);
+    durable_seq_ = *first - 1;
+    return Status::Ok();
+  }
+
+  // Appends every change not yet journaled (up to the batch limit), makes
+  // them durable, and marks them. Returns how many; *more when the batch
+  // limit cut it short.
+  Result<std::uint64_t> JournalBatch(bool* more) {
+    std::uint64_t records = 0;
+    std::uint64_t bytes = 0;
+    Status append_error;
+    for (std::size_t i = 0; i < parts_.size(); ++i) {
+      const std::uint32_t p = parts_[i];
+      upto_[i] =
+          grid_.partition(p).ReadChanges(pos_[i], [&](const ChangeView& c) {
+            if (bytes >= o_.max_batch_bytes) {
+              *more = true;
+              return false;
+            }
+            io::RecordView r;
+            r.partition_id = p;
+            r.op = OpOf(c.op);
+            r.change_seq = c.seq;
+            r.version = c.version;
+            r.expiry_ms = c.op == kOpPut ? c.expire_at_ms : 0;
+            r.key = c.key;
+            r.value = c.op == kOpPut ? c.value : std::string_view();
+            auto seq = writer_->Append(r);
+            if (!seq.ok()) {
+              append_error = seq.status();
+              return false;
+            }
+            ++records;
+            bytes += io::EncodedRecordBytes(r.key.size(), r.value.size());
+            return true;
+          });
+      if (!append_error.ok()) return append_error;
+    }
+    if (records == 0) return std::uint64_t{0};
+    NUMAGRID_RETURN_IF_ERROR(writer_->Flush());
+    // Durable: publish it. MarkJournaled stores with release, after the
+    // fdatasync returned.
+    for (std::size_t i = 0; i < parts_.size(); ++i) {
+      if (upto_[i] != pos_[i])
+        grid_.partition(parts_[i]).MarkJournaled(upto_[i]);
+      pos_[i] = upto_[i];
+    }
+    durable_seq_ = writer_->durable_seq();
+    // relaxed: statistics and a lower bound for snapshots, which read it
+    // after the partitions' journaled_seq (acquire) they depend on.
+    node_.durable_journal_seq.store(durable_seq_, std::memory_order_release);
+    node_.records.fetch_add(records, std::memory_order_relaxed);
+    node_.bytes.fetch_add(bytes, std::memory_order_relaxed);
+    node_.flushes.fetch_add(1, std::memory_order_relaxed);
+    bytes_since_snapshot_ += bytes;
+    // release: a writer that sees the new epoch (acquire) and then loads its
+    // partition's journaled_seq sees the marks above.
+    node_.durable_epoch.fetch_add(1, std::memory_order_release);
+    shm::FutexWake(&node_.durable_epoch);
+    return records;
+  }
+
+  // Takes a snapshot when `numagrid snapshot` asked for one or the journal
+  // grew by the configured size since the last one, and answers requests.
+  void MaybeSnapshot() {
+    // relaxed: the ticket counter carries no data.
+    const std::uint64_t requested =
+        node_.snapshot_requests.load(std::memory_order_relaxed);
+    const std::uint64_t every = grid_.journal().config.snapshot_bytes;
+    const bool by_size = every != 0 && bytes_since_snapshot_ >= every;
+    if (requested <= snapshots_handled_ && !by_size) return;
+    Result<NodeSnapshotReport> r = Status(StatusCode::kIoError, "");
+    auto lock = LockNodeJournal(dir_, o_.node, JournalLock::kSnapshot);
+    if (lock.ok()) {
+      r = WriteNodeSnapshot(grid_, o_.node, o_.log);
+      close(*lock);
+    } else {
+      r = lock.status();
+    }
+    if (r.ok()) {
+      bytes_since_snapshot_ = 0;
+      node_.last_snapshot_seq.store(r->journal_seq, std::memory_order_relaxed);
+      node_.last_snapshot_entries.store(r->entries, std::memory_order_relaxed);
+      node_.last_snapshot_code.store(0, std::memory_order_relaxed);
+    } else {
+      Log(o_, "node " + std::to_string(o_.node) +
+                  ": snapshot failed: " + r.status().ToString());
+      // Retry a size-triggered snapshot after half as much journal again.
+      bytes_since_snapshot_ = every / 2;
+      node_.last_snapshot_code.store(
+          static_cast<std::uint32_t>(r.status().code()),
+          std::memory_order_relaxed);
+    }
+    if (requested > snapshots_handled_) {
+      snapshots_handled_ = requested;
+      // release: the last_snapshot_* fields above are visible to the
+      // requester that loads this with acquire.
+      node_.snapshots_done.store(requested, std::memory_order_release);
+    }
+  }
+
+  // Frees what journaled changes replaced when writers have gone quiet
+  // (writers reclaim for themselves while they write) or a ring is half
+  // full of journaled entries.
+  void ReclaimIdle(bool idle) {
+    for (std::uint32_t p : parts_) {
+      PartitionRef& part = grid_.partition(p);
+      const PartitionState& st = part.state();
+      // relaxed: a heuristic; Reclaim re-reads under the lock.
+      const std::uint64_t journaled =
+          st.journaled_seq.load(std::memory_order_relaxed);
+      const std::uint64_t reclaimed =
+          st.reclaimed_seq.load(std::memory_order_relaxed);
+      if (journaled == reclaimed) continue;
+      if (idle || journaled - reclaimed >= st.ring_capacity / 2) {
+        (void)part.Reclaim(grid_.limits());
+      }
+    }
+  }
+
+  GridHandle& grid_;
+  const JournalWorkerOptions& o_;
+  JournalNodeState& node_;
+  const std::string dir_;
+  std::vector<std::uint32_t> parts_;  // this node's partitions
+  std::vector<std::uint64_t> pos_;    // next change to journal, per partition
+  std::vector<std::uint64_t> upto_;   // end of the batch being flushed
+  std::unique_ptr<io::JournalDevice> device_;
+  std::unique_ptr<io::JournalWriter> writer_;
+  std::uint64_t durable_seq_ = 0;
+  std::uint64_t bytes_since_snapshot_ = 0;
+  std::uint64_t snapshots_handled_ = 0;
+};
+
+}  // namespace
+
+namespace {
+
+std::string LockPath(const std::string& dir, std::uint32_t node) {
+  return dir + "/journal-" + std::to_string(node) + ".lock";
+}
+
+}  // namespace
+
+Result<int> LockNodeJournal(const std::string& dir, std::uint32_t node,
+                            JournalLock which) {
+  const std::string path = LockPath(dir, node);
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return io::detail::ErrnoStatus(errno, "open " + path);
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = static_cast<off_t>(which);
+  fl.l_len = 1;
+  const bool wait = which == JournalLock::kSnapshot;
+  int rc;
+  do {
+    rc = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl);
+  } while (rc != 0 && errno == EINTR && wait);
+  if (rc != 0) {
+    const int err = errno;
+    struct flock who {};
+    who.l_type = F_WRLCK;
+    who.l_whence = SEEK_SET;
+    who.l_start = fl.l_start;
+    who.l_len = 1;
+    // F_GETLK names the holder's pid (F_OFD_GETLK reports -1 for OFD locks).
+    std::string holder;
+    if (fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK &&
+        who.l_pid > 0) {
+      holder = " (pid " + std::to_string(who.l_pid) + ")";
+    }
+    close(fd);
+    if (err == EAGAIN || err == EACCES) {
+      return AlreadyExists("another worker" + holder + " journals node " +
+                           std::to_string(node) + " in " + dir);
+    }
+    return io::detail::ErrnoStatus(err, "lock " + path);
+  }
+  return fd;
+}
+
+bool NodeJournalLocked(const std::string& dir, std::uint32_t node) {
+  const std::string path = LockPath(dir, node);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = static_cast<off_t>(JournalLock::kJournal);
+  fl.l_len = 1;
+  const bool held = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+  close(fd);
+  return held;
+}
+
+Result<std::uint64_t> PrepareJournalTail(
+    const std::string& dir, std::uint32_t node, std::uint64_t grid_id,
+    std::uint64_t floor, const std::function<void(std::string_view)>& log) {
+  // Only the last segment matters. If its header was torn, the cut removes
+  // it and the one before becomes the last: read again.
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    io::JournalReaderOptions ro;
+    ro.dir = dir;
+    ro.node_id = node;
+    ro.grid_id = grid_id;
+    ro.from_seq = UINT64_MAX;
+    auto reader = io::JournalReader::Open(ro);
+    if (!reader.ok()) return reader.status();
+    if ((*reader)->segments().empty()) {
+      // No segment: continue after the newest snapshot, if any.
+      auto snaps = io::ListSnapshots(dir, node);
+      if (snaps.ok() && !snaps->empty()) {
+        floor = std::max(floor, snaps->back().journal_seq + 1);
+      }
+      return std::max<std::uint64_t>(floor, 1);
+    }
+    for (;;) {
+      auto rec = (*reader)->Next();
+      if (!rec.ok()) return rec.status();
+      if (!rec->has_value()) break;
+    }
+    const io::DroppedTail& tail = (*reader)->tail();
+    if (tail.kind != io::TailKind::kNone) {
+      if (log)
+        log("node " + std::to_string(node) + ": cutting " + tail.ToString());
+      NUMAGRID_RETURN_IF_ERROR((*reader)->TruncateTornTail());
+      if (tail.removes_file) continue;
+    }
+    const std::uint64_t last = (*reader)->last_good_seq();
+    return std::max(last + 1, floor);
+  }
+  return Corruption("journal of node " + std::to_string(node) + " in " + dir +
+                    ": could not find its end");
+}
+
+Status RunJournalWorker(GridHandle& grid, const JournalWorkerOptions& o) {
+  if (!grid.journaled()) {
+    return InvalidArgument("grid '" + grid.name() +
+                           "' has no journal (created with --no-journal)");
+  }
+  if (o.node >= grid.config().node_count) {
+    return InvalidArgument("grid '" + grid.name() + "' has nodes 0.." +
+                           std::to_string(grid.config().node_count - 1) +
+                           ", not " + std::to_string(o.node));
+  }
+  auto lock = LockNodeJournal(grid.journal_dir(), o.node);
+  if (!lock.ok()) return lock.status();
+  NodeJournaler j(grid, o);
+  Status s = j.Run();
+  close(*lock);
+  return s;
+}
+
+}  // namespace numagrid::core

@@ -1,0 +1,79 @@
+// The journaling loop of one NUMA node: drains the change rings of the
+// node's partitions, in sequence order, into the node's journal, makes each
+// batch durable with one fdatasync (group commit), then marks it journaled
+// so that sync writers return and reclamation may free what the changes
+// replaced. This is what `numagrid worker NAME --node N` runs.
+// docs/adr/0003-journal.md explains the design.
+//
+// Nothing is dropped: a change leaves its ring only after it is durable. An
+// I/O error stops the journal writer (fail-stop), the loop reports it, backs
+// off and reopens the journal after its last durable record, and journals
+// the same changes again; meanwhile the rings fill and writers get the
+// bounded-wait error. A worker killed at any instruction leaves changes that
+// are durable but not yet marked: the next worker journals them again, and
+// replay applies each partition's changes once, in change order.
+//
+// Thread safety: one loop per node per grid, enforced by an OFD lock on
+// `<journal dir>/journal-<node>.lock` (released by the kernel when the
+// holder dies).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/grid_handle.h"
+#include "io/journal_device.h"
+#include "numagrid/status.h"
+
+namespace numagrid::core {
+
+struct JournalWorkerOptions {
+  std::uint32_t node = 0;
+  // Set (from a signal handler, another thread or a test) to stop: the loop
+  // then drains every ring, flushes, and returns OK.
+  const std::atomic<bool>* stop = nullptr;
+  // One line per event (start, I/O error and retry, snapshot, stop).
+  std::function<void(std::string_view)> log;
+  // Makes the journal device; default: io_uring. Tests inject faults here.
+  std::function<Result<std::unique_ptr<io::JournalDevice>>()> make_device;
+  // The longest pause between retries after an I/O error.
+  std::uint32_t max_backoff_ms = 2000;
+  // A batch ends after this many journal bytes, so that one flush does not
+  // hold a huge amount of memory or delay marking.
+  std::uint64_t max_batch_bytes = 16ULL << 20;
+};
+
+// Runs the loop until options.stop is set; returns OK after the final drain.
+// Errors before the loop starts: kInvalidArgument (no such node, or the grid
+// has no journal), kAlreadyExists (another worker holds the node's journal),
+// kCorruption (the journal is damaged other than at its tail: recover, or
+// move the damaged file away), and the errors of opening the directory.
+Status RunJournalWorker(GridHandle& grid, const JournalWorkerOptions& options);
+
+// The locks on `<dir>/journal-<node>.lock`, released when the returned
+// descriptor is closed or the process dies:
+//   kJournal (byte 0): held by the node's worker for its lifetime, so that
+//     one worker journals a node. Taken without waiting: kAlreadyExists
+//     naming the holder's pid.
+//   kSnapshot (byte 1): held while a snapshot of the node is written and
+//     pruned, by the worker or by `numagrid snapshot`. Waits for it.
+enum class JournalLock { kJournal = 0, kSnapshot = 1 };
+Result<int> LockNodeJournal(const std::string& dir, std::uint32_t node,
+                            JournalLock which = JournalLock::kJournal);
+
+// True if a process holds the node's kJournal lock (a worker runs).
+bool NodeJournalLocked(const std::string& dir, std::uint32_t node);
+
+// Reads the tail of the node's journal, cuts a torn tail off (logging what
+// was dropped), and returns the sequence the next record gets. `floor` is
+// the sequence below which no record may be written (a snapshot's coverage):
+// used when the directory holds no segment.
+Result<std::uint64_t> PrepareJournalTail(
+    const std::string& dir, std::uint32_t node, std::uint64_t grid_id,
+    std::uint64_t floor, const std::function<void(std::string_view)>& log);
+
+}  // namespace numagrid::core

@@ -1,0 +1,223 @@
+#include "core/snapshot.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "core/journal_worker.h"
+#include "core/partition.h"
+#include "io/errno_status.h"
+#include "io/journal_record.h"
+#include "io/snapshot_file.h"
+#include "shm/futex.h"
+
+namespace numagrid::core {
+namespace {
+
+struct CopiedEntry {
+  std::uint64_t off;  // key then value in the copy buffer
+  std::uint32_t key_len;
+  std::uint32_t value_len;
+  std::uint64_t version;
+  std::uint64_t expiry_ms;
+};
+
+struct JournalSegment {
+  std::string path;
+  std::uint64_t first_seq;
+};
+
+std::vector<JournalSegment> ListJournalSegments(const std::string& dir,
+                                                std::uint32_t node) {
+  std::vector<JournalSegment> out;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (const dirent* e = readdir(d)) {
+    auto seq = io::ParseSegmentFileName(e->d_name, node);
+    if (seq) out.push_back({dir + "/" + e->d_name, *seq});
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end(),
+            [](const JournalSegment& a, const JournalSegment& b) {
+              return a.first_seq < b.first_seq;
+            });
+  return out;
+}
+
+// Keeps the two newest snapshots; removes older ones and every journal
+// segment whose records the older kept snapshot covers (all of a segment is
+// covered when the next segment starts at or below its J + 1). The newest
+// segment is never removed: it tells a new writer where to continue.
+Result<std::uint64_t> Prune(const std::string& dir, std::uint32_t node) {
+  auto snaps = io::ListSnapshots(dir, node);
+  if (!snaps.ok()) return snaps.status();
+  if (snaps->size() < 2) return std::uint64_t{0};
+  const std::uint64_t covered = (*snaps)[snaps->size() - 2].journal_seq;
+  for (std::size_t i = 0; i + 2 < snaps->size(); ++i) {
+    (void)unlink((*snaps)[i].path.c_str());
+  }
+  const auto segs = ListJournalSegments(dir, node);
+  std::uint64_t deleted = 0;
+  for (std::size_t i = 0; i + 1 < segs.size(); ++i) {
+    if (segs[i + 1].first_seq > covered + 1) break;
+    if (unlink(segs[i].path.c_str()) != 0) {
+      return io::detail::ErrnoStatus(errno, "delete " + segs[i].path);
+    }
+    ++deleted;
+  }
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+  return deleted;
+}
+
+}  // namespace
+
+Result<NodeSnapshotReport> WriteNodeSnapshot(
+    GridHandle& grid, std::uint32_t node,
+    const std::function<void(std::string_view)>& log) {
+  const std::string dir = grid.journal_dir();
+  JournalNodeState& ns = grid.journal_node(node);
+  // acquire: pairs with the worker's release store after its marks; every
+  // record <= J is below its partition's journaled_seq from here on.
+  const std::uint64_t journal_seq =
+      ns.durable_journal_seq.load(std::memory_order_acquire);
+  NodeSnapshotReport report;
+  report.node = node;
+  report.journal_seq = journal_seq;
+  report.path = dir + "/" + io::SnapshotFileName(node, journal_seq);
+
+  io::SnapshotWriterOptions wo;
+  wo.dir = dir;
+  wo.grid_id = grid.grid_id();
+  wo.node_id = node;
+  wo.journal_seq = journal_seq;
+  wo.file_mode = grid.config().mode;
+  wo.group_id = static_cast<int>(grid.config().gid);
+  auto writer = io::SnapshotWriter::Create(wo);
+  if (!writer.ok()) {
+    if (writer.status().code() != StatusCode::kAlreadyExists) {
+      return writer.status();
+    }
+    // A snapshot at this journal position exists: nothing was journaled
+    // since, and the changes not yet journaled will follow it in the
+    // journal. It stands.
+    if (log)
+      log("node " + std::to_string(node) + ": " + report.path + " is current");
+    auto pruned = Prune(dir, node);
+    if (!pruned.ok()) return pruned.status();
+    report.segments_deleted = *pruned;
+    return report;
+  }
+
+  std::vector<char> buf;
+  std::vector<CopiedEntry> entries;
+  const std::uint64_t now = NowMs();
+  for (std::uint32_t p = 0; p < grid.partition_count(); ++p) {
+    if (grid.node_of(p) != node) continue;
+    buf.clear();
+    entries.clear();
+    std::uint64_t covered = 0;
+    NUMAGRID_RETURN_IF_ERROR(grid.partition(p).CopyLive(
+        grid.limits(), now, [&](std::uint64_t c) { covered = c; },
+        [&](const RecordView& r) {
+          const std::string_view k = r.key();
+          const std::string_view v = r.value();
+          entries.push_back({buf.size(), static_cast<std::uint32_t>(k.size()),
+                             static_cast<std::uint32_t>(v.size()), r.version(),
+                             r.expire_at_ms()});
+          buf.insert(buf.end(), k.begin(), k.end());
+          buf.insert(buf.end(), v.begin(), v.end());
+        }));
+    NUMAGRID_RETURN_IF_ERROR((*writer)->BeginPartition(p, covered));
+    for (const CopiedEntry& e : entries) {
+      io::RecordView r;
+      r.partition_id = p;
+      r.op = io::RecordOp::kPut;
+      r.version = e.version;
+      r.expiry_ms = e.expiry_ms;
+      r.key = std::string_view(buf.data() + e.off, e.key_len);
+      r.value = std::string_view(buf.data() + e.off + e.key_len, e.value_len);
+      NUMAGRID_RETURN_IF_ERROR((*writer)->Add(r));
+    }
+    NUMAGRID_RETURN_IF_ERROR((*writer)->EndPartition());
+  }
+  NUMAGRID_RETURN_IF_ERROR((*writer)->Commit());
+  report.entries = (*writer)->entry_count();
+  report.bytes = (*writer)->file_bytes();
+  auto pruned = Prune(dir, node);
+  if (!pruned.ok()) return pruned.status();
+  report.segments_deleted = *pruned;
+  if (log) {
+    log("node " + std::to_string(node) + ": snapshot " + report.path + " (" +
+        std::to_string(report.entries) + " entries); " +
+        std::to_string(report.segments_deleted) +
+        " journal segment(s) deleted");
+  }
+  return report;
+}
+
+Result<std::vector<NodeSnapshotReport>> SnapshotGrid(GridHandle& grid,
+                                                     const SnapshotOptions& o) {
+  if (!grid.journaled()) {
+    return InvalidArgument("grid '" + grid.name() +
+                           "' has no journal (created with --no-journal)");
+  }
+  std::vector<NodeSnapshotReport> out;
+  for (std::uint32_t node = 0; node < grid.config().node_count; ++node) {
+    if (!NodeJournalLocked(grid.journal_dir(), node)) {
+      // No worker: write it here. (A worker that starts meanwhile waits
+      // for the snapshot lock before its own snapshots.)
+      auto lock =
+          LockNodeJournal(grid.journal_dir(), node, JournalLock::kSnapshot);
+      if (!lock.ok()) return lock.status();
+      auto r = WriteNodeSnapshot(grid, node, o.log);
+      close(*lock);
+      if (!r.ok()) return r.status();
+      out.push_back(*r);
+      continue;
+    }
+    // A worker holds the journal: ask it.
+    JournalNodeState& ns = grid.journal_node(node);
+    const std::uint64_t ticket =
+        ns.snapshot_requests.fetch_add(1, std::memory_order_relaxed) + 1;
+    ns.wake.fetch_add(1, std::memory_order_relaxed);
+    shm::FutexWake(&ns.wake, 1);
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(o.worker_timeout_ms);
+    // acquire: pairs with the worker's release store of snapshots_done,
+    // after it filled in the last_snapshot_* fields.
+    while (ns.snapshots_done.load(std::memory_order_acquire) < ticket) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        return Unavailable("node " + std::to_string(node) +
+                           "'s worker did not take the snapshot within " +
+                           std::to_string(o.worker_timeout_ms) + " ms");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const auto code = static_cast<StatusCode>(
+        ns.last_snapshot_code.load(std::memory_order_relaxed));
+    if (code != StatusCode::kOk) {
+      return Status(code, "node " + std::to_string(node) +
+                              "'s worker failed to take the snapshot (its "
+                              "log says why)");
+    }
+    NodeSnapshotReport r;
+    r.node = node;
+    r.by_worker = true;
+    r.journal_seq = ns.last_snapshot_seq.load(std::memory_order_relaxed);
+    r.entries = ns.last_snapshot_entries.load(std::memory_order_relaxed);
+    r.path =
+        grid.journal_dir() + "/" + io::SnapshotFileName(node, r.journal_seq);
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace numagrid::core

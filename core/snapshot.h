@@ -1,0 +1,53 @@
+// Snapshots: a node's partitions copied to a snapshot file
+// (io/snapshot_file.h), so that recovery need not replay the whole journal
+// and the journal can be cut. Each partition is copied under its lock into
+// process memory (its writers pause for the copy, not for the disk), then
+// written. The node's worker takes them (on request or by journal size);
+// when no worker runs, `numagrid snapshot` takes them itself. Either holds
+// the node's snapshot lock meanwhile. docs/adr/0003-journal.md.
+//
+// What a snapshot covers: J, the node's durable journal sequence read before
+// the first partition is copied. Every journal record <= J was marked
+// journaled before J was published, so its change is below the partition's
+// next sequence at copy time, which the section records as covered.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/grid_handle.h"
+#include "numagrid/status.h"
+
+namespace numagrid::core {
+
+struct NodeSnapshotReport {
+  std::uint32_t node = 0;
+  std::string path;
+  std::uint64_t journal_seq = 0;
+  std::uint64_t entries = 0;
+  std::uint64_t bytes = 0;
+  bool by_worker = false;
+  std::uint64_t segments_deleted = 0;  // journal segments it made redundant
+};
+
+// Writes a snapshot of `node` and prunes: keeps the two newest snapshots
+// and deletes the journal segments the older of them covers (so a damaged
+// newest snapshot still has a complete fallback). REQUIRES: the caller
+// holds the node's snapshot lock (LockNodeJournal(..., kSnapshot)).
+Result<NodeSnapshotReport> WriteNodeSnapshot(
+    GridHandle& grid, std::uint32_t node,
+    const std::function<void(std::string_view)>& log);
+
+struct SnapshotOptions {
+  std::function<void(std::string_view)> log;
+  std::uint32_t worker_timeout_ms = 120000;  // wait for a worker's answer
+};
+
+// Snapshots every node: through its worker when one runs, else here.
+Result<std::vector<NodeSnapshotReport>> SnapshotGrid(
+    GridHandle& grid, const SnapshotOptions& options);
+
+}  // namespace numagrid::core
