@@ -43,19 +43,26 @@ Status GridHandle::WaitDurable(std::uint32_t p, std::uint64_t upto) {
     shm::FutexWait(&node.durable_epoch, epoch,
                    std::min<std::uint64_t>(deadline - now, 50'000'000));
   }
+  // relaxed: a diagnosis, not a decision.
   const std::uint64_t pid = node.worker_pid.load(std::memory_order_relaxed);
-  const bool worker_alive =
-      pid != 0 && kill(static_cast<pid_t>(pid), 0) == 0 &&
-      node.worker_state.load(std::memory_order_relaxed) == kWorkerRunning;
-  return Unavailable(
-      "change not confirmed durable within " +
-      std::to_string(journal_->config.sync_wait_ms) + " ms (partition " +
-      std::to_string(p) + ", node " + std::to_string(partition_nodes_[p]) +
-      ": " +
-      (worker_alive ? "its journal worker is running but behind"
-                    : "no journal worker is running; start `numagrid worker " +
-                          name_ + "`") +
-      "); the change is visible and will be journaled");
+  const std::uint32_t state = node.worker_state.load(std::memory_order_relaxed);
+  const bool alive = pid != 0 && kill(static_cast<pid_t>(pid), 0) == 0 &&
+                     (state == kWorkerRunning || state == kWorkerRetrying);
+  std::string why;
+  if (!alive) {
+    why = "no journal worker is running; start `numagrid worker " + name_ + "`";
+  } else if (state == kWorkerRetrying) {
+    why = "its journal worker (pid " + std::to_string(pid) +
+          ") is retrying after I/O errors; see its log";
+  } else {
+    why = "its journal worker (pid " + std::to_string(pid) +
+          ") is running but behind";
+  }
+  return Unavailable("change not confirmed durable within " +
+                     std::to_string(journal_->config.sync_wait_ms) +
+                     " ms (partition " + std::to_string(p) + ", node " +
+                     std::to_string(partition_nodes_[p]) + ": " + why +
+                     "); the change is visible and will be journaled");
 }
 
 }  // namespace numagrid::core

@@ -76,6 +76,15 @@ Status ValidateOptions(const CreateOptions& o, std::uint32_t node_count) {
                            "], got " + std::to_string(o.process_capacity));
   }
   if (!o.journal_dir.empty()) {
+    if (o.journal_dir[0] != '/') {
+      return InvalidArgument("--journal-dir must be an absolute path, got '" +
+                             o.journal_dir + "'");
+    }
+    if (o.journal_dir.size() >= sizeof(JournalConfig::dir)) {
+      return InvalidArgument("--journal-dir is longer than " +
+                             std::to_string(sizeof(JournalConfig::dir) - 1) +
+                             " bytes");
+    }
     if (o.durability != kDurabilityAsync && o.durability != kDurabilitySync) {
       return InvalidArgument("--durability must be async or sync");
     }
@@ -296,6 +305,7 @@ Result<CreateReport> CreateGrid(std::string_view name,
     jc.segment_bytes = options.journal_segment_bytes;
     jc.sync_wait_ms = options.sync_wait_ms;
     jc.snapshot_bytes = options.snapshot_bytes;
+    jc.snapshot_interval_s = options.snapshot_interval_s;
     // relaxed: the segment is published (magic, release) after this fill.
     jb->recovery_state.store(
         options.recovering ? kRecoveryRunning : kRecoveryNone,
@@ -356,6 +366,7 @@ Result<CreateReport> CreateGrid(std::string_view name,
     m.segment_bytes = options.journal_segment_bytes;
     m.sync_wait_ms = options.sync_wait_ms;
     m.snapshot_bytes = options.snapshot_bytes;
+    m.snapshot_interval_s = options.snapshot_interval_s;
     NUMAGRID_RETURN_IF_ERROR(
         WriteManifest(options.journal_dir, m, access.mode, access.group));
     wrote_manifest = true;
@@ -391,6 +402,7 @@ CreateOptions OptionsFromManifest(const GridManifest& m,
   o.journal_segment_bytes = m.segment_bytes;
   o.sync_wait_ms = m.sync_wait_ms;
   o.snapshot_bytes = m.snapshot_bytes;
+  o.snapshot_interval_s = m.snapshot_interval_s;
   o.grid_id = m.grid_id;
   return o;
 }

@@ -41,7 +41,8 @@ struct CreateOptions {
   std::uint32_t flush_interval_us = 10000;
   std::uint64_t journal_segment_bytes = 64ULL << 20;
   std::uint32_t sync_wait_ms = 5000;
-  std::uint64_t snapshot_bytes = 256ULL << 20;  // 0: snapshots on request only
+  std::uint64_t snapshot_bytes = 256ULL << 20;  // 0: not by journal size
+  std::uint32_t snapshot_interval_s = 0;        // 0: not by time
 
   // For `recover` only: reuse this grid id and the journal directory as it
   // is, and leave the grid marked as recovering (Attach refuses it until

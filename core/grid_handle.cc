@@ -87,6 +87,10 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
                         std::to_string(p) + " belongs");
     }
     h->partitions_.emplace_back(seg.base(), node, state, &*h->procs_);
+    if (c.journal_mode == kJournalConsumer) {
+      h->partitions_.back().set_journal_wake(
+          &h->journal_nodes_[e.node_id].wake);
+    }
     h->partition_nodes_.push_back(e.node_id);
   }
   h->limits_.max_key_bytes = c.max_key_bytes;

@@ -148,7 +148,8 @@ Status WriteManifest(const std::string& dir, const GridManifest& m,
       << "flush_interval_us=" << m.flush_interval_us << "\n"
       << "segment_bytes=" << m.segment_bytes << "\n"
       << "sync_wait_ms=" << m.sync_wait_ms << "\n"
-      << "snapshot_bytes=" << m.snapshot_bytes << "\n";
+      << "snapshot_bytes=" << m.snapshot_bytes << "\n"
+      << "snapshot_interval_s=" << m.snapshot_interval_s << "\n";
   const std::string text = out.str();
   const std::string path = dir + "/" + std::string(kManifestFileName);
   const std::string tmp = path + ".tmp";
@@ -244,6 +245,8 @@ Result<GridManifest> ReadManifest(const std::string& dir) {
       ok = ParseNumber(val, &m.sync_wait_ms);
     } else if (key == "snapshot_bytes") {
       ok = ParseNumber(val, &m.snapshot_bytes);
+    } else if (key == "snapshot_interval_s") {
+      ok = ParseNumber(val, &m.snapshot_interval_s);
     }  // unknown keys: written by a later version; ignored
     if (!ok) return bad("bad value for " + std::string(key));
   }

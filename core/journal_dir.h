@@ -40,6 +40,7 @@ struct GridManifest {
   std::uint64_t segment_bytes = 0;
   std::uint32_t sync_wait_ms = 0;
   std::uint64_t snapshot_bytes = 0;
+  std::uint32_t snapshot_interval_s = 0;
 };
 
 // The default journal directory of grid `name`.

@@ -26,14 +26,16 @@ inline constexpr std::uint32_t kRecoveryRunning =
 struct JournalConfig {
   char dir[256];             // absolute journal directory, NUL-terminated
   std::uint32_t durability;  // kDurability*: the default for writes
-  std::uint32_t flush_interval_us;  // async: the worker flushes this often
-  std::uint64_t segment_bytes;      // journal files roll over at this size
-  std::uint32_t sync_wait_ms;       // a sync write waits this long, then
-                                    // kUnavailable (its change stays visible)
-  std::uint32_t reserved0;
-  std::uint64_t snapshot_bytes;  // the worker snapshots its node once this
-                                 // many journal bytes follow the last
-                                 // snapshot; 0: only on request
+  std::uint32_t flush_interval_us;    // async: the worker flushes this often
+  std::uint64_t segment_bytes;        // journal files roll over at this size
+  std::uint32_t sync_wait_ms;         // a sync write waits this long, then
+                                      // kUnavailable (its change stays visible)
+  std::uint32_t snapshot_interval_s;  // the worker snapshots its node this
+                                      // often if anything was journaled; 0:
+                                      // not by time
+  std::uint64_t snapshot_bytes;       // the worker snapshots its node once this
+                                      // many journal bytes follow the last
+                                      // snapshot; 0: only on request
   std::uint64_t reserved[8];
 };
 static_assert(std::is_standard_layout_v<JournalConfig>);
@@ -80,7 +82,8 @@ struct alignas(64) JournalNodeState {
   std::atomic<std::uint32_t> last_snapshot_code;
   std::uint32_t reserved1;
   std::atomic<std::uint64_t> snapshots_done;
-  std::uint64_t reserved[2];
+  std::atomic<std::uint64_t> last_snapshot_segments_deleted;
+  std::uint64_t reserved[1];
 };
 static_assert(std::is_standard_layout_v<JournalNodeState>);
 static_assert(sizeof(JournalNodeState) == 128);

@@ -7,6 +7,24 @@
 #include "io/snapshot_file.h"
 
 namespace numagrid::core {
+namespace {
+
+// The identifiers of RecoveryReport's dropped tails (JSON, scripts).
+std::string TailKindId(io::TailKind kind) {
+  switch (kind) {
+    case io::TailKind::kTornRecord:
+      return "torn_record";
+    case io::TailKind::kCorruptRecord:
+      return "corrupt_record";
+    case io::TailKind::kTornHeader:
+      return "torn_header";
+    case io::TailKind::kNone:
+      break;
+  }
+  return "none";
+}
+
+}  // namespace
 
 JournalReplay::JournalReplay(std::string dir, std::uint64_t grid_id,
                              std::uint32_t partitions,
@@ -141,7 +159,7 @@ Status JournalReplay::ReplayJournal(std::uint32_t node, ReplaySink& sink,
   if (tail.kind != io::TailKind::kNone) {
     DroppedTailReport d;
     d.node = node;
-    d.kind = std::string(io::TailKindName(tail.kind));
+    d.kind = TailKindId(tail.kind);
     d.file = tail.file;
     d.offset = tail.offset;
     d.bytes = tail.dropped_bytes;

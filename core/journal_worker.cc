@@ -31,6 +31,9 @@ bool Stopping(const JournalWorkerOptions& o) {
   return o.stop != nullptr && o.stop->load(std::memory_order_relaxed);
 }
 
+// How long a waiting worker may take to notice a stop set by a thread.
+constexpr std::uint64_t kStopPollNs = 50'000'000;
+
 io::RecordOp OpOf(std::uint32_t ring_op) {
   return ring_op == kOpPut ? io::RecordOp::kPut : io::RecordOp::kRemove;
 }
@@ -81,6 +84,7 @@ class NodeJournaler {
       bool more = false;
       Result<std::uint64_t> n = JournalBatch(&more);
       if (!n.ok()) {
+        failed_ = true;
         writer_.reset();
         device_.reset();
         ResetCursors();  // journal them again from the last durable point
@@ -140,9 +144,11 @@ class NodeJournaler {
   }
 
   Status OpenWriter() {
+    // After a failed flush, only what that writer confirmed is kept.
     auto first = PrepareJournalTail(
         dir_, o_.node, grid_.grid_id(),
-        node_.durable_journal_seq.load(std::memory_order_relaxed) + 1, o_.log);
+        node_.durable_journal_seq.load(std::memory_order_relaxed) + 1, o_.log,
+        failed_ ? durable_seq_ : UINT64_MAX);
     if (!first.ok()) return first.status();
     io::JournalWriterOptions wo;
     wo.dir = dir_;
@@ -165,6 +171,7 @@ class NodeJournaler {
     if (!w.ok()) return w.status();
     writer_ = std::move(*w);
     durable_seq_ = *first - 1;
+    failed_ = false;
     return Status::Ok();
   }
 
@@ -212,8 +219,9 @@ class NodeJournaler {
       pos_[i] = upto_[i];
     }
     durable_seq_ = writer_->durable_seq();
-    // relaxed: statistics and a lower bound for snapshots, which read it
-    // after the partitions' journaled_seq (acquire) they depend on.
+    // release: a snapshot that loads this with acquire then sees every
+    // partition's journaled_seq at or past the marks above, which is what
+    // makes "covers the journal through J" true (core/snapshot.h).
     node_.durable_journal_seq.store(durable_seq_, std::memory_order_release);
     node_.records.fetch_add(records, std::memory_order_relaxed);
     node_.bytes.fetch_add(bytes, std::memory_order_relaxed);
@@ -232,9 +240,15 @@ class NodeJournaler {
     // relaxed: the ticket counter carries no data.
     const std::uint64_t requested =
         node_.snapshot_requests.load(std::memory_order_relaxed);
-    const std::uint64_t every = grid_.journal().config.snapshot_bytes;
+    const JournalConfig& jc = grid_.journal().config;
+    const std::uint64_t every = jc.snapshot_bytes;
     const bool by_size = every != 0 && bytes_since_snapshot_ >= every;
-    if (requested <= snapshots_handled_ && !by_size) return;
+    const auto now = std::chrono::steady_clock::now();
+    const bool by_time =
+        jc.snapshot_interval_s != 0 && bytes_since_snapshot_ != 0 &&
+        now - last_snapshot_ >= std::chrono::seconds(jc.snapshot_interval_s);
+    if (requested <= snapshots_handled_ && !by_size && !by_time) return;
+    last_snapshot_ = now;
     Result<NodeSnapshotReport> r = Status(StatusCode::kIoError, "");
     auto lock = LockNodeJournal(dir_, o_.node, JournalLock::kSnapshot);
     if (lock.ok()) {
@@ -247,6 +261,8 @@ class NodeJournaler {
       bytes_since_snapshot_ = 0;
       node_.last_snapshot_seq.store(r->journal_seq, std::memory_order_relaxed);
       node_.last_snapshot_entries.store(r->entries, std::memory_order_relaxed);
+      node_.last_snapshot_segments_deleted.store(r->segments_deleted,
+                                                 std::memory_order_relaxed);
       node_.last_snapshot_code.store(0, std::memory_order_relaxed);
     } else {
       Log(o_, "node " + std::to_string(o_.node) +
@@ -294,8 +310,11 @@ class NodeJournaler {
   std::unique_ptr<io::JournalDevice> device_;
   std::unique_ptr<io::JournalWriter> writer_;
   std::uint64_t durable_seq_ = 0;
+  bool failed_ = false;  // the last writer stopped on an I/O error
   std::uint64_t bytes_since_snapshot_ = 0;
   std::uint64_t snapshots_handled_ = 0;
+  std::chrono::steady_clock::time_point last_snapshot_ =
+      std::chrono::steady_clock::now();
 };
 
 }  // namespace
@@ -325,20 +344,11 @@ Result<int> LockNodeJournal(const std::string& dir, std::uint32_t node,
   } while (rc != 0 && errno == EINTR && wait);
   if (rc != 0) {
     const int err = errno;
-    struct flock who {};
-    who.l_type = F_WRLCK;
-    who.l_whence = SEEK_SET;
-    who.l_start = fl.l_start;
-    who.l_len = 1;
-    // F_GETLK names the holder's pid (F_OFD_GETLK reports -1 for OFD locks).
-    std::string holder;
-    if (fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK &&
-        who.l_pid > 0) {
-      holder = " (pid " + std::to_string(who.l_pid) + ")";
-    }
     close(fd);
     if (err == EAGAIN || err == EACCES) {
-      return AlreadyExists("another worker" + holder + " journals node " +
+      // OFD locks do not name their holder (F_GETLK reports pid -1);
+      // RunJournalWorker names it from the node's published worker pid.
+      return AlreadyExists("another worker journals node " +
                            std::to_string(node) + " in " + dir);
     }
     return io::detail::ErrnoStatus(err, "lock " + path);
@@ -360,11 +370,43 @@ bool NodeJournalLocked(const std::string& dir, std::uint32_t node) {
   return held;
 }
 
+namespace {
+
+// Cuts `path` at `offset` (removing it when nothing but its header would be
+// left) and makes the cut durable.
+Status CutSegment(const std::string& dir, const std::string& path,
+                  std::uint64_t offset) {
+  if (offset <= io::kSegmentHeaderBytes) {
+    if (unlink(path.c_str()) != 0) {
+      return io::detail::ErrnoStatus(errno, "remove " + path);
+    }
+  } else {
+    const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return io::detail::ErrnoStatus(errno, "open " + path);
+    const bool ok =
+        ftruncate(fd, static_cast<off_t>(offset)) == 0 && fsync(fd) == 0;
+    const int err = errno;
+    close(fd);
+    if (!ok) return io::detail::ErrnoIoError(err, "truncate " + path);
+  }
+  const int d = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0) return io::detail::ErrnoStatus(errno, "open " + dir);
+  const int rc = fsync(d);
+  const int err = errno;
+  close(d);
+  if (rc != 0) return io::detail::ErrnoIoError(err, "fsync " + dir);
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::uint64_t> PrepareJournalTail(
     const std::string& dir, std::uint32_t node, std::uint64_t grid_id,
-    std::uint64_t floor, const std::function<void(std::string_view)>& log) {
-  // Only the last segment matters. If its header was torn, the cut removes
-  // it and the one before becomes the last: read again.
+    std::uint64_t floor, const std::function<void(std::string_view)>& log,
+    std::uint64_t keep_upto) {
+  // Only the last segment matters. If its header was torn, or it holds
+  // nothing to keep, it goes and the one before becomes the last: read
+  // again.
   for (int attempt = 0; attempt < 1000; ++attempt) {
     io::JournalReaderOptions ro;
     ro.dir = dir;
@@ -381,10 +423,37 @@ Result<std::uint64_t> PrepareJournalTail(
       }
       return std::max<std::uint64_t>(floor, 1);
     }
+    const io::SegmentFile last_segment = (*reader)->segments().back();
+    // Records follow the header back to back, so the offset of each is the
+    // sum of the sizes before it.
+    std::uint64_t offset = io::kSegmentHeaderBytes;
+    std::uint64_t last_kept = 0;
+    bool beyond = false;
     for (;;) {
       auto rec = (*reader)->Next();
       if (!rec.ok()) return rec.status();
       if (!rec->has_value()) break;
+      if ((*rec)->sequence > keep_upto) {
+        beyond = true;
+        break;
+      }
+      last_kept = (*rec)->sequence;
+      offset +=
+          io::EncodedRecordBytes((*rec)->key.size(), (*rec)->value.size());
+    }
+    if (beyond) {
+      // Records whose fdatasync failed: the page cache may still show them,
+      // but nothing says they reached the disk, so they must not be counted
+      // durable (the worker journals the same changes again).
+      if (log) {
+        log("node " + std::to_string(node) + ": cutting " + last_segment.path +
+            " at offset " + std::to_string(offset) +
+            ": its records after sequence " + std::to_string(keep_upto) +
+            " were never confirmed durable");
+      }
+      NUMAGRID_RETURN_IF_ERROR(CutSegment(dir, last_segment.path, offset));
+      if (offset <= io::kSegmentHeaderBytes) continue;
+      return std::max(last_kept + 1, floor);
     }
     const io::DroppedTail& tail = (*reader)->tail();
     if (tail.kind != io::TailKind::kNone) {
@@ -411,7 +480,19 @@ Status RunJournalWorker(GridHandle& grid, const JournalWorkerOptions& o) {
                            ", not " + std::to_string(o.node));
   }
   auto lock = LockNodeJournal(grid.journal_dir(), o.node);
-  if (!lock.ok()) return lock.status();
+  if (!lock.ok()) {
+    if (lock.status().code() != StatusCode::kAlreadyExists) {
+      return lock.status();
+    }
+    // OFD locks do not name their holder; the running worker published
+    // its pid. relaxed: a diagnosis.
+    const std::uint64_t pid =
+        grid.journal_node(o.node).worker_pid.load(std::memory_order_relaxed);
+    return AlreadyExists("another worker (pid " + std::to_string(pid) +
+                         ") journals node " + std::to_string(o.node) +
+                         " of grid '" + grid.name() + "' in " +
+                         grid.journal_dir());
+  }
   NodeJournaler j(grid, o);
   Status s = j.Run();
   close(*lock);

@@ -70,10 +70,14 @@ bool NodeJournalLocked(const std::string& dir, std::uint32_t node);
 
 // Reads the tail of the node's journal, cuts a torn tail off (logging what
 // was dropped), and returns the sequence the next record gets. `floor` is
-// the sequence below which no record may be written (a snapshot's coverage):
-// used when the directory holds no segment.
+// the lowest sequence it may return (what the grid already counts durable,
+// or a snapshot's coverage when the directory holds no segment). Records
+// above `keep_upto` are cut off too: after a failed fdatasync, the records
+// the failed writer did not confirm may sit in the page cache without being
+// on disk.
 Result<std::uint64_t> PrepareJournalTail(
     const std::string& dir, std::uint32_t node, std::uint64_t grid_id,
-    std::uint64_t floor, const std::function<void(std::string_view)>& log);
+    std::uint64_t floor, const std::function<void(std::string_view)>& log,
+    std::uint64_t keep_upto = UINT64_MAX);
 
 }  // namespace numagrid::core

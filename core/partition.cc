@@ -16,6 +16,7 @@
 #include "core/base/check.h"
 #include "core/partition_alloc.h"
 #include "core/partition_tx.h"
+#include "shm/futex.h"
 #include "shm/robust_mutex.h"
 
 namespace numagrid::core {
@@ -127,8 +128,12 @@ void PartitionRef::Scan(const std::function<bool(const RecordView&)>& visit,
 }
 
 Status PartitionRef::LockForWrite(const WriteLimits& limits) noexcept {
-  const std::uint64_t deadline = shm::MonotonicNowNs() + limits.lock_timeout_ns;
-  switch (p_->lock.Lock(deadline)) {
+  // Uncontended (the common case): no clock read, no timed wait.
+  shm::LockResult r = p_->lock.TryLock();
+  if (r == shm::LockResult::kTimedOut) {
+    r = p_->lock.Lock(shm::MonotonicNowNs() + limits.lock_timeout_ns);
+  }
+  switch (r) {
     case shm::LockResult::kAcquired:
       return Status::Ok();
     case shm::LockResult::kAcquiredOwnerDied:
@@ -218,6 +223,11 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
                                " ms; nothing was written");
     }
     unlock.Release();
+    if (waits == 0 && journal_wake_ != nullptr) {
+      // relaxed: the word carries no data; the futex call orders it.
+      journal_wake_->fetch_add(1, std::memory_order_relaxed);
+      shm::FutexWake(journal_wake_, 1);
+    }
     if (++waits < 64) {
       std::this_thread::yield();
     } else {

@@ -184,6 +184,13 @@ class PartitionRef {
 
   const PartitionState& state() const noexcept { return *p_; }
 
+  // The futex word of this partition's journal worker (JournalNodeState::
+  // wake): a writer that finds the ring full wakes the worker, so that it
+  // drains now instead of at its next flush interval. Null: no journal.
+  void set_journal_wake(std::atomic<std::uint32_t>* wake) noexcept {
+    journal_wake_ = wake;
+  }
+
  private:
   friend class PartitionWriter;
   Status LockForWrite(const WriteLimits& limits) noexcept;
@@ -210,6 +217,7 @@ class PartitionRef {
   // Writes left before this handle retries a reclaim pass that freed
   // nothing. Process-local; touched under the partition lock.
   std::uint32_t reclaim_backoff_ = 0;
+  std::atomic<std::uint32_t>* journal_wake_ = nullptr;
 };
 
 }  // namespace numagrid::core

@@ -92,8 +92,8 @@ Result<ReconcileReport> ReconcileWithJournal(GridHandle& h,
 
   ReconcileReport r;
   for (const auto& d : replay_report.dropped) {
-    r.dropped_tails.push_back("node " + std::to_string(d.node) + ": " +
-                              d.kind + " in " + d.file + " at offset " +
+    r.dropped_tails.push_back("node " + std::to_string(d.node) + ": " + d.kind +
+                              " in " + d.file + " at offset " +
                               std::to_string(d.offset));
   }
   r.snapshots_rejected = replay_report.snapshots_rejected;

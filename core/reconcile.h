@@ -27,8 +27,8 @@ struct ReconcileOptions {
 struct KeyDifference {
   std::uint32_t partition = 0;
   std::string key;
-  std::string live;     // "absent" or "version V, N bytes[, expires T]"
-  std::string journal;  // the same for the durable state
+  std::string live;      // "absent" or "version V, N bytes[, expires T]"
+  std::string journal;   // the same for the durable state
   bool pending = false;  // its partition has unjournaled or concurrent changes
 };
 
@@ -38,7 +38,7 @@ struct ReconcileReport {
   std::uint64_t differences = 0;  // not pending
   std::uint64_t pending_differences = 0;
   std::uint32_t pending_partitions = 0;
-  std::vector<KeyDifference> listed;  // up to max_listed
+  std::vector<KeyDifference> listed;       // up to max_listed
   std::vector<std::string> dropped_tails;  // what replay stopped at
   std::vector<std::string> snapshots_rejected;
 };

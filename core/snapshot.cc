@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -213,6 +214,8 @@ Result<std::vector<NodeSnapshotReport>> SnapshotGrid(GridHandle& grid,
     r.by_worker = true;
     r.journal_seq = ns.last_snapshot_seq.load(std::memory_order_relaxed);
     r.entries = ns.last_snapshot_entries.load(std::memory_order_relaxed);
+    r.segments_deleted =
+        ns.last_snapshot_segments_deleted.load(std::memory_order_relaxed);
     r.path =
         grid.journal_dir() + "/" + io::SnapshotFileName(node, r.journal_seq);
     out.push_back(r);

@@ -248,6 +248,12 @@ DecodedRecord DecodeRecord(std::span<const std::byte> bytes,
     return Problem(DecodeOutcome::kCorrupt, offset, 0,
                    "a removal carries a value");
   }
+  for (std::uint64_t i = kRecordHeaderBytes + key_len + value_len; i < length;
+       ++i) {
+    if (p[i] != std::byte{0}) {
+      return Problem(DecodeOutcome::kCorrupt, offset, 0, "padding is not zero");
+    }
+  }
   DecodedRecord d;
   d.outcome = DecodeOutcome::kOk;
   d.offset = offset;
@@ -326,6 +332,14 @@ DecodedSegmentHeader DecodeSegmentHeader(std::span<const std::byte> bytes) {
     d.error = Corruption("segment header size " + std::to_string(header_bytes) +
                          ", expected " + std::to_string(kSegmentHeaderBytes));
     return d;
+  }
+  for (std::size_t i = 0; i < kSegmentHeaderBytes; ++i) {
+    const bool reserved = (i >= 28 && i < 32) || (i >= 48 && i < 60);
+    if (reserved && p[i] != std::byte{0}) {
+      d.error = Corruption("segment header: reserved byte " +
+                           std::to_string(i) + " is not zero");
+      return d;
+    }
   }
   d.outcome = DecodeOutcome::kOk;
   d.header.grid_id = Load<std::uint64_t>(p + kSegOffGrid);

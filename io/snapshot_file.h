@@ -76,9 +76,10 @@ struct SnapshotWriterOptions {
 
 // SnapshotWriter: writes one snapshot file. Call BeginPartition, Add for
 // each of the partition's entries, EndPartition, for every partition in
-// increasing partition id order, then Commit. Nothing is visible under the
-// final name before Commit returns OK; a writer destroyed before that
-// removes its `.tmp` file. One writer per node and journal_seq at a time.
+// increasing partition id order, then Commit. The file gets its final name
+// only in Commit, once it is complete and synced; a writer destroyed before
+// that removes its `.tmp` file. One writer per node and journal_seq at a
+// time.
 //
 // After an I/O error the writer is stopped: it returns that error once and
 // kPanic from then on, and Commit is impossible. A misuse (Add outside a
@@ -118,8 +119,10 @@ class SnapshotWriter {
 
   // Writes the footer, fdatasyncs the file, renames it to its final name
   // (refusing with kAlreadyExists if that appeared meanwhile) and fsyncs the
-  // directory. When it returns OK the snapshot is complete and durable.
-  // kInvalidArgument while a section is open or after a Commit.
+  // directory. When it returns OK the snapshot is complete and durable. If
+  // only the directory fsync fails, the file keeps its final name (it is
+  // complete, but may not survive a host crash). kInvalidArgument while a
+  // section is open or after a Commit.
   Status Commit();
 
   // The final path (where the file is after Commit).
@@ -132,8 +135,8 @@ class SnapshotWriter {
  private:
   explicit SnapshotWriter(const SnapshotWriterOptions& options);
 
-  // Appends `n` bytes to the file (through the buffer) and returns where
-  // they start in the buffer.
+  // Appends `n` zero bytes to the file (through the buffer) and returns
+  // where they start in the buffer; valid until the next call.
   Result<std::byte*> Reserve(std::size_t n);
   Status FlushBuffer();
   // Overwrites the bytes at file offset `off`, in the buffer or the file.
@@ -272,14 +275,4 @@ class SnapshotReader {
   Status error_;
 };
 
-namespace detail {
-
-// CRC32C of a followed by b, from crc_a = Crc32c(a), crc_b = Crc32c(b) and
-// b_len = b's length, without the bytes (zlib's crc32_combine for the
-// Castagnoli polynomial). Lets the writer fill in counts after the bytes
-// that follow them were checksummed. Pure; thread-safe.
-std::uint32_t Crc32cCombine(std::uint32_t crc_a, std::uint32_t crc_b,
-                            std::uint64_t b_len) noexcept;
-
-}  // namespace detail
 }  // namespace numagrid::io

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what is missing, checks the formatting, then configures, builds
 # and runs every test suite in the release (including the numa-vm placement
-# check) and asan (AddressSanitizer + UBSan) presets, and the unit and
-# thread-stress suites under tsan. Exits non-zero on the first failure.
+# check, the multi-process and crash suites) and asan (AddressSanitizer + UBSan)
+# presets, the unit and thread-stress suites under tsan, and the libFuzzer
+# targets of the journal and snapshot parsers for 45 s each. Exits non-zero
+# on the first failure.
 #   scripts/test.sh [--quick]   --quick: release only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0
+  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0
 fi
 scripts/install-deps.sh
 echo "== format check"
@@ -28,3 +30,5 @@ for preset in "${presets[@]}"; do
     *) ctest --preset "$preset" ;;
   esac
 done
+[[ "${1:-}" == --quick ]] && exit 0
+scripts/fuzz.sh --seconds 45

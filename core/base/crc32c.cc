@@ -54,6 +54,19 @@ CrcFn Choose() noexcept {
                                            : &detail::Crc32cSoftware;
 }
 
+// The GF(2) 32x32 matrix `mat` (one column per u32) times `vec`.
+std::uint32_t Gf2Times(const std::uint32_t* mat, std::uint32_t vec) noexcept {
+  std::uint32_t sum = 0;
+  for (; vec != 0; vec >>= 1, ++mat) {
+    if ((vec & 1) != 0) sum ^= *mat;
+  }
+  return sum;
+}
+
+void Gf2Square(std::uint32_t* square, const std::uint32_t* mat) noexcept {
+  for (int n = 0; n < 32; ++n) square[n] = Gf2Times(mat, mat[n]);
+}
+
 }  // namespace
 
 namespace detail {
@@ -114,6 +127,35 @@ std::uint32_t Crc32c(const void* data, std::size_t len,
   // Chosen once; a function-local static is initialized thread-safely.
   static const CrcFn fn = Choose();
   return fn(data, len, init);
+}
+
+std::uint32_t Crc32cCombine(std::uint32_t crc_a, std::uint32_t crc_b,
+                            std::uint64_t b_len) noexcept {
+  if (b_len == 0) return crc_a;
+  // Appending b_len zero bytes to a is a linear map of its CRC register;
+  // apply it by repeated squaring of the one-zero-bit operator, then add b's
+  // CRC (the pre- and post-conditioning cancel out; see zlib's crc32.c).
+  std::uint32_t even[32];
+  std::uint32_t odd[32];
+  odd[0] = kPoly;
+  std::uint32_t row = 1;
+  for (int n = 1; n < 32; ++n) {
+    odd[n] = row;
+    row <<= 1;
+  }
+  Gf2Square(even, odd);  // two zero bits
+  Gf2Square(odd, even);  // four zero bits
+  for (;;) {
+    Gf2Square(even, odd);  // first pass: one zero byte
+    if ((b_len & 1) != 0) crc_a = Gf2Times(even, crc_a);
+    b_len >>= 1;
+    if (b_len == 0) break;
+    Gf2Square(odd, even);
+    if ((b_len & 1) != 0) crc_a = Gf2Times(odd, crc_a);
+    b_len >>= 1;
+    if (b_len == 0) break;
+  }
+  return crc_a ^ crc_b;
 }
 
 }  // namespace numagrid::base

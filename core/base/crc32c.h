@@ -23,6 +23,15 @@ inline std::uint32_t Crc32c(std::string_view bytes,
   return Crc32c(bytes.data(), bytes.size(), init);
 }
 
+// CRC32C of a followed by b, from crc_a = Crc32c(a), crc_b = Crc32c(b) and
+// b_len = b's length in bytes, without the bytes (zlib's crc32_combine for
+// the Castagnoli polynomial). Lets a writer checksum bytes before the bytes
+// in front of them are final, e.g. a frame header whose counts are filled in
+// after the frame's payload. Costs O(log b_len) 32x32-bit matrix squarings,
+// independent of the data. Thread-safe; pure.
+std::uint32_t Crc32cCombine(std::uint32_t crc_a, std::uint32_t crc_b,
+                            std::uint64_t b_len) noexcept;
+
 namespace detail {
 
 // The two implementations behind Crc32c(), exposed so tests can compare them.

@@ -33,6 +33,7 @@ int RunPut(const ParsedArgs& a) {
                  std::istreambuf_iterator<char>());
   }
   WriteOptions o;
+  if (a.Has("sync")) o.durability = Durability::kSync;
   if (a.Has("ttl")) {
     auto t = base::ParseUint(a.Get("ttl"), "--ttl", 100ULL * 365 * 86400);
     if (!t.ok()) return Fail("put", t.status());
@@ -79,7 +80,9 @@ int RunDel(const ParsedArgs& a) {
   auto g = AttachOrFail(a.positional()[0]);
   if (!g.ok()) return Fail("del", g.status());
   const std::string& key = a.positional()[1];
-  Status s = g->Remove(key);
+  WriteOptions o;
+  if (a.Has("sync")) o.durability = Durability::kSync;
+  Status s = g->Remove(key, o);
   if (s.code() == StatusCode::kNotFound) {
     return Fail("del", NotFound("key '" + key + "' not found in grid '" +
                                 a.positional()[0] + "'"));
@@ -234,11 +237,15 @@ int RunCheck(const ParsedArgs& a) {
 std::vector<CommandSpec> DataCommands() {
   return {
       {"put",
-       "NAME KEY VALUE [--ttl SECONDS]",
+       "NAME KEY VALUE [--ttl SECONDS] [--sync]",
        "write VALUE at KEY (VALUE '-' reads it from stdin)",
        "Keys longer than the grid's --max-key and values longer than its\n"
-       "--max-value are refused (exit 2) and change nothing.",
+       "--max-value are refused (exit 2) and change nothing. With --sync (or\n"
+       "on a grid created with --durability sync) it returns once the change\n"
+       "is on disk; if the worker does not confirm that in time it exits 12,\n"
+       "and the change stays visible and is journaled later.",
        {{"ttl", "SECONDS", "the entry expires after this many seconds"},
+        {"sync", "", "return once the change is durable in the journal"},
         {"json", "", "print the new version as JSON"}},
        3,
        3,
@@ -253,10 +260,10 @@ std::vector<CommandSpec> DataCommands() {
        2,
        RunGet},
       {"del",
-       "NAME KEY",
+       "NAME KEY [--sync]",
        "remove KEY (exit 3 if absent)",
        "",
-       {},
+       {{"sync", "", "return once the removal is durable in the journal"}},
        2,
        2,
        RunDel},

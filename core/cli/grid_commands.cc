@@ -118,6 +118,15 @@ int RunCreate(const ParsedArgs& a) {
         return Fail("create", b.status().WithContext("--snapshot-every"));
       o.snapshot_bytes = *b;
     }
+    if (a.Has("snapshot-interval")) {
+      auto us = base::ParseDurationUs(a.Get("snapshot-interval"),
+                                      "--snapshot-interval");
+      if (!us.ok()) return Fail("create", us.status());
+      if (*us / 1'000'000 > UINT32_MAX) {
+        return Fail("create", InvalidArgument("--snapshot-interval too long"));
+      }
+      o.snapshot_interval_s = static_cast<std::uint32_t>(*us / 1'000'000);
+    }
   }
   o.bind = !a.Has("no-bind");
   o.prefault = !a.Has("no-prefault");
@@ -355,7 +364,10 @@ std::vector<CommandSpec> GridCommands() {
          "(default 5s)"},
         {"snapshot-every", "SIZE",
          "the worker snapshots its node after this much journal (default "
-         "256MiB; 0: only `numagrid snapshot`)"},
+         "256MiB; 0: not by size)"},
+        {"snapshot-interval", "T",
+         "the worker also snapshots its node this often when anything was "
+         "journaled, e.g. 15m (default: not by time)"},
         {"no-prefault", "", "do not touch the pages at create"},
         {"no-bind", "", "testing only: do not bind segments to their nodes",
          true},

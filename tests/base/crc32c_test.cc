@@ -84,5 +84,29 @@ TEST(Crc32c, DetectsEverySingleBitFlip) {
   }
 }
 
+// Combining the CRCs of two parts gives the CRC of their concatenation: with
+// either part empty or one byte long, at a few fixed splits and at random.
+TEST(Crc32c, CombineEqualsTheCrcOfTheConcatenation) {
+  const std::uint32_t seed = TestSeed();
+  std::mt19937_64 rng(seed);
+  std::string all(70000, '\0');
+  for (char& c : all) c = static_cast<char>(rng());
+  for (std::size_t split :
+       {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{64},
+        std::size_t{69999}, std::size_t{70000}}) {
+    const std::string a = all.substr(0, split);
+    const std::string b = all.substr(split);
+    EXPECT_EQ(Crc32cCombine(Crc32c(a), Crc32c(b), b.size()), Crc32c(all))
+        << "split " << split;
+  }
+  for (int i = 0; i < 50; ++i) {
+    const std::size_t split = rng() % all.size();
+    EXPECT_EQ(Crc32cCombine(Crc32c(all.substr(0, split)),
+                            Crc32c(all.substr(split)), all.size() - split),
+              Crc32c(all))
+        << "seed " << seed << " split " << split;
+  }
+}
+
 }  // namespace
 }  // namespace numagrid::base

@@ -194,9 +194,9 @@ TEST(JournalCrash, AcknowledgedDurableChangesSurviveWorkerKillsAndHostCrash) {
   ledger->stop.store(true);
   for (pid_t w : writers) EXPECT_EQ(WaitChild(w), 0);
   std::cout << "[ info     ] " << kills << " worker kills, " << snapshots
-            << " snapshots, " << ledger->acked_total.load()
-            << " durable acks, " << ledger->unavailable_total.load()
-            << " writes not confirmed" << std::endl;
+            << " snapshots, " << ledger->acked_total.load() << " durable acks, "
+            << ledger->unavailable_total.load() << " writes not confirmed"
+            << std::endl;
   ASSERT_GT(ledger->acked_total.load(), 0U);
 
   ASSERT_TRUE(core::DestroyGrid(name).ok());
@@ -220,8 +220,7 @@ TEST(JournalCrash, AcknowledgedDurableChangesSurviveWorkerKillsAndHostCrash) {
       }
       ++keys;
       const std::uint64_t c = CounterOf(v, w, k);
-      ASSERT_NE(c, UINT64_MAX) << Key(w, k) << ": invented value '" << v
-                               << "'";
+      ASSERT_NE(c, UINT64_MAX) << Key(w, k) << ": invented value '" << v << "'";
       EXPECT_GE(c, acked) << Key(w, k) << ": recovered an older value than "
                           << "the one acknowledged durable";
       EXPECT_LE(c, attempted) << Key(w, k) << ": a value never written";

@@ -661,27 +661,5 @@ TEST(SnapshotFile, AFileChangedAfterOpenIsAnError) {
   EXPECT_EQ((*r)->Next().status().code(), StatusCode::kCorruption);
 }
 
-TEST(SnapshotFile, Crc32cCombineEqualsTheCrcOfTheConcatenation) {
-  std::mt19937_64 rng(testing::TestSeed());
-  std::string all(70000, '\0');
-  for (char& c : all) c = static_cast<char>(rng());
-  for (std::size_t split :
-       {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{64},
-        std::size_t{69999}, std::size_t{70000}}) {
-    const std::string a = all.substr(0, split);
-    const std::string b = all.substr(split);
-    EXPECT_EQ(detail::Crc32cCombine(base::Crc32c(a), base::Crc32c(b), b.size()),
-              base::Crc32c(all))
-        << split;
-  }
-  for (int i = 0; i < 50; ++i) {
-    const std::size_t split = rng() % all.size();
-    EXPECT_EQ(detail::Crc32cCombine(base::Crc32c(all.substr(0, split)),
-                                    base::Crc32c(all.substr(split)),
-                                    all.size() - split),
-              base::Crc32c(all));
-  }
-}
-
 }  // namespace
 }  // namespace numagrid::io

@@ -1,0 +1,330 @@
+// Tests for the journal commands of the `numagrid` tool: worker, recover,
+// snapshot, and destroy --purge, run as child processes against a grid with
+// its own journal directory (mkdtemp), removed at the end.
+#include "core/recovery.h"  // IWYU pragma: keep
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/grid_admin.h"
+#include "core/grid_check.h"
+#include "core/grid_handle.h"
+#include "core/grid_names.h"
+#include "core/journal_dir.h"
+#include "core/journal_layout.h"
+#include "core/partition.h"
+#include "core/snapshot.h"
+#include "io/journal_record.h"
+#include "io/snapshot_file.h"
+#include "io/uring_probe.h"
+#include "numagrid/grid.h"
+#include "numagrid/status.h"
+#include "tests/support/journal_grid.h"
+#include "tests/support/test_grid.h"
+#include "tests/support/test_seed.h"
+
+namespace numagrid::core {
+namespace {
+
+using ::numagrid::testing::DirFiles;
+using ::numagrid::testing::ForkChild;
+using ::numagrid::testing::GridState;
+using ::numagrid::testing::JournaledOptions;
+using ::numagrid::testing::JournalRead;
+using ::numagrid::testing::JournalRecord;
+using ::numagrid::testing::KeysOfPartition;
+using ::numagrid::testing::ModelOf;
+using ::numagrid::testing::PollUntil;
+using ::numagrid::testing::ReadDirFiles;
+using ::numagrid::testing::ReadFileBytes;
+using ::numagrid::testing::ReadGridState;
+using ::numagrid::testing::ReadJournal;
+using ::numagrid::testing::StateDiff;
+using ::numagrid::testing::SystemTopology;
+using ::numagrid::testing::TempDir;
+using ::numagrid::testing::UniqueName;
+using ::numagrid::testing::WaitChild;
+using ::numagrid::testing::WorkerThread;
+using ::numagrid::testing::WriteDirFiles;
+using ::numagrid::testing::WriteFileBytes;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+// --- the command-line tool -------------------------------------------------
+
+constexpr const char* kCli = NUMAGRID_CLI;
+
+struct CliRun {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string Describe(const CliRun& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out +
+         "\nstderr: " + r.err;
+}
+
+// A child running the tool, its stdout and stderr going to files in `dir`.
+class CliChild {
+ public:
+  CliChild(const std::vector<std::string>& args, const std::string& dir) {
+    static int counter = 0;
+    const std::string base = dir + "/cli" + std::to_string(counter++);
+    out_path_ = base + ".out";
+    err_path_ = base + ".err";
+    std::vector<std::string> argv_s = {kCli};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int rc = posix_spawn(&pid_, kCli, &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+      ADD_FAILURE() << "posix_spawn " << kCli << ": "
+                    << std::strerror(rc);  // NOLINT(concurrency-mt-unsafe)
+      pid_ = -1;
+    }
+  }
+  ~CliChild() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      (void)Wait();
+    }
+    unlink(out_path_.c_str());
+    unlink(err_path_.c_str());
+  }
+  CliChild(const CliChild&) = delete;
+  CliChild& operator=(const CliChild&) = delete;
+
+  pid_t pid() const noexcept { return pid_; }
+  CliRun Wait() {
+    CliRun r;
+    if (pid_ <= 0) return r;
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0) {
+    }
+    pid_ = -1;
+    r.exit_code =
+        WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = ReadFileBytes(out_path_);
+    r.err = ReadFileBytes(err_path_);
+    return r;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_path_;
+  std::string err_path_;
+};
+
+class RecoveryCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const io::UringSupport u = io::ProbeUring("/tmp");
+    if (!u.available) GTEST_SKIP() << "io_uring unavailable: " << u.detail;
+  }
+  void TearDown() override {
+    for (const std::string& n : names_) (void)DestroyGrid(n);
+  }
+
+  CliRun Run(const std::vector<std::string>& args) {
+    CliChild c(args, scratch_.path());
+    return c.Wait();
+  }
+  // Creates a journaled grid with the tool.
+  std::string CreateWithTool(const std::string& dir) {
+    std::string name = UniqueName();
+    names_.push_back(name);
+    const CliRun r = Run({"create", name, "--memory", "8MiB", "--partitions",
+                          "4", "--journal-dir", dir});
+    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    return name;
+  }
+  // Waits until the worker in `child` journals node 0 of `name`.
+  static bool WorkerRunning(const std::string& name, pid_t child) {
+    return PollUntil([&] {
+      auto h = GridHandle::Attach(name);
+      if (!h.ok()) return false;
+      JournalNodeState& n = (*h)->journal_node(0);
+      return n.worker_pid.load() == static_cast<std::uint64_t>(child) &&
+             n.worker_state.load() == kWorkerRunning;
+    });
+  }
+
+  TempDir scratch_;  // the children's output
+  std::vector<std::string> names_;
+};
+
+// The number after `"key":` in `json`, or -1.
+double JsonNumber(const std::string& json, const std::string& key) {
+  const std::size_t at = json.find("\"" + key + "\"");
+  if (at == std::string::npos) return -1;
+  const std::size_t colon = json.find(':', at);
+  if (colon == std::string::npos) return -1;
+  return std::strtod(json.c_str() + colon + 1, nullptr);
+}
+
+TEST_F(RecoveryCli, WorkerDestroyRecoverAndPurge) {
+  TempDir journal;
+  const std::string name = CreateWithTool(journal.path());
+  CliChild worker({"worker", name}, scratch_.path());
+  ASSERT_TRUE(WorkerRunning(name, worker.pid()));
+  for (const char* k : {"k1", "k2", "k3"}) {
+    const CliRun r = Run({"put", name, k, std::string("value of ") + k});
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  }
+  const CliRun del = Run({"del", name, "k2"});
+  ASSERT_EQ(del.exit_code, 0) << Describe(del);
+
+  ASSERT_EQ(kill(worker.pid(), SIGTERM), 0);
+  const CliRun stopped = worker.Wait();
+  EXPECT_EQ(stopped.exit_code, 0) << Describe(stopped);
+  EXPECT_THAT(stopped.err, HasSubstr("stopped"));
+
+  const CliRun destroy = Run({"destroy", name});
+  ASSERT_EQ(destroy.exit_code, 0) << Describe(destroy);
+  EXPECT_THAT(destroy.out, HasSubstr("journal kept"));
+  EXPECT_EQ(Run({"get", name, "k1"}).exit_code, 3);
+
+  const CliRun rec =
+      Run({"recover", name, "--journal-dir", journal.path(), "--json"});
+  ASSERT_EQ(rec.exit_code, 0) << Describe(rec);
+  EXPECT_EQ(JsonNumber(rec.out, "journal_records"), 4) << rec.out;
+  EXPECT_EQ(JsonNumber(rec.out, "applied_records"), 4) << rec.out;
+  EXPECT_EQ(JsonNumber(rec.out, "skipped_records"), 0) << rec.out;
+  EXPECT_EQ(JsonNumber(rec.out, "snapshot_entries"), 0) << rec.out;
+  EXPECT_EQ(JsonNumber(rec.out, "live_entries"), 2) << rec.out;
+  const CliRun get1 = Run({"get", name, "k1"});
+  EXPECT_EQ(get1.exit_code, 0) << Describe(get1);
+  EXPECT_EQ(get1.out, "value of k1\n");
+  EXPECT_EQ(Run({"get", name, "k3"}).out, "value of k3\n");
+  EXPECT_EQ(Run({"get", name, "k2"}).exit_code, 3) << "k2 was deleted";
+
+  const CliRun purge = Run({"destroy", name, "--purge"});
+  ASSERT_EQ(purge.exit_code, 0) << Describe(purge);
+  EXPECT_THAT(purge.out, HasSubstr("deleted journal"));
+  struct stat st {};
+  EXPECT_NE(stat(journal.path().c_str(), &st), 0)
+      << "--purge removes the journal directory";
+}
+
+TEST_F(RecoveryCli, SecondWorkerExits4NamingTheFirst) {
+  TempDir journal;
+  const std::string name = CreateWithTool(journal.path());
+  CliChild worker({"worker", name, "--quiet"}, scratch_.path());
+  ASSERT_TRUE(WorkerRunning(name, worker.pid()));
+  const CliRun second = Run({"worker", name});
+  EXPECT_EQ(second.exit_code, 4) << Describe(second);
+  EXPECT_THAT(second.err, HasSubstr("pid " + std::to_string(worker.pid())))
+      << "the refusal names the worker that holds the journal";
+  ASSERT_EQ(kill(worker.pid(), SIGTERM), 0);
+  EXPECT_EQ(worker.Wait().exit_code, 0);
+}
+
+TEST_F(RecoveryCli, WorkerRecoversAGridWhoseSegmentsAreGone) {
+  TempDir journal;
+  const std::string name = CreateWithTool(journal.path());
+  ASSERT_EQ(Run({"put", name, "k", "survives"}).exit_code, 0);
+  {
+    CliChild worker({"worker", name}, scratch_.path());
+    ASSERT_TRUE(WorkerRunning(name, worker.pid()));
+    ASSERT_EQ(kill(worker.pid(), SIGTERM), 0);
+    EXPECT_EQ(worker.Wait().exit_code, 0);
+  }
+  ASSERT_EQ(Run({"destroy", name}).exit_code, 0);
+  CliChild worker({"worker", name, "--journal-dir", journal.path()},
+                  scratch_.path());
+  ASSERT_TRUE(WorkerRunning(name, worker.pid()));
+  const CliRun get = Run({"get", name, "k"});
+  EXPECT_EQ(get.exit_code, 0) << Describe(get);
+  EXPECT_EQ(get.out, "survives\n");
+  ASSERT_EQ(kill(worker.pid(), SIGTERM), 0);
+  const CliRun stopped = worker.Wait();
+  EXPECT_EQ(stopped.exit_code, 0) << Describe(stopped);
+  EXPECT_THAT(stopped.err, HasSubstr("recover"));
+}
+
+TEST_F(RecoveryCli, SnapshotIsTakenByTheWorkerWhenOneRuns) {
+  TempDir journal;
+  const std::string name = CreateWithTool(journal.path());
+  ASSERT_EQ(Run({"put", name, "k", "v"}).exit_code, 0);
+  const CliRun alone = Run({"snapshot", name, "--json"});
+  ASSERT_EQ(alone.exit_code, 0) << Describe(alone);
+  EXPECT_THAT(alone.out, HasSubstr("\"by_worker\": false"));
+  EXPECT_EQ(JsonNumber(alone.out, "entries"), 1) << alone.out;
+
+  CliChild worker({"worker", name, "--quiet"}, scratch_.path());
+  ASSERT_TRUE(WorkerRunning(name, worker.pid()));
+  ASSERT_EQ(Run({"put", name, "k2", "v2"}).exit_code, 0);
+  const CliRun by_worker = Run({"snapshot", name, "--json"});
+  ASSERT_EQ(by_worker.exit_code, 0) << Describe(by_worker);
+  EXPECT_THAT(by_worker.out, HasSubstr("\"by_worker\": true"));
+  EXPECT_EQ(JsonNumber(by_worker.out, "entries"), 2) << by_worker.out;
+  ASSERT_EQ(kill(worker.pid(), SIGTERM), 0);
+  EXPECT_EQ(worker.Wait().exit_code, 0);
+}
+
+TEST_F(RecoveryCli, CreateRefusesADirectoryThatHoldsAnotherGridsJournal) {
+  TempDir journal;
+  const std::string first = CreateWithTool(journal.path());
+  const std::string second = UniqueName();
+  names_.push_back(second);
+  const CliRun r = Run(
+      {"create", second, "--memory", "8MiB", "--journal-dir", journal.path()});
+  EXPECT_EQ(r.exit_code, 4) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr(first));
+  EXPECT_EQ(Run({"info", second}).exit_code, 3) << "nothing was created";
+  // Also once the first grid's segments are gone: its journal stays.
+  ASSERT_EQ(Run({"destroy", first}).exit_code, 0);
+  EXPECT_EQ(Run({"create", second, "--memory", "8MiB", "--journal-dir",
+                 journal.path()})
+                .exit_code,
+            4);
+}
+
+TEST_F(RecoveryCli, HelpOfTheJournalCommandsListsTheirOptions) {
+  const std::map<std::string, std::vector<std::string>> options = {
+      {"worker", {"--node", "--journal-dir", "--no-pin", "--quiet"}},
+      {"recover", {"--journal-dir", "--json", "--quiet"}},
+      {"snapshot", {"--json", "--quiet"}},
+  };
+  for (const auto& [command, opts] : options) {
+    const CliRun r = Run({command, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << command << "\n" << Describe(r);
+    for (const std::string& o : opts) {
+      EXPECT_THAT(r.out, HasSubstr(o)) << command;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace numagrid::core
