@@ -13,7 +13,8 @@
 
 namespace numagrid::core {
 
-Status GridHandle::WaitDurable(std::uint32_t p, std::uint64_t upto) {
+Status GridHandle::WaitDurable(std::uint32_t p, std::uint64_t upto,
+                               std::uint64_t deadline_ns) {
   if (!journaled()) return Status::Ok();
   const PartitionState& st = partitions_[p].state();
   // acquire: pairs with the worker's release store in MarkJournaled.
@@ -23,7 +24,8 @@ Status GridHandle::WaitDurable(std::uint32_t p, std::uint64_t upto) {
   JournalNodeState& node = journal_nodes_[partition_nodes_[p]];
   const std::uint64_t wait_ns =
       std::uint64_t{journal_->config.sync_wait_ms} * 1'000'000;
-  const std::uint64_t deadline = shm::MonotonicNowNs() + wait_ns;
+  const std::uint64_t deadline =
+      deadline_ns != 0 ? deadline_ns : shm::MonotonicNowNs() + wait_ns;
   for (;;) {
     // Read the epoch before re-checking the sequence: a flush that lands in
     // between changes the epoch, so the futex wait below returns at once

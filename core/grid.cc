@@ -5,6 +5,7 @@
 
 #include "core/base/key_hash.h"
 #include "core/grid_handle.h"
+#include "shm/robust_mutex.h"
 
 namespace numagrid {
 
@@ -177,11 +178,15 @@ Status Grid::Flush() {
   NUMAGRID_RETURN_IF_ERROR(impl_->Usable());
   core::GridHandle& h = *impl_->h;
   if (!h.journaled()) return Status::Ok();
+  // One sync wait for all partitions together, not one each.
+  const std::uint64_t deadline =
+      shm::MonotonicNowNs() +
+      std::uint64_t{h.journal().config.sync_wait_ms} * 1'000'000;
   for (std::uint32_t p = 0; p < h.partition_count(); ++p) {
     // acquire: the changes below it are the ones this process could see.
     const std::uint64_t upto =
         h.partition(p).state().next_seq.load(std::memory_order_acquire);
-    NUMAGRID_RETURN_IF_ERROR(h.WaitDurable(p, upto));
+    NUMAGRID_RETURN_IF_ERROR(h.WaitDurable(p, upto, deadline));
   }
   return Status::Ok();
 }

@@ -88,7 +88,9 @@ class GridHandle {
   // after the grid's sync wait (JournalConfig::sync_wait_ms), naming the
   // node and whether its worker runs: the changes stay visible and will be
   // journaled once a worker runs. (core/durable_wait.cc)
-  Status WaitDurable(std::uint32_t p, std::uint64_t upto);
+  // `deadline_ns` (shm::MonotonicNowNs), if not 0, replaces the sync wait.
+  Status WaitDurable(std::uint32_t p, std::uint64_t upto,
+                     std::uint64_t deadline_ns = 0);
 
   // The limits check every write makes before touching shared memory.
   Status CheckKey(std::string_view key) const;

@@ -1,8 +1,6 @@
 // Tests for the journal commands of the `numagrid` tool: worker, recover,
 // snapshot, and destroy --purge, run as child processes against a grid with
 // its own journal directory (mkdtemp), removed at the end.
-#include "core/recovery.h"  // IWYU pragma: keep
-
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -33,6 +31,7 @@
 #include "core/journal_dir.h"
 #include "core/journal_layout.h"
 #include "core/partition.h"
+#include "core/recovery.h"  // IWYU pragma: keep
 #include "core/snapshot.h"
 #include "io/journal_record.h"
 #include "io/snapshot_file.h"
