@@ -83,7 +83,7 @@ struct alignas(64) JournalNodeState {
   std::uint32_t reserved1;
   std::atomic<std::uint64_t> snapshots_done;
   std::atomic<std::uint64_t> last_snapshot_segments_deleted;
-  std::uint64_t reserved[1];
+  std::atomic<std::uint64_t> restarts;  // workers the watchdog started again
 };
 static_assert(std::is_standard_layout_v<JournalNodeState>);
 static_assert(sizeof(JournalNodeState) == 128);
@@ -106,7 +106,11 @@ struct JournalBlock {
   JournalConfig config;
   std::atomic<std::uint32_t> recovery_state;  // kRecovery*
   std::uint32_t recovery_pid;                 // the `recover` that set it
-  std::uint64_t reserved[3];
+  // The running watchdog (`numagrid start`), 0 if none has run; it holds
+  // the watchdog lock in the journal directory, so this may name a dead
+  // process, never a second live one.
+  std::atomic<std::uint64_t> watchdog_pid;
+  std::uint64_t reserved[2];
   // Followed, at the next 64-byte boundary, by JournalNodeState[node_count].
 };
 static_assert(std::is_standard_layout_v<JournalBlock>);

@@ -103,13 +103,23 @@ class NodeJournaler {
       if (stopping && *n == 0) break;  // drained: a graceful stop
       if (more || stopping) continue;
       // Async: the next flush one interval after this one began, unless a
-      // sync writer wakes us first.
-      const auto elapsed = std::chrono::steady_clock::now() - round_start;
-      if (elapsed < interval) {
+      // writer wakes us first. In slices, so that a stop set by another
+      // thread (which cannot interrupt the wait as a signal does) is seen
+      // within one, and the heartbeat stays fresh however long the
+      // interval.
+      for (;;) {
+        node_.heartbeat_unix_ms.store(NowMs(), std::memory_order_relaxed);
+        const auto elapsed = std::chrono::steady_clock::now() - round_start;
+        if (elapsed >= interval || Stopping(o_) ||
+            node_.wake.load(std::memory_order_relaxed) != wake) {
+          break;
+        }
         const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
             interval - elapsed);
-        shm::FutexWait(&node_.wake, wake,
-                       static_cast<std::uint64_t>(left.count()));
+        shm::FutexWait(
+            &node_.wake, wake,
+            std::min<std::uint64_t>(static_cast<std::uint64_t>(left.count()),
+                                    kStopPollNs));
       }
     }
     Status s = writer_ != nullptr ? writer_->Close() : Status::Ok();

@@ -218,6 +218,10 @@ Result<std::vector<NodeSnapshotReport>> SnapshotGrid(GridHandle& grid,
         ns.last_snapshot_segments_deleted.load(std::memory_order_relaxed);
     r.path =
         grid.journal_dir() + "/" + io::SnapshotFileName(node, r.journal_seq);
+    struct stat st {};
+    if (stat(r.path.c_str(), &st) == 0) {
+      r.bytes = static_cast<std::uint64_t>(st.st_size);
+    }
     out.push_back(r);
   }
   return out;

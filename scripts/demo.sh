@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is missing, builds the release
 # preset, shows the NUMA topology, creates a journaled grid and starts its
-# worker, writes and reads it through the CLI, runs a latency benchmark
+# watchdog (a journal worker per node), writes and reads it through the CLI, runs a latency benchmark
 # against it (numagrid beside oneTBB and a Boost.Interprocess map, 1 and 2
 # processes), snapshots it, throws its shared memory away and recovers it
 # from the journal, checks it against the journal, and removes it.
@@ -18,18 +18,12 @@ cmake --preset release >/dev/null
 cmake --build --preset release >/dev/null
 ng=build/release/core/cli/numagrid
 run() { echo "\$ numagrid $*"; "$ng" "$@"; }
-worker=
-stop_worker() {
-  [[ -n "$worker" ]] || return 0
-  echo "\$ kill -TERM $worker   # the worker drains the rings, flushes, exits 0"
-  kill -TERM "$worker"; wait "$worker"; worker=
-}
-trap 'stop_worker' EXIT
+trap '"$ng" stop "$grid" --quiet >/dev/null 2>&1 || true' EXIT
+"$ng" stop "$grid" --quiet >/dev/null 2>&1 || true
 "$ng" destroy "$grid" --purge --journal-dir "$jdir" --quiet 2>/dev/null || true
 run topology
 run create "$grid" --partitions 64 --memory 256MiB --journal-dir "$jdir"
-echo "\$ numagrid worker $grid --quiet &"
-"$ng" worker "$grid" --quiet & worker=$!
+run start "$grid" --journal-dir "$jdir"
 run info "$grid"
 run put "$grid" greeting "hello, numagrid" --sync
 run get "$grid" greeting
@@ -39,8 +33,8 @@ echo "\$ numagrid-bench --grid $grid --target numagrid,tbb,boost-map --workload 
 build/release/bench/numagrid_bench/numagrid-bench --grid "$grid" --target numagrid,tbb,boost-map \
   --workload B --procs 1,2 --seconds 2 --warmup 0.5
 run snapshot "$grid"
-stop_worker
-run destroy "$grid"
+run status "$grid"
+run stop "$grid" --destroy
 run recover "$grid" --journal-dir "$jdir"
 run get "$grid" greeting
 run check "$grid" --journal

@@ -11,6 +11,8 @@ namespace numagrid::cli {
 std::vector<CommandSpec> GridCommands();      // create, destroy, info, list
 std::vector<CommandSpec> TopologyCommands();  // topology
 std::vector<CommandSpec> DataCommands();      // put, get, del, scan, check
-std::vector<CommandSpec> JournalCommands();   // worker, recover, snapshot
+std::vector<CommandSpec> WatchdogCommands();  // start, stop
+std::vector<CommandSpec>
+JournalCommands();  // worker, recover, snapshot, status
 
 }  // namespace numagrid::cli

@@ -325,5 +325,105 @@ TEST_F(RecoveryCli, HelpOfTheJournalCommandsListsTheirOptions) {
   }
 }
 
+// --- the watchdog (`numagrid start|stop`) -----------------------------------
+
+// The pid of node 0's journal worker once one journals, else 0.
+std::uint64_t RunningWorker(const std::string& name) {
+  auto h = GridHandle::Attach(name);
+  if (!h.ok()) return 0;
+  const JournalNodeState& n = (*h)->journal_node(0);
+  const std::uint64_t pid = n.worker_pid.load();
+  if (pid == 0 || n.worker_state.load() != kWorkerRunning ||
+      kill(static_cast<pid_t>(pid), 0) != 0) {
+    return 0;
+  }
+  return pid;
+}
+
+TEST_F(RecoveryCli, WatchdogReplacesKilledAndStoppedWorkersAndStopDrains) {
+  TempDir journal;
+  const std::string name = CreateWithTool(journal.path());
+  CliChild watchdog(
+      {"start", name, "--foreground", "--heartbeat-timeout", "300ms"},
+      scratch_.path());
+  std::uint64_t first = 0;
+  ASSERT_TRUE(PollUntil([&] { return (first = RunningWorker(name)) != 0; }));
+  const CliRun second = Run({"start", name, "--foreground"});
+  EXPECT_EQ(second.exit_code, 4) << Describe(second);
+  EXPECT_THAT(second.err, HasSubstr("pid " + std::to_string(watchdog.pid())));
+
+  auto g = Grid::Attach(name);
+  ASSERT_TRUE(g.ok());
+  const WriteOptions sync{.durability = Durability::kSync};
+  ASSERT_TRUE(g->Put("before", "kill", sync).ok());
+
+  // SIGKILL: replaced by a new worker, and durable writes go on.
+  ASSERT_EQ(kill(static_cast<pid_t>(first), SIGKILL), 0);
+  std::uint64_t replacement = 0;
+  ASSERT_TRUE(PollUntil([&] {
+    replacement = RunningWorker(name);
+    return replacement != 0 && replacement != first;
+  }));
+  ASSERT_TRUE(g->Put("after", "kill", sync).ok());
+
+  // SIGSTOP: its heartbeat stops, so it is killed and replaced.
+  ASSERT_EQ(kill(static_cast<pid_t>(replacement), SIGSTOP), 0);
+  std::uint64_t third = 0;
+  ASSERT_TRUE(PollUntil([&] {
+    third = RunningWorker(name);
+    return third != 0 && third != replacement;
+  }));
+  EXPECT_NE(kill(static_cast<pid_t>(replacement), 0), 0)
+      << "the stopped worker was killed before it was replaced";
+  ASSERT_TRUE(g->Put("after", "stop", {}).ok());
+
+  // A graceful stop drains: the async write above is durable afterwards.
+  const CliRun stop = Run({"stop", name});
+  EXPECT_EQ(stop.exit_code, 0) << Describe(stop);
+  EXPECT_EQ(watchdog.Wait().exit_code, 0);
+  {
+    auto h = GridHandle::Attach(name);
+    ASSERT_TRUE(h.ok());
+    for (std::uint32_t p = 0; p < (*h)->partition_count(); ++p) {
+      const PartitionState& st = (*h)->partition(p).state();
+      EXPECT_EQ(st.journaled_seq.load(), st.next_seq.load()) << p;
+    }
+  }
+  const std::string events = ReadFileBytes(journal.path() + "/events.log");
+  for (const char* e : {"watchdog_started", "worker_started", "worker_exited",
+                        "worker_restarted", "worker_killed", "worker_stopped",
+                        "watchdog_stopped"}) {
+    EXPECT_THAT(events, HasSubstr(std::string("\"event\":\"") + e + "\""));
+  }
+}
+
+TEST_F(RecoveryCli, WatchdogRepairsTheSlotOfAnAttachedProcessThatDied) {
+  TempDir journal;
+  const std::string name = CreateWithTool(journal.path());
+  CliChild watchdog({"start", name, "--foreground"}, scratch_.path());
+  ASSERT_TRUE(PollUntil([&] { return RunningWorker(name) != 0; }));
+  const pid_t attached = ForkChild([&] {
+    auto g = Grid::Attach(name);
+    if (!g.ok()) return 1;
+    pause();
+    return 0;
+  });
+  ASSERT_TRUE(PollUntil([&] {
+    auto c = CheckGrid(name, /*repair=*/false);
+    return c.ok() && c->problems.empty();
+  }));
+  kill(attached, SIGKILL);
+  EXPECT_EQ(WaitChild(attached), 128 + SIGKILL);
+  // No `check --repair` here: the watchdog clears the dead slot.
+  ASSERT_TRUE(PollUntil([&] {
+    auto c = CheckGrid(name, /*repair=*/false);
+    return c.ok() && c->dead_slots.empty();
+  }));
+  EXPECT_THAT(ReadFileBytes(journal.path() + "/events.log"),
+              HasSubstr("\"event\":\"repair\""));
+  EXPECT_EQ(Run({"stop", name, "--destroy"}).exit_code, 0);
+  EXPECT_EQ(watchdog.Wait().exit_code, 0);
+}
+
 }  // namespace
 }  // namespace numagrid::core

@@ -1,0 +1,80 @@
+#include "core/grid_status.h"
+
+#include <signal.h>
+
+#include <algorithm>
+
+#include "core/journal_layout.h"
+#include "core/partition.h"
+
+namespace numagrid::core {
+namespace {
+
+std::string StateName(std::uint32_t s) {
+  switch (s) {
+    case kWorkerRunning:
+      return "running";
+    case kWorkerRetrying:
+      return "retrying";
+    case kWorkerStopped:
+      return "stopped";
+    default:
+      return "none";
+  }
+}
+
+}  // namespace
+
+GridStatusReport GridStatus(GridHandle& h) {
+  GridStatusReport r;
+  r.name = h.name();
+  if (h.journaled()) {
+    r.journal_dir = h.journal_dir();
+    r.durability = h.journal().config.durability == kDurabilitySync
+                       ? "sync"
+                       : "async";
+  } else {
+    r.durability = "none";
+  }
+  const std::uint32_t nodes = h.config().node_count;
+  r.nodes.resize(nodes);
+  const std::uint64_t now = NowMs();
+  for (std::uint32_t n = 0; n < nodes; ++n) {
+    NodeStatus& s = r.nodes[n];
+    s.node = n;
+    s.ring_capacity = h.config().ring_capacity;
+    if (!h.journaled()) continue;
+    // relaxed throughout: a report of independent numbers.
+    const JournalNodeState& j = h.journal_node(n);
+    s.worker_pid = j.worker_pid.load(std::memory_order_relaxed);
+    s.worker_alive =
+        s.worker_pid != 0 && kill(static_cast<pid_t>(s.worker_pid), 0) == 0;
+    s.worker_state = StateName(j.worker_state.load(std::memory_order_relaxed));
+    const std::uint64_t beat = j.heartbeat_unix_ms.load(std::memory_order_relaxed);
+    s.heartbeat_age_ms =
+        beat == 0 ? -1 : static_cast<std::int64_t>(now > beat ? now - beat : 0);
+    s.durable_journal_seq =
+        j.durable_journal_seq.load(std::memory_order_relaxed);
+    s.records = j.records.load(std::memory_order_relaxed);
+    s.bytes = j.bytes.load(std::memory_order_relaxed);
+    s.flushes = j.flushes.load(std::memory_order_relaxed);
+    s.io_errors = j.io_errors.load(std::memory_order_relaxed);
+    s.snapshots_done = j.snapshots_done.load(std::memory_order_relaxed);
+  }
+  for (std::uint32_t p = 0; p < h.partition_count(); ++p) {
+    const PartitionState& st = h.partition(p).state();
+    const std::uint64_t next = st.next_seq.load(std::memory_order_relaxed);
+    const std::uint64_t journaled =
+        st.journaled_seq.load(std::memory_order_relaxed);
+    const std::uint64_t reclaimed =
+        st.reclaimed_seq.load(std::memory_order_relaxed);
+    NodeStatus& s = r.nodes[h.node_of(p)];
+    if (h.journaled() && next > journaled) s.pending_changes += next - journaled;
+    if (next > reclaimed) {
+      s.max_ring_depth = std::max(s.max_ring_depth, next - reclaimed);
+    }
+  }
+  return r;
+}
+
+}  // namespace numagrid::core

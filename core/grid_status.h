@@ -1,0 +1,41 @@
+// GridStatus: what `numagrid status` shows of a running grid: per node, its
+// journal worker (pid, alive, state, heartbeat age) and the journal's
+// progress and lag (changes visible but not yet durable, per ring).
+// Reads only; takes no lock.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/grid_handle.h"
+
+namespace numagrid::core {
+
+struct NodeStatus {
+  std::uint32_t node = 0;
+  std::uint64_t worker_pid = 0;  // 0: no worker has run
+  bool worker_alive = false;     // the pid exists now
+  std::string worker_state;      // "none", "running", "retrying", "stopped"
+  std::int64_t heartbeat_age_ms = -1;  // -1: never
+  std::uint64_t durable_journal_seq = 0;
+  std::uint64_t records = 0;  // journaled since create
+  std::uint64_t bytes = 0;
+  std::uint64_t flushes = 0;
+  std::uint64_t io_errors = 0;
+  std::uint64_t pending_changes = 0;  // visible, not yet durable
+  std::uint64_t max_ring_depth = 0;   // the fullest ring of the node
+  std::uint64_t ring_capacity = 0;
+  std::uint64_t snapshots_done = 0;
+};
+
+struct GridStatusReport {
+  std::string name;
+  std::string journal_dir;  // "" without a journal
+  std::string durability;   // "async", "sync" or "none"
+  std::vector<NodeStatus> nodes;
+};
+
+GridStatusReport GridStatus(GridHandle& grid);
+
+}  // namespace numagrid::core

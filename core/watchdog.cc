@@ -1,0 +1,367 @@
+#include "core/watchdog.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "core/base/json_writer.h"
+#include "core/grid_handle.h"
+#include "core/grid_repair.h"
+#include "core/journal_layout.h"
+#include "core/journal_worker.h"
+#include "core/partition.h"
+#include "io/errno_status.h"
+
+namespace numagrid::core {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A worker that dies sooner than this after its start counts as a crash
+// loop: the next start waits, twice as long each time, up to kMaxBackoff.
+constexpr auto kStableRun = std::chrono::seconds(2);
+constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
+constexpr auto kMaxBackoff = std::chrono::seconds(10);
+constexpr auto kStopGrace = std::chrono::seconds(60);
+
+struct Worker {
+  std::uint32_t node = 0;
+  pid_t pid = -1;  // -1: not running
+  bool adopted = false;  // started by an earlier watchdog: not our child
+  Clock::time_point started;
+  Clock::time_point next_start;  // when a restart is due
+  std::chrono::milliseconds backoff{0};
+  std::uint64_t starts = 0;
+};
+
+class Watchdog {
+ public:
+  Watchdog(GridHandle& grid, const WatchdogOptions& o)
+      : grid_(grid), o_(o), dir_(grid.journal_dir()) {
+    workers_.resize(grid.config().node_count);
+    for (std::uint32_t n = 0; n < workers_.size(); ++n) workers_[n].node = n;
+    events_ = std::fopen((dir_ + "/events.log").c_str(), "ae");
+  }
+  ~Watchdog() {
+    if (events_ != nullptr) std::fclose(events_);
+  }
+
+  Status Run() {
+    Event("watchdog_started", -1, 0, "", -1);
+    for (Worker& w : workers_) Start(w, "start");
+    if (o_.ready) o_.ready();
+    auto last_repair = Clock::now();
+    while (!Stopping()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(o_.poll_ms));
+      for (Worker& w : workers_) Supervise(w);
+      if (Clock::now() - last_repair >= std::chrono::milliseconds(200)) {
+        RepairDeadAttachers();
+        last_repair = Clock::now();
+      }
+    }
+    StopWorkers();
+    Event("watchdog_stopped", -1, 0, "", -1);
+    return Status::Ok();
+  }
+
+ private:
+  bool Stopping() const {
+    // relaxed: a flag set by a signal handler.
+    return o_.stop != nullptr && o_.stop->load(std::memory_order_relaxed);
+  }
+
+  void Log(const std::string& line) {
+    if (o_.log) o_.log(line);
+  }
+
+  // One JSON line in events.log, and a log line.
+  void Event(const std::string& what, int node, pid_t pid,
+             const std::string& cause, std::int64_t duration_ms) {
+    base::JsonWriter j(/*pretty=*/false);
+    j.BeginObject()
+        .Field("time_unix_ms", NowMs())
+        .Field("event", what)
+        .Field("grid", grid_.name());
+    if (node >= 0) j.Field("node", node);
+    if (pid > 0) j.Field("pid", static_cast<std::int64_t>(pid));
+    if (!cause.empty()) j.Field("cause", cause);
+    if (duration_ms >= 0) j.Field("duration_ms", duration_ms);
+    j.EndObject();
+    std::string json = j.str();
+    while (!json.empty() && json.back() == '\n') json.pop_back();
+    if (events_ != nullptr) {
+      std::fprintf(events_, "%s\n", json.c_str());
+      std::fflush(events_);
+    }
+    std::string line = what;
+    if (node >= 0) line += " node " + std::to_string(node);
+    if (pid > 0) line += " pid " + std::to_string(pid);
+    if (!cause.empty()) line += ": " + cause;
+    Log(line);
+  }
+
+  void Start(Worker& w, const std::string& why) {
+    // A worker left running by a watchdog that died is adopted, not
+    // replaced: it holds the node's journal and loses nothing by going on.
+    if (NodeJournalLocked(dir_, w.node)) {
+      // relaxed: the pid it published when it took the lock.
+      const auto pid = static_cast<pid_t>(
+          grid_.journal_node(w.node).worker_pid.load(std::memory_order_relaxed));
+      if (pid > 0 && kill(pid, 0) == 0) {
+        w.pid = pid;
+        w.adopted = true;
+        w.started = Clock::now();
+        ++w.starts;
+        Event("worker_adopted", static_cast<int>(w.node), pid,
+              "it was running when this watchdog started", -1);
+        return;
+      }
+    }
+    w.adopted = false;
+    const std::string node = std::to_string(w.node);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      // The child: the worker command, which attaches on its own.
+      execl(o_.worker_exe.c_str(), o_.worker_exe.c_str(), "worker",
+            grid_.name().c_str(), "--node", node.c_str(),
+            static_cast<char*>(nullptr));
+      std::fprintf(stderr, "numagrid watchdog: cannot run %s: %s\n",
+                   o_.worker_exe.c_str(), io::detail::ErrnoText(errno).c_str());
+      _exit(127);
+    }
+    if (pid < 0) {
+      Event("worker_start_failed", static_cast<int>(w.node), 0,
+            io::detail::ErrnoText(errno), -1);
+      w.next_start = Clock::now() + std::chrono::seconds(1);
+      return;
+    }
+    w.pid = pid;
+    w.started = Clock::now();
+    if (w.starts++ > 0) {
+      grid_.journal_node(w.node).restarts.fetch_add(1,
+                                                    std::memory_order_relaxed);
+    }
+    Event(w.starts == 1 ? "worker_started" : "worker_restarted",
+          static_cast<int>(w.node), pid, why, -1);
+  }
+
+  void Supervise(Worker& w) {
+    const auto now = Clock::now();
+    if (w.pid < 0) {
+      if (now >= w.next_start) Start(w, "restart after backoff");
+      return;
+    }
+    int status = 0;
+    if (w.adopted) {
+      // Not our child: no exit status, only whether it still exists.
+      if (kill(w.pid, 0) != 0) {
+        Exited(w, -1);
+        return;
+      }
+    } else if (waitpid(w.pid, &status, WNOHANG) == w.pid) {
+      Exited(w, status);
+      return;
+    }
+    // A worker that stopped beating (paused, wedged) is killed and replaced.
+    const JournalNodeState& ns = grid_.journal_node(w.node);
+    // relaxed: a heartbeat is a hint with a generous timeout.
+    const std::uint64_t beat =
+        ns.heartbeat_unix_ms.load(std::memory_order_relaxed);
+    const std::uint64_t pid = ns.worker_pid.load(std::memory_order_relaxed);
+    const bool ours = pid == static_cast<std::uint64_t>(w.pid);
+    const auto since_start =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - w.started);
+    const std::uint64_t now_ms = NowMs();
+    const bool stale =
+        since_start.count() > o_.heartbeat_timeout_ms &&
+        (!ours || (now_ms > beat && now_ms - beat > o_.heartbeat_timeout_ms));
+    if (stale) {
+      Event("worker_killed", static_cast<int>(w.node), w.pid,
+            ours ? "heartbeat older than " +
+                       std::to_string(o_.heartbeat_timeout_ms) + " ms"
+                 : "never started journaling within the heartbeat timeout",
+            -1);
+      kill(w.pid, SIGKILL);
+      if (w.adopted) {
+        while (kill(w.pid, 0) == 0) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        status = -1;
+      } else {
+        waitpid(w.pid, &status, 0);
+      }
+      Exited(w, status);
+    }
+  }
+
+  void Exited(Worker& w, int status) {
+    const auto ran = Clock::now() - w.started;
+    std::string cause;
+    if (status == -1) {
+      cause = "an adopted worker ended";
+    } else if (WIFEXITED(status)) {
+      cause = "exited with status " + std::to_string(WEXITSTATUS(status));
+    } else if (WIFSIGNALED(status)) {
+      cause = std::string("killed by signal ") + strsignal(WTERMSIG(status));
+    }
+    Event("worker_exited", static_cast<int>(w.node), w.pid, cause,
+          std::chrono::duration_cast<std::chrono::milliseconds>(ran).count());
+    w.pid = -1;
+    if (ran < kStableRun) {
+      w.backoff = w.backoff.count() == 0
+                      ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                            kFirstBackoff)
+                      : std::min(w.backoff * 2,
+                                 std::chrono::duration_cast<
+                                     std::chrono::milliseconds>(kMaxBackoff));
+      Event("crash_loop_backoff", static_cast<int>(w.node), 0,
+            "worker ran " +
+                std::to_string(std::chrono::duration_cast<
+                                   std::chrono::milliseconds>(ran)
+                                   .count()) +
+                " ms; next start in " + std::to_string(w.backoff.count()) +
+                " ms",
+            -1);
+    } else {
+      w.backoff = std::chrono::milliseconds(0);
+    }
+    w.next_start = Clock::now() + w.backoff;
+    if (w.backoff.count() == 0) Start(w, "replacing the exited worker");
+  }
+
+  void RepairDeadAttachers() {
+    const auto t0 = Clock::now();
+    const RepairReport r = RepairDeadProcesses(grid_);
+    if (r.slots_repaired == 0 && r.partitions_repaired == 0) return;
+    Event("repair", -1, 0,
+          std::to_string(r.slots_repaired) + " dead process slot(s), " +
+              std::to_string(r.partitions_repaired) + " partition(s)",
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
+                                                                t0)
+              .count());
+  }
+
+  void StopWorkers() {
+    for (Worker& w : workers_) {
+      if (w.pid > 0) kill(w.pid, SIGTERM);
+    }
+    const auto deadline = Clock::now() + kStopGrace;
+    for (Worker& w : workers_) {
+      if (w.pid <= 0) continue;
+      int status = 0;
+      for (;;) {
+        if (w.adopted) {
+          if (kill(w.pid, 0) != 0) break;
+        } else {
+          const pid_t r = waitpid(w.pid, &status, WNOHANG);
+          if (r == w.pid || r < 0) break;
+        }
+        if (Clock::now() > deadline) {
+          Event("worker_killed", static_cast<int>(w.node), w.pid,
+                "did not drain within the stop grace period", -1);
+          kill(w.pid, SIGKILL);
+          waitpid(w.pid, &status, 0);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      Event("worker_stopped", static_cast<int>(w.node), w.pid,
+            WIFEXITED(status) && WEXITSTATUS(status) == 0
+                ? "drained and flushed"
+                : "exit status " + std::to_string(status),
+            -1);
+      w.pid = -1;
+    }
+  }
+
+  GridHandle& grid_;
+  const WatchdogOptions& o_;
+  const std::string dir_;
+  std::vector<Worker> workers_;
+  std::FILE* events_ = nullptr;
+};
+
+Result<int> LockWatchdog(const std::string& dir) {
+  const std::string path = dir + "/watchdog.lock";
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return io::detail::ErrnoStatus(errno, "open " + path);
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_len = 1;
+  if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+    const int err = errno;
+    close(fd);
+    if (err == EAGAIN || err == EACCES) return AlreadyExists("");
+    return io::detail::ErrnoStatus(err, "lock " + path);
+  }
+  return fd;
+}
+
+}  // namespace
+
+bool ProcessRunning(std::uint64_t pid) {
+  if (pid == 0 || kill(static_cast<pid_t>(pid), 0) != 0) return false;
+  // /proc/<pid>/stat: "pid (comm) S ...", where comm may hold spaces and
+  // parentheses, so the state is the first field after the last ')'.
+  std::FILE* f =
+      std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "re");
+  if (f == nullptr) return true;
+  char buf[512];
+  const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* paren = std::strrchr(buf, ')');
+  return paren == nullptr || paren[1] == '\0' || paren[2] != 'Z';
+}
+
+std::uint64_t RunningWatchdog(std::string_view name) {
+  auto h = GridHandle::Attach(name);
+  if (!h.ok() || !(*h)->journaled()) return 0;
+  // relaxed: a lookup; kill(pid, 0) below says whether it still runs.
+  const std::uint64_t pid =
+      (*h)->journal().watchdog_pid.load(std::memory_order_relaxed);
+  return ProcessRunning(pid) ? pid : 0;
+}
+
+Status RunWatchdog(std::string_view name, const WatchdogOptions& o) {
+  auto h = GridHandle::Attach(name);
+  if (!h.ok()) return h.status();
+  if (!(*h)->journaled()) {
+    return InvalidArgument("grid '" + std::string(name) +
+                           "' has no journal (created with --no-journal): "
+                           "there are no workers to run");
+  }
+  auto lock = LockWatchdog((*h)->journal_dir());
+  if (!lock.ok()) {
+    if (lock.status().code() != StatusCode::kAlreadyExists) {
+      return lock.status();
+    }
+    return AlreadyExists(
+        "grid '" + std::string(name) + "' already has a watchdog (pid " +
+        std::to_string(
+            (*h)->journal().watchdog_pid.load(std::memory_order_relaxed)) +
+        ")");
+  }
+  // relaxed: read by `stop` and `status` to find us; the lock is what
+  // makes us the only one.
+  (*h)->journal().watchdog_pid.store(static_cast<std::uint64_t>(getpid()),
+                                     std::memory_order_relaxed);
+  Watchdog w(**h, o);
+  Status s = w.Run();
+  (*h)->journal().watchdog_pid.store(0, std::memory_order_relaxed);
+  close(*lock);
+  return s;
+}
+
+}  // namespace numagrid::core
