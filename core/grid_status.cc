@@ -30,9 +30,8 @@ GridStatusReport GridStatus(GridHandle& h) {
   r.name = h.name();
   if (h.journaled()) {
     r.journal_dir = h.journal_dir();
-    r.durability = h.journal().config.durability == kDurabilitySync
-                       ? "sync"
-                       : "async";
+    r.durability =
+        h.journal().config.durability == kDurabilitySync ? "sync" : "async";
   } else {
     r.durability = "none";
   }
@@ -50,7 +49,8 @@ GridStatusReport GridStatus(GridHandle& h) {
     s.worker_alive =
         s.worker_pid != 0 && kill(static_cast<pid_t>(s.worker_pid), 0) == 0;
     s.worker_state = StateName(j.worker_state.load(std::memory_order_relaxed));
-    const std::uint64_t beat = j.heartbeat_unix_ms.load(std::memory_order_relaxed);
+    const std::uint64_t beat =
+        j.heartbeat_unix_ms.load(std::memory_order_relaxed);
     s.heartbeat_age_ms =
         beat == 0 ? -1 : static_cast<std::int64_t>(now > beat ? now - beat : 0);
     s.durable_journal_seq =
@@ -69,7 +69,8 @@ GridStatusReport GridStatus(GridHandle& h) {
     const std::uint64_t reclaimed =
         st.reclaimed_seq.load(std::memory_order_relaxed);
     NodeStatus& s = r.nodes[h.node_of(p)];
-    if (h.journaled() && next > journaled) s.pending_changes += next - journaled;
+    if (h.journaled() && next > journaled)
+      s.pending_changes += next - journaled;
     if (next > reclaimed) {
       s.max_ring_depth = std::max(s.max_ring_depth, next - reclaimed);
     }

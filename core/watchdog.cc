@@ -36,7 +36,7 @@ constexpr auto kStopGrace = std::chrono::seconds(60);
 
 struct Worker {
   std::uint32_t node = 0;
-  pid_t pid = -1;  // -1: not running
+  pid_t pid = -1;        // -1: not running
   bool adopted = false;  // started by an earlier watchdog: not our child
   Clock::time_point started;
   Clock::time_point next_start;  // when a restart is due
@@ -115,8 +115,9 @@ class Watchdog {
     // replaced: it holds the node's journal and loses nothing by going on.
     if (NodeJournalLocked(dir_, w.node)) {
       // relaxed: the pid it published when it took the lock.
-      const auto pid = static_cast<pid_t>(
-          grid_.journal_node(w.node).worker_pid.load(std::memory_order_relaxed));
+      const auto pid =
+          static_cast<pid_t>(grid_.journal_node(w.node).worker_pid.load(
+              std::memory_order_relaxed));
       if (pid > 0 && kill(pid, 0) == 0) {
         w.pid = pid;
         w.adopted = true;
@@ -218,17 +219,18 @@ class Watchdog {
           std::chrono::duration_cast<std::chrono::milliseconds>(ran).count());
     w.pid = -1;
     if (ran < kStableRun) {
-      w.backoff = w.backoff.count() == 0
-                      ? std::chrono::duration_cast<std::chrono::milliseconds>(
-                            kFirstBackoff)
-                      : std::min(w.backoff * 2,
-                                 std::chrono::duration_cast<
-                                     std::chrono::milliseconds>(kMaxBackoff));
+      w.backoff =
+          w.backoff.count() == 0
+              ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                    kFirstBackoff)
+              : std::min(w.backoff * 2,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                             kMaxBackoff));
       Event("crash_loop_backoff", static_cast<int>(w.node), 0,
             "worker ran " +
-                std::to_string(std::chrono::duration_cast<
-                                   std::chrono::milliseconds>(ran)
-                                   .count()) +
+                std::to_string(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(ran)
+                        .count()) +
                 " ms; next start in " + std::to_string(w.backoff.count()) +
                 " ms",
             -1);
@@ -243,12 +245,12 @@ class Watchdog {
     const auto t0 = Clock::now();
     const RepairReport r = RepairDeadProcesses(grid_);
     if (r.slots_repaired == 0 && r.partitions_repaired == 0) return;
-    Event("repair", -1, 0,
-          std::to_string(r.slots_repaired) + " dead process slot(s), " +
-              std::to_string(r.partitions_repaired) + " partition(s)",
-          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
-                                                                t0)
-              .count());
+    Event(
+        "repair", -1, 0,
+        std::to_string(r.slots_repaired) + " dead process slot(s), " +
+            std::to_string(r.partitions_repaired) + " partition(s)",
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0)
+            .count());
   }
 
   void StopWorkers() {
@@ -347,11 +349,11 @@ Status RunWatchdog(std::string_view name, const WatchdogOptions& o) {
     if (lock.status().code() != StatusCode::kAlreadyExists) {
       return lock.status();
     }
-    return AlreadyExists(
-        "grid '" + std::string(name) + "' already has a watchdog (pid " +
-        std::to_string(
-            (*h)->journal().watchdog_pid.load(std::memory_order_relaxed)) +
-        ")");
+    return AlreadyExists("grid '" + std::string(name) +
+                         "' already has a watchdog (pid " +
+                         std::to_string((*h)->journal().watchdog_pid.load(
+                             std::memory_order_relaxed)) +
+                         ")");
   }
   // relaxed: read by `stop` and `status` to find us; the lock is what
   // makes us the only one.

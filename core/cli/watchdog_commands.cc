@@ -64,8 +64,8 @@ int RunStart(const ParsedArgs& a) {
   o.stop = &g_stop;
   o.log = WatchdogLog;
   if (a.Has("heartbeat-timeout")) {
-    auto us =
-        base::ParseDurationUs(a.Get("heartbeat-timeout"), "--heartbeat-timeout");
+    auto us = base::ParseDurationUs(a.Get("heartbeat-timeout"),
+                                    "--heartbeat-timeout");
     if (!us.ok()) return Fail("start", us.status());
     if (*us < 100'000 || *us / 1000 > UINT32_MAX) {
       return Fail("start", InvalidArgument(
@@ -117,8 +117,8 @@ int RunStart(const ParsedArgs& a) {
     close(ready[0]);
     setsid();
     const std::string log_path = dir + "/numagrid.log";
-    const int log = open(log_path.c_str(),
-                         O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    const int log =
+        open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     const int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null >= 0) dup2(null, STDIN_FILENO);
     if (log >= 0) {
@@ -176,21 +176,22 @@ int RunStop(const ParsedArgs& a) {
     }
   } else {
     kill(static_cast<pid_t>(pid), SIGTERM);
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(timeout_ms);
     while (core::ProcessRunning(pid)) {
       if (std::chrono::steady_clock::now() > deadline) {
-        return Fail("stop", Unavailable("the watchdog (pid " +
-                                        std::to_string(pid) +
-                                        ") is still draining after " +
-                                        std::to_string(timeout_ms) + " ms"));
+        return Fail("stop",
+                    Unavailable("the watchdog (pid " + std::to_string(pid) +
+                                ") is still draining after " +
+                                std::to_string(timeout_ms) + " ms"));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     if (!a.Has("quiet")) {
-      std::printf("stopped grid '%s': workers drained every ring and "
-                  "flushed\n",
-                  name.c_str());
+      std::printf(
+          "stopped grid '%s': workers drained every ring and "
+          "flushed\n",
+          name.c_str());
     }
   }
   if (a.Has("destroy")) {
@@ -221,8 +222,9 @@ std::vector<CommandSpec> WatchdogCommands() {
        "has its journal, the grid is recovered first. A second watchdog of\n"
        "the same grid exits 4 naming the first.",
        {{"foreground", "", "do not detach (for systemd or a terminal)"},
-        {"heartbeat-timeout", "T", "replace a worker silent this long "
-                                   "(default 3s)"},
+        {"heartbeat-timeout", "T",
+         "replace a worker silent this long "
+         "(default 3s)"},
         {"workers-per-node", "K", "only 1 is supported"},
         {"journal-dir", "DIR", "where to recover from if the grid is missing"},
         {"quiet", "", "print nothing on success"}},

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -39,6 +40,7 @@
 #include "numagrid/grid.h"
 #include "numagrid/status.h"
 #include "tests/support/journal_grid.h"
+#include "tests/support/shared_block.h"
 #include "tests/support/test_grid.h"
 #include "tests/support/test_seed.h"
 
@@ -58,6 +60,7 @@ using ::numagrid::testing::ReadDirFiles;
 using ::numagrid::testing::ReadFileBytes;
 using ::numagrid::testing::ReadGridState;
 using ::numagrid::testing::ReadJournal;
+using ::numagrid::testing::SharedBlock;
 using ::numagrid::testing::StateDiff;
 using ::numagrid::testing::SystemTopology;
 using ::numagrid::testing::TempDir;
@@ -402,16 +405,15 @@ TEST_F(RecoveryCli, WatchdogRepairsTheSlotOfAnAttachedProcessThatDied) {
   const std::string name = CreateWithTool(journal.path());
   CliChild watchdog({"start", name, "--foreground"}, scratch_.path());
   ASSERT_TRUE(PollUntil([&] { return RunningWorker(name) != 0; }));
+  SharedBlock<std::atomic<int>> attached_flag;
   const pid_t attached = ForkChild([&] {
     auto g = Grid::Attach(name);
     if (!g.ok()) return 1;
+    attached_flag->store(1);
     pause();
     return 0;
   });
-  ASSERT_TRUE(PollUntil([&] {
-    auto c = CheckGrid(name, /*repair=*/false);
-    return c.ok() && c->problems.empty();
-  }));
+  ASSERT_TRUE(PollUntil([&] { return attached_flag->load() == 1; }));
   kill(attached, SIGKILL);
   EXPECT_EQ(WaitChild(attached), 128 + SIGKILL);
   // No `check --repair` here: the watchdog clears the dead slot.
