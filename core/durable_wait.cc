@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "core/grid_handle.h"
+#include "core/watchdog.h"
 #include "shm/futex.h"
 #include "shm/robust_mutex.h"
 
@@ -35,8 +36,9 @@ Status GridHandle::WaitDurable(std::uint32_t p, std::uint64_t upto,
     if (st.journaled_seq.load(std::memory_order_acquire) >= upto) {
       return Status::Ok();
     }
-    // relaxed: the wake word carries no data; the futex call orders it.
-    node.wake.fetch_add(1, std::memory_order_relaxed);
+    // release: pairs with the worker's acquire load of the word, which
+    // then sees our change below next_seq.
+    node.wake.fetch_add(1, std::memory_order_release);
     shm::FutexWake(&node.wake, 1);
     const std::uint64_t now = shm::MonotonicNowNs();
     if (now >= deadline) break;
@@ -48,7 +50,7 @@ Status GridHandle::WaitDurable(std::uint32_t p, std::uint64_t upto,
   // relaxed: a diagnosis, not a decision.
   const std::uint64_t pid = node.worker_pid.load(std::memory_order_relaxed);
   const std::uint32_t state = node.worker_state.load(std::memory_order_relaxed);
-  const bool alive = pid != 0 && kill(static_cast<pid_t>(pid), 0) == 0 &&
+  const bool alive = ProcessRunning(pid) &&
                      (state == kWorkerRunning || state == kWorkerRetrying);
   std::string why;
   if (!alive) {

@@ -6,6 +6,8 @@
 
 #include "core/journal_layout.h"
 #include "core/partition.h"
+#include "core/watchdog.h"
+#include "shm/robust_mutex.h"
 
 namespace numagrid::core {
 namespace {
@@ -32,12 +34,16 @@ GridStatusReport GridStatus(GridHandle& h) {
     r.journal_dir = h.journal_dir();
     r.durability =
         h.journal().config.durability == kDurabilitySync ? "sync" : "async";
+    // relaxed: a report.
+    const std::uint64_t wd =
+        h.journal().watchdog_pid.load(std::memory_order_relaxed);
+    r.watchdog_pid = ProcessRunning(wd) ? wd : 0;
   } else {
     r.durability = "none";
   }
   const std::uint32_t nodes = h.config().node_count;
   r.nodes.resize(nodes);
-  const std::uint64_t now = NowMs();
+  const std::uint64_t mono_ms = shm::MonotonicNowNs() / 1'000'000;
   for (std::uint32_t n = 0; n < nodes; ++n) {
     NodeStatus& s = r.nodes[n];
     s.node = n;
@@ -46,13 +52,14 @@ GridStatusReport GridStatus(GridHandle& h) {
     // relaxed throughout: a report of independent numbers.
     const JournalNodeState& j = h.journal_node(n);
     s.worker_pid = j.worker_pid.load(std::memory_order_relaxed);
-    s.worker_alive =
-        s.worker_pid != 0 && kill(static_cast<pid_t>(s.worker_pid), 0) == 0;
+    s.worker_alive = ProcessRunning(s.worker_pid);
     s.worker_state = StateName(j.worker_state.load(std::memory_order_relaxed));
     const std::uint64_t beat =
-        j.heartbeat_unix_ms.load(std::memory_order_relaxed);
+        j.heartbeat_mono_ms.load(std::memory_order_relaxed);
     s.heartbeat_age_ms =
-        beat == 0 ? -1 : static_cast<std::int64_t>(now > beat ? now - beat : 0);
+        beat == 0
+            ? -1
+            : static_cast<std::int64_t>(mono_ms > beat ? mono_ms - beat : 0);
     s.durable_journal_seq =
         j.durable_journal_seq.load(std::memory_order_relaxed);
     s.records = j.records.load(std::memory_order_relaxed);

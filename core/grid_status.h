@@ -31,8 +31,9 @@ struct NodeStatus {
 
 struct GridStatusReport {
   std::string name;
-  std::string journal_dir;  // "" without a journal
-  std::string durability;   // "async", "sync" or "none"
+  std::string journal_dir;         // "" without a journal
+  std::string durability;          // "async", "sync" or "none"
+  std::uint64_t watchdog_pid = 0;  // the running watchdog, 0 if none runs
   std::vector<NodeStatus> nodes;
 };
 

@@ -275,7 +275,8 @@ Status PurgeJournalDir(const std::string& dir, std::string_view name) {
     if (IsJournalFileName(n) ||
         (n.starts_with("journal-") && n.ends_with(".lock")) ||
         (n.starts_with("snapshot-") && n.ends_with(".snap.tmp")) ||
-        n == "events.log") {
+        n == "events.log" || n == "numagrid.log" || n == "watchdog.lock" ||
+        n == "grid.conf.tmp") {
       doomed.emplace_back(n);
     }
   }

@@ -62,7 +62,8 @@ struct alignas(64) JournalNodeState {
   std::atomic<std::uint32_t> worker_state;         // kWorker*
   std::atomic<std::uint64_t> worker_pid;           // 0: no worker has run
   std::atomic<std::uint64_t> durable_journal_seq;  // records <= are durable
-  std::atomic<std::uint64_t> heartbeat_unix_ms;    // the worker's last loop
+  std::atomic<std::uint64_t> heartbeat_mono_ms;    // the worker's last loop,
+                                                   // CLOCK_MONOTONIC ms
   std::atomic<std::uint64_t> records;              // journaled since create
   std::atomic<std::uint64_t> bytes;
   std::atomic<std::uint64_t> flushes;

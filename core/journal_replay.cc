@@ -1,8 +1,13 @@
 #include "core/journal_replay.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 
 #include "core/base/check.h"
+#include "io/errno_status.h"
 #include "io/journal_reader.h"
 #include "io/snapshot_file.h"
 
@@ -168,6 +173,20 @@ Status JournalReplay::ReplayJournal(std::uint32_t node, ReplaySink& sink,
     report_->dropped.push_back(d);
     Log("node " + std::to_string(node) + ": dropped " + tail.ToString());
     if (truncate_tail) NUMAGRID_RETURN_IF_ERROR((*reader)->TruncateTornTail());
+  }
+  if (truncate_tail && !(*reader)->segments().empty()) {
+    // What a killed worker wrote may sit in the page cache only; the rebuilt
+    // grid counts it durable, so make it so.
+    const std::string& path = (*reader)->segments().back().path;
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      const int rc = fdatasync(fd);
+      const int err = errno;
+      close(fd);
+      if (rc != 0) return io::detail::ErrnoIoError(err, "fdatasync " + path);
+    } else if (errno != ENOENT) {
+      return io::detail::ErrnoStatus(errno, "open " + path);
+    }
   }
   last_journal_[node] = std::max(last, covered_journal);
   return Status::Ok();

@@ -66,11 +66,14 @@ class NodeJournaler {
     std::uint32_t backoff_ms = 0;
     for (;;) {
       const bool stopping = Stopping(o_);
-      // relaxed: the wake word carries no data. Read before collecting, so
-      // that a writer who asks for a flush meanwhile ends the wait below.
-      const std::uint32_t wake = node_.wake.load(std::memory_order_relaxed);
+      // acquire: pairs with the writers' release fetch_add, so a bump seen
+      // here also shows the change that asked for it. Read before
+      // collecting, so that a writer who asks for a flush meanwhile ends
+      // the wait below.
+      const std::uint32_t wake = node_.wake.load(std::memory_order_acquire);
       const auto round_start = std::chrono::steady_clock::now();
-      node_.heartbeat_unix_ms.store(NowMs(), std::memory_order_relaxed);
+      node_.heartbeat_mono_ms.store(shm::MonotonicNowNs() / 1'000'000,
+                                    std::memory_order_relaxed);
 
       if (writer_ == nullptr) {
         Status s = OpenWriter();
@@ -84,7 +87,6 @@ class NodeJournaler {
       bool more = false;
       Result<std::uint64_t> n = JournalBatch(&more);
       if (!n.ok()) {
-        failed_ = true;
         writer_.reset();
         device_.reset();
         ResetCursors();  // journal them again from the last durable point
@@ -100,7 +102,9 @@ class NodeJournaler {
       }
       ReclaimIdle(*n == 0);
       MaybeSnapshot();
-      if (stopping && *n == 0) break;  // drained: a graceful stop
+      // A graceful stop drains what was written before it arrived, even
+      // while writers go on.
+      if (stopping && DrainedForStop()) break;
       if (more || stopping) continue;
       // Async: the next flush one interval after this one began, unless a
       // writer wakes us first. In slices, so that a stop set by another
@@ -108,10 +112,11 @@ class NodeJournaler {
       // within one, and the heartbeat stays fresh however long the
       // interval.
       for (;;) {
-        node_.heartbeat_unix_ms.store(NowMs(), std::memory_order_relaxed);
+        node_.heartbeat_mono_ms.store(shm::MonotonicNowNs() / 1'000'000,
+                                      std::memory_order_relaxed);
         const auto elapsed = std::chrono::steady_clock::now() - round_start;
         if (elapsed >= interval || Stopping(o_) ||
-            node_.wake.load(std::memory_order_relaxed) != wake) {
+            node_.wake.load(std::memory_order_acquire) != wake) {
           break;
         }
         const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -132,6 +137,22 @@ class NodeJournaler {
   }
 
  private:
+  // At the first call after the stop, fixes what must be journaled before
+  // exiting (each ring up to its next_seq now); then true once it is.
+  bool DrainedForStop() {
+    if (stop_targets_.empty()) {
+      for (std::uint32_t p : parts_) {
+        // acquire: the entries below it are complete.
+        stop_targets_.push_back(grid_.partition(p).state().next_seq.load(
+            std::memory_order_acquire));
+      }
+    }
+    for (std::size_t i = 0; i < parts_.size(); ++i) {
+      if (pos_[i] < stop_targets_[i]) return false;
+    }
+    return true;
+  }
+
   void ResetCursors() {
     for (std::size_t i = 0; i < parts_.size(); ++i) {
       // acquire: pairs with MarkJournaled (ours or a previous worker's).
@@ -154,11 +175,15 @@ class NodeJournaler {
   }
 
   Status OpenWriter() {
-    // After a failed flush, only what that writer confirmed is kept.
+    // Only what a writer confirmed durable is kept: records after it were
+    // written by a worker that died or failed before its fdatasync
+    // returned, and may not be on disk (a host crash would cut them under a
+    // later segment). Their changes are not marked, so they are journaled
+    // again.
     auto first = PrepareJournalTail(
         dir_, o_.node, grid_.grid_id(),
-        node_.durable_journal_seq.load(std::memory_order_relaxed) + 1, o_.log,
-        failed_ ? durable_seq_ : UINT64_MAX);
+        node_.durable_journal_seq.load(std::memory_order_acquire) + 1, o_.log,
+        node_.durable_journal_seq.load(std::memory_order_acquire));
     if (!first.ok()) return first.status();
     io::JournalWriterOptions wo;
     wo.dir = dir_;
@@ -181,7 +206,6 @@ class NodeJournaler {
     if (!w.ok()) return w.status();
     writer_ = std::move(*w);
     durable_seq_ = *first - 1;
-    failed_ = false;
     return Status::Ok();
   }
 
@@ -221,18 +245,21 @@ class NodeJournaler {
     }
     if (records == 0) return std::uint64_t{0};
     NUMAGRID_RETURN_IF_ERROR(writer_->Flush());
-    // Durable: publish it. MarkJournaled stores with release, after the
-    // fdatasync returned.
+    // Durable. First the journal position, then the marks: a worker that
+    // starts after us keeps the records up to the published position and
+    // cuts the rest (they may never have reached the disk); a change is
+    // marked only once its record is below that position, so no marked
+    // change is ever cut. release: a snapshot that loads it with acquire
+    // reads next_seq afterwards, and every record up to it was appended
+    // from ring entries below the next_seq of that time.
+    durable_seq_ = writer_->durable_seq();
+    node_.durable_journal_seq.store(durable_seq_, std::memory_order_release);
+    // MarkJournaled stores with release, after the fdatasync returned.
     for (std::size_t i = 0; i < parts_.size(); ++i) {
       if (upto_[i] != pos_[i])
         grid_.partition(parts_[i]).MarkJournaled(upto_[i]);
       pos_[i] = upto_[i];
     }
-    durable_seq_ = writer_->durable_seq();
-    // release: a snapshot that loads this with acquire then sees every
-    // partition's journaled_seq at or past the marks above, which is what
-    // makes "covers the journal through J" true (core/snapshot.h).
-    node_.durable_journal_seq.store(durable_seq_, std::memory_order_release);
     node_.records.fetch_add(records, std::memory_order_relaxed);
     node_.bytes.fetch_add(bytes, std::memory_order_relaxed);
     node_.flushes.fetch_add(1, std::memory_order_relaxed);
@@ -260,9 +287,18 @@ class NodeJournaler {
     if (requested <= snapshots_handled_ && !by_size && !by_time) return;
     last_snapshot_ = now;
     Result<NodeSnapshotReport> r = Status(StatusCode::kIoError, "");
-    auto lock = LockNodeJournal(dir_, o_.node, JournalLock::kSnapshot);
+    // Not waiting: a snapshot by `numagrid snapshot` holds it; retry on a
+    // later round rather than stall the journal.
+    auto lock =
+        LockNodeJournal(dir_, o_.node, JournalLock::kSnapshot, /*wait=*/false);
+    if (!lock.ok() && lock.status().code() == StatusCode::kAlreadyExists) {
+      return;
+    }
     if (lock.ok()) {
-      r = WriteNodeSnapshot(grid_, o_.node, o_.log);
+      r = WriteNodeSnapshot(grid_, o_.node, o_.log, [this] {
+        node_.heartbeat_mono_ms.store(shm::MonotonicNowNs() / 1'000'000,
+                                      std::memory_order_relaxed);
+      });
       close(*lock);
     } else {
       r = lock.status();
@@ -305,7 +341,9 @@ class NodeJournaler {
           st.reclaimed_seq.load(std::memory_order_relaxed);
       if (journaled == reclaimed) continue;
       if (idle || journaled - reclaimed >= st.ring_capacity / 2) {
-        (void)part.Reclaim(grid_.limits());
+        // Never wait: a writer stopped while holding the lock must not
+        // stall the journal.
+        (void)part.Reclaim(grid_.limits(), /*wait=*/false);
       }
     }
   }
@@ -320,7 +358,7 @@ class NodeJournaler {
   std::unique_ptr<io::JournalDevice> device_;
   std::unique_ptr<io::JournalWriter> writer_;
   std::uint64_t durable_seq_ = 0;
-  bool failed_ = false;  // the last writer stopped on an I/O error
+  std::vector<std::uint64_t> stop_targets_;  // set when a stop arrives
   std::uint64_t bytes_since_snapshot_ = 0;
   std::uint64_t snapshots_handled_ = 0;
   std::chrono::steady_clock::time_point last_snapshot_ =
@@ -338,7 +376,7 @@ std::string LockPath(const std::string& dir, std::uint32_t node) {
 }  // namespace
 
 Result<int> LockNodeJournal(const std::string& dir, std::uint32_t node,
-                            JournalLock which) {
+                            JournalLock which, bool wait) {
   const std::string path = LockPath(dir, node);
   const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return io::detail::ErrnoStatus(errno, "open " + path);
@@ -347,7 +385,6 @@ Result<int> LockNodeJournal(const std::string& dir, std::uint32_t node,
   fl.l_whence = SEEK_SET;
   fl.l_start = static_cast<off_t>(which);
   fl.l_len = 1;
-  const bool wait = which == JournalLock::kSnapshot;
   int rc;
   do {
     rc = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl);

@@ -60,10 +60,12 @@ Status RunJournalWorker(GridHandle& grid, const JournalWorkerOptions& options);
 //     one worker journals a node. Taken without waiting: kAlreadyExists
 //     naming the holder's pid.
 //   kSnapshot (byte 1): held while a snapshot of the node is written and
-//     pruned, by the worker or by `numagrid snapshot`. Waits for it.
+//     pruned, by the worker or by `numagrid snapshot`.
+// With `wait`, waits for the lock; without, kAlreadyExists when it is held.
 enum class JournalLock { kJournal = 0, kSnapshot = 1 };
 Result<int> LockNodeJournal(const std::string& dir, std::uint32_t node,
-                            JournalLock which = JournalLock::kJournal);
+                            JournalLock which = JournalLock::kJournal,
+                            bool wait = false);
 
 // True if a process holds the node's kJournal lock (a worker runs).
 bool NodeJournalLocked(const std::string& dir, std::uint32_t node);

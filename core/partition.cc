@@ -224,8 +224,8 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     }
     unlock.Release();
     if (waits == 0 && journal_wake_ != nullptr) {
-      // relaxed: the word carries no data; the futex call orders it.
-      journal_wake_->fetch_add(1, std::memory_order_relaxed);
+      // release: pairs with the worker's acquire load of the word.
+      journal_wake_->fetch_add(1, std::memory_order_release);
       shm::FutexWake(journal_wake_, 1);
     }
     if (++waits < 64) {

@@ -160,8 +160,10 @@ class PartitionRef {
   Status ResetSequence(std::uint64_t next_seq) noexcept;
 
   // Frees the records of journaled changes that no pinned epoch can see any
-  // more. Takes the lock. Returns how many ring entries it reclaimed.
-  Result<std::uint64_t> Reclaim(const WriteLimits& limits) noexcept;
+  // more. Takes the lock (without `wait`, only if it is free: 0 otherwise).
+  // Returns how many ring entries it reclaimed.
+  Result<std::uint64_t> Reclaim(const WriteLimits& limits,
+                                bool wait = true) noexcept;
 
   // For snapshots: under the partition's lock (so that writers of this
   // partition pause, briefly), calls `copy` with the sequence that the copy

@@ -136,9 +136,22 @@ std::uint64_t PartitionRef::ReclaimLocked(std::uint64_t max_entries) noexcept {
   return done;
 }
 
-Result<std::uint64_t> PartitionRef::Reclaim(
-    const WriteLimits& limits) noexcept {
-  NUMAGRID_RETURN_IF_ERROR(LockForWrite(limits));
+Result<std::uint64_t> PartitionRef::Reclaim(const WriteLimits& limits,
+                                            bool wait) noexcept {
+  if (wait) {
+    NUMAGRID_RETURN_IF_ERROR(LockForWrite(limits));
+  } else {
+    switch (p_->lock.TryLock()) {
+      case shm::LockResult::kAcquired:
+        break;
+      case shm::LockResult::kAcquiredOwnerDied:
+        RepairLocked();
+        p_->lock.MarkConsistent();
+        break;
+      default:
+        return std::uint64_t{0};  // busy (or unrecoverable: a writer says)
+    }
+  }
   const std::uint64_t n = ReclaimLocked(p_->ring_capacity);
   p_->lock.Unlock();
   return n;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "core/journal_worker.h"
 #include "core/partition.h"
@@ -78,11 +79,29 @@ Result<std::uint64_t> Prune(const std::string& dir, std::uint32_t node) {
   return deleted;
 }
 
+// Removes the `.tmp` files that snapshot writers killed midway left (the
+// caller holds the snapshot lock, so none is being written).
+void RemoveStaleTemporaries(const std::string& dir, std::uint32_t node) {
+  const std::string prefix = "snapshot-" + std::to_string(node) + "-";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return;
+  std::vector<std::string> stale;
+  while (const dirent* e = readdir(d)) {
+    const std::string_view n = e->d_name;
+    if (n.starts_with(prefix) && n.ends_with(".snap.tmp")) {
+      stale.emplace_back(n);
+    }
+  }
+  closedir(d);
+  for (const auto& n : stale) (void)unlink((dir + "/" + n).c_str());
+}
+
 }  // namespace
 
 Result<NodeSnapshotReport> WriteNodeSnapshot(
     GridHandle& grid, std::uint32_t node,
-    const std::function<void(std::string_view)>& log) {
+    const std::function<void(std::string_view)>& log,
+    const std::function<void()>& tick) {
   const std::string dir = grid.journal_dir();
   JournalNodeState& ns = grid.journal_node(node);
   // acquire: pairs with the worker's release store after its marks; every
@@ -101,6 +120,7 @@ Result<NodeSnapshotReport> WriteNodeSnapshot(
   wo.journal_seq = journal_seq;
   wo.file_mode = grid.config().mode;
   wo.group_id = static_cast<int>(grid.config().gid);
+  RemoveStaleTemporaries(dir, node);
   auto writer = io::SnapshotWriter::Create(wo);
   if (!writer.ok()) {
     if (writer.status().code() != StatusCode::kAlreadyExists) {
@@ -148,6 +168,7 @@ Result<NodeSnapshotReport> WriteNodeSnapshot(
       NUMAGRID_RETURN_IF_ERROR((*writer)->Add(r));
     }
     NUMAGRID_RETURN_IF_ERROR((*writer)->EndPartition());
+    if (tick) tick();
   }
   NUMAGRID_RETURN_IF_ERROR((*writer)->Commit());
   report.entries = (*writer)->entry_count();
@@ -176,7 +197,8 @@ Result<std::vector<NodeSnapshotReport>> SnapshotGrid(GridHandle& grid,
       // No worker: write it here. (A worker that starts meanwhile waits
       // for the snapshot lock before its own snapshots.)
       auto lock =
-          LockNodeJournal(grid.journal_dir(), node, JournalLock::kSnapshot);
+          LockNodeJournal(grid.journal_dir(), node, JournalLock::kSnapshot,
+                          /*wait=*/true);
       if (!lock.ok()) return lock.status();
       auto r = WriteNodeSnapshot(grid, node, o.log);
       close(*lock);
@@ -188,13 +210,19 @@ Result<std::vector<NodeSnapshotReport>> SnapshotGrid(GridHandle& grid,
     JournalNodeState& ns = grid.journal_node(node);
     const std::uint64_t ticket =
         ns.snapshot_requests.fetch_add(1, std::memory_order_relaxed) + 1;
-    ns.wake.fetch_add(1, std::memory_order_relaxed);
+    // release: pairs with the worker's acquire load of the word.
+    ns.wake.fetch_add(1, std::memory_order_release);
     shm::FutexWake(&ns.wake, 1);
     const auto deadline = std::chrono::steady_clock::now() +
                           std::chrono::milliseconds(o.worker_timeout_ms);
     // acquire: pairs with the worker's release store of snapshots_done,
     // after it filled in the last_snapshot_* fields.
     while (ns.snapshots_done.load(std::memory_order_acquire) < ticket) {
+      if (!NodeJournalLocked(grid.journal_dir(), node)) {
+        return Unavailable("node " + std::to_string(node) +
+                           "'s worker stopped before it took the snapshot; "
+                           "run `numagrid snapshot` again");
+      }
       if (std::chrono::steady_clock::now() > deadline) {
         return Unavailable("node " + std::to_string(node) +
                            "'s worker did not take the snapshot within " +

@@ -37,9 +37,12 @@ struct NodeSnapshotReport {
 // and deletes the journal segments the older of them covers (so a damaged
 // newest snapshot still has a complete fallback). REQUIRES: the caller
 // holds the node's snapshot lock (LockNodeJournal(..., kSnapshot)).
+// `tick`, if set, is called after each partition: the worker's heartbeat
+// while a long snapshot runs.
 Result<NodeSnapshotReport> WriteNodeSnapshot(
     GridHandle& grid, std::uint32_t node,
-    const std::function<void(std::string_view)>& log);
+    const std::function<void(std::string_view)>& log,
+    const std::function<void()>& tick = nullptr);
 
 struct SnapshotOptions {
   std::function<void(std::string_view)> log;

@@ -21,6 +21,7 @@
 #include "core/journal_worker.h"
 #include "core/partition.h"
 #include "io/errno_status.h"
+#include "shm/robust_mutex.h"
 
 namespace numagrid::core {
 namespace {
@@ -118,7 +119,7 @@ class Watchdog {
       const auto pid =
           static_cast<pid_t>(grid_.journal_node(w.node).worker_pid.load(
               std::memory_order_relaxed));
-      if (pid > 0 && kill(pid, 0) == 0) {
+      if (pid > 0 && ProcessRunning(static_cast<std::uint64_t>(pid))) {
         w.pid = pid;
         w.adopted = true;
         w.started = Clock::now();
@@ -164,8 +165,9 @@ class Watchdog {
     }
     int status = 0;
     if (w.adopted) {
-      // Not our child: no exit status, only whether it still exists.
-      if (kill(w.pid, 0) != 0) {
+      // Not our child: no exit status. It lives as long as it holds the
+      // node's journal lock (a pid alone could be reused or a zombie).
+      if (!NodeJournalLocked(dir_, w.node)) {
         Exited(w, -1);
         return;
       }
@@ -177,12 +179,13 @@ class Watchdog {
     const JournalNodeState& ns = grid_.journal_node(w.node);
     // relaxed: a heartbeat is a hint with a generous timeout.
     const std::uint64_t beat =
-        ns.heartbeat_unix_ms.load(std::memory_order_relaxed);
+        ns.heartbeat_mono_ms.load(std::memory_order_relaxed);
     const std::uint64_t pid = ns.worker_pid.load(std::memory_order_relaxed);
     const bool ours = pid == static_cast<std::uint64_t>(w.pid);
     const auto since_start =
         std::chrono::duration_cast<std::chrono::milliseconds>(now - w.started);
-    const std::uint64_t now_ms = NowMs();
+    // CLOCK_MONOTONIC: a step of the wall clock kills nobody.
+    const std::uint64_t now_ms = shm::MonotonicNowNs() / 1'000'000;
     const bool stale =
         since_start.count() > o_.heartbeat_timeout_ms &&
         (!ours || (now_ms > beat && now_ms - beat > o_.heartbeat_timeout_ms));
@@ -194,7 +197,8 @@ class Watchdog {
             -1);
       kill(w.pid, SIGKILL);
       if (w.adopted) {
-        while (kill(w.pid, 0) == 0) {
+        // Until the kernel released its journal lock, bounded.
+        for (int i = 0; i < 5000 && NodeJournalLocked(dir_, w.node); ++i) {
           std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
         status = -1;
@@ -263,7 +267,7 @@ class Watchdog {
       int status = 0;
       for (;;) {
         if (w.adopted) {
-          if (kill(w.pid, 0) != 0) break;
+          if (!NodeJournalLocked(dir_, w.node)) break;
         } else {
           const pid_t r = waitpid(w.pid, &status, WNOHANG);
           if (r == w.pid || r < 0) break;
@@ -278,7 +282,8 @@ class Watchdog {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
       Event("worker_stopped", static_cast<int>(w.node), w.pid,
-            WIFEXITED(status) && WEXITSTATUS(status) == 0
+            w.adopted ? "ended (adopted: exit status unknown)"
+            : WIFEXITED(status) && WEXITSTATUS(status) == 0
                 ? "drained and flushed"
                 : "exit status " + std::to_string(status),
             -1);
@@ -310,6 +315,18 @@ Result<int> LockWatchdog(const std::string& dir) {
   return fd;
 }
 
+bool WatchdogLocked(const std::string& dir) {
+  const int fd = open((dir + "/watchdog.lock").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_len = 1;
+  const bool held = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+  close(fd);
+  return held;
+}
+
 }  // namespace
 
 bool ProcessRunning(std::uint64_t pid) {
@@ -330,9 +347,11 @@ bool ProcessRunning(std::uint64_t pid) {
 std::uint64_t RunningWatchdog(std::string_view name) {
   auto h = GridHandle::Attach(name);
   if (!h.ok() || !(*h)->journaled()) return 0;
-  // relaxed: a lookup; kill(pid, 0) below says whether it still runs.
+  // relaxed: a lookup; ProcessRunning says whether it still runs.
   const std::uint64_t pid =
       (*h)->journal().watchdog_pid.load(std::memory_order_relaxed);
+  // The lock, not the pid, says that a watchdog runs (a pid can be reused).
+  if (!WatchdogLocked((*h)->journal_dir())) return 0;
   return ProcessRunning(pid) ? pid : 0;
 }
 

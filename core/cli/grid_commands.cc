@@ -166,8 +166,8 @@ int RunCreate(const ParsedArgs& a) {
     std::printf("journal: none (memory only: nothing survives the segments)\n");
   } else {
     std::printf(
-        "journal: %s, %s durability; start `numagrid worker %s` to journal "
-        "changes\n",
+        "journal: %s, %s durability; `numagrid start %s` runs its journal "
+        "workers\n",
         o.journal_dir.c_str(),
         o.durability == core::kDurabilitySync ? "sync" : "async", name.c_str());
   }

@@ -264,6 +264,7 @@ int RunStatus(const ParsedArgs& a) {
         .Field("name", r.name)
         .Field("journal_dir", r.journal_dir)
         .Field("durability", r.durability)
+        .Field("watchdog_pid", r.watchdog_pid)
         .Key("nodes")
         .BeginArray();
     for (const auto& n : r.nodes) {
@@ -288,9 +289,12 @@ int RunStatus(const ParsedArgs& a) {
     std::fputs(j.str().c_str(), stdout);
     return 0;
   }
-  std::printf("grid %s: journal %s, %s durability\n", r.name.c_str(),
-              r.journal_dir.empty() ? "none" : r.journal_dir.c_str(),
-              r.durability.c_str());
+  std::printf(
+      "grid %s: journal %s, %s durability, watchdog %s\n", r.name.c_str(),
+      r.journal_dir.empty() ? "none" : r.journal_dir.c_str(),
+      r.durability.c_str(),
+      r.watchdog_pid == 0 ? "not running"
+                          : ("pid " + std::to_string(r.watchdog_pid)).c_str());
   std::printf("%-5s %-8s %-9s %-10s %10s %12s %9s %8s %10s\n", "node", "worker",
               "state", "heartbeat", "durable", "records", "io_errors",
               "pending", "ring_max");

@@ -73,9 +73,15 @@ int RunStart(const ParsedArgs& a) {
     }
     o.heartbeat_timeout_ms = static_cast<std::uint32_t>(*us / 1000);
   }
-  // Shared memory gone (a reboot) but a journal left: rebuild first.
-  const std::string dir = a.Has("journal-dir") ? a.Get("journal-dir")
-                                               : core::DefaultJournalDir(name);
+  // The journal directory: given, or the existing grid's, or the default
+  // (where a grid whose shared memory is gone is recovered from).
+  std::string dir = a.Get("journal-dir");
+  if (dir.empty()) {
+    auto info = core::InspectGrid(name, nullptr);
+    dir = info.ok() && !info->journal_dir.empty()
+              ? info->journal_dir
+              : core::DefaultJournalDir(name);
+  }
   if (!shm::Segment::Exists("numagrid." + name + ".ctl") &&
       core::ReadManifest(dir).ok()) {
     auto topo = numa::Topology::Load();
@@ -119,13 +125,19 @@ int RunStart(const ParsedArgs& a) {
     const std::string log_path = dir + "/numagrid.log";
     const int log =
         open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    const int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null >= 0) dup2(null, STDIN_FILENO);
-    if (log >= 0) {
-      dup2(log, STDOUT_FILENO);
-      dup2(log, STDERR_FILENO);
-    }
     const int fd = ready[1];
+    if (log < 0) {
+      // Never keep the caller's terminal or pipe: the caller would wait on
+      // it, or a closed pipe would kill us on the next log line.
+      const char code = static_cast<char>(StatusCode::kIoError);
+      (void)!write(fd, "\0", 1);
+      (void)!write(fd, &code, 1);
+      _exit(static_cast<int>(StatusCode::kIoError));
+    }
+    const int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) dup2(null, STDIN_FILENO);
+    dup2(log, STDOUT_FILENO);
+    dup2(log, STDERR_FILENO);
     o.ready = [fd] {
       const char ok = 1;
       (void)!write(fd, &ok, 1);

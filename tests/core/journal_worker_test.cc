@@ -895,8 +895,73 @@ TEST_F(JournalWorker,
     Put("k" + std::to_string(i % 12), "v" + std::to_string(i));
   }
   Remove("k3");
-  // The dead worker: it read every ring, appended and flushed the changes as
-  // RunJournalWorker does, and died before MarkJournaled.
+  // The dead worker: it read every ring, appended and flushed the changes
+  // and published the journal position as RunJournalWorker does, and died
+  // before MarkJournaled.
+  std::uint64_t dead_records = 0;
+  {
+    auto first = PrepareJournalTail(dir(), 0, h_->grid_id(), 1, nullptr);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    FaultJournalDevice device;
+    io::JournalWriterOptions jo;
+    jo.dir = dir();
+    jo.grid_id = h_->grid_id();
+    jo.first_seq = *first;
+    auto w = io::JournalWriter::Open(jo, &device);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    for (std::uint32_t p = 0; p < h_->partition_count(); ++p) {
+      h_->partition(p).ReadChanges(journaled(p), [&](const ChangeView& c) {
+        io::RecordView r;
+        r.partition_id = p;
+        r.op = c.op == kOpPut ? io::RecordOp::kPut : io::RecordOp::kRemove;
+        r.change_seq = c.seq;
+        r.version = c.version;
+        r.expiry_ms = c.op == kOpPut ? c.expire_at_ms : 0;
+        r.key = c.key;
+        r.value = c.op == kOpPut ? c.value : std::string_view();
+        EXPECT_TRUE((*w)->Append(r).ok());
+        ++dead_records;
+        return true;
+      });
+    }
+    ASSERT_TRUE((*w)->Close().ok());
+    node().durable_journal_seq.store((*w)->durable_seq());
+  }
+  ASSERT_EQ(dead_records, expected_.size());
+  EXPECT_FALSE(AllJournaled(*h_)) << "nothing was marked";
+
+  WorkerThread worker(name_);
+  ASSERT_TRUE(PollUntil([&] { return AllJournaled(*h_); }));
+  ASSERT_TRUE(worker.Stop().ok());
+  const JournalRead j = ReadJournal(dir(), 0, h_->grid_id());
+  ASSERT_TRUE(j.status.ok()) << j.status.ToString();
+  ASSERT_EQ(j.records.size(), 2 * dead_records)
+      << "the new worker journals every unmarked change again";
+  EXPECT_EQ(ExpectEveryChangeOnceUpToCopies(*h_, j), dead_records);
+  EXPECT_EQ(j.records[dead_records].sequence, dead_records + 1)
+      << "the new worker continues after the dead one's records";
+
+  const GridState before = ReadGridState(name_);
+  grid_.reset();
+  h_.reset();
+  ASSERT_TRUE(DestroyGrid(name_).ok());
+  auto r = RecoverGrid(name_, dir(), SystemTopology(), {});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->journal_records, 2 * dead_records);
+  EXPECT_EQ(r->applied_records, dead_records);
+  EXPECT_EQ(r->skipped_records, dead_records);
+  EXPECT_EQ(StateDiff(before, ReadGridState(name_)), "");
+}
+
+TEST_F(JournalWorker, RecordsAWorkerNeverConfirmedAreCutAndJournaledOnce) {
+  Create(JournaledOptions(dir()));
+  for (int i = 0; i < 30; ++i) {
+    Put("k" + std::to_string(i % 12), "v" + std::to_string(i));
+  }
+  Remove("k3");
+  // The dead worker: it appended the changes and its write reached the
+  // file, but it died before its fdatasync returned, so it published no
+  // journal position: nothing says those bytes are on disk.
   std::uint64_t dead_records = 0;
   {
     auto first = PrepareJournalTail(dir(), 0, h_->grid_id(), 1, nullptr);
@@ -933,22 +998,11 @@ TEST_F(JournalWorker,
   ASSERT_TRUE(worker.Stop().ok());
   const JournalRead j = ReadJournal(dir(), 0, h_->grid_id());
   ASSERT_TRUE(j.status.ok()) << j.status.ToString();
-  ASSERT_EQ(j.records.size(), 2 * dead_records)
-      << "the new worker journals every unmarked change again";
-  EXPECT_EQ(ExpectEveryChangeOnceUpToCopies(*h_, j), dead_records);
-  EXPECT_EQ(j.records[dead_records].sequence, dead_records + 1)
-      << "the new worker continues after the dead one's records";
-
-  const GridState before = ReadGridState(name_);
-  grid_.reset();
-  h_.reset();
-  ASSERT_TRUE(DestroyGrid(name_).ok());
-  auto r = RecoverGrid(name_, dir(), SystemTopology(), {});
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->journal_records, 2 * dead_records);
-  EXPECT_EQ(r->applied_records, dead_records);
-  EXPECT_EQ(r->skipped_records, dead_records);
-  EXPECT_EQ(StateDiff(before, ReadGridState(name_)), "");
+  ASSERT_EQ(j.records.size(), dead_records)
+      << "the unconfirmed records were cut, then journaled once";
+  EXPECT_EQ(ExpectEveryChangeOnceUpToCopies(*h_, j), 0u);
+  EXPECT_EQ(j.records.front().sequence, 1u);
+  EXPECT_THAT(worker.log(), ::testing::Contains(HasSubstr("never confirmed")));
 }
 
 }  // namespace

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Chaos run against a grid: while numagrid-bench writes to it (YCSB A from
+# two processes), every INTERVAL kills something at random: a journal
+# worker (SIGKILL, or SIGSTOP and SIGCONT later), the watchdog (SIGKILL,
+# then a new `numagrid start`, which adopts the running workers) or one of
+# the writers (SIGKILL). Then it lets the watchdog settle, runs
+# `numagrid check NAME --journal` and reports what it did and what it found.
+# Exits 0 only if the check found the grid consistent and in agreement with
+# its journal. The grid must exist with a journal; its watchdog is started
+# if it does not run, and left running.
+#   scripts/grid-chaos.sh NAME [--seconds S] [--interval SECONDS] [--seed N]
+set -euo pipefail
+if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
+  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; [[ $# -ge 1 ]] && exit 0 || exit 2
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+ng=${NUMAGRID:-numagrid}
+command -v "$ng" >/dev/null || ng="$here/../build/release/core/cli/numagrid"
+bench=${NUMAGRID_BENCH:-numagrid-bench}
+command -v "$bench" >/dev/null ||
+  bench="$here/../build/release/bench/numagrid_bench/numagrid-bench"
+name=$1; shift
+seconds=20 interval=0.5 seed=$RANDOM
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --seconds) seconds=$2; shift 2 ;;
+    --interval) interval=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    *) echo "grid-chaos.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+RANDOM=$seed
+say() { echo "chaos: $*"; }
+say "grid $name, ${seconds}s, an action every ${interval}s, seed $seed"
+
+json_pids() {  # the worker pids from `status --json`
+  "$ng" status "$name" --json | sed -n 's/.*"worker_pid": \([0-9]*\).*/\1/p'
+}
+watchdog_pid() {
+  "$ng" status "$name" --json | sed -n 's/.*"watchdog_pid": \([1-9][0-9]*\).*/\1/p'
+}
+
+jdir=$("$ng" info "$name" --json | sed -n 's/.*"journal_dir": "\(.*\)".*/\1/p')
+[[ -n "$jdir" ]] || { echo "grid-chaos.sh: grid '$name' has no journal" >&2; exit 2; }
+"$ng" start "$name" --heartbeat-timeout 1s --quiet 2>/dev/null || true
+
+"$bench" --grid "$name" --target numagrid --workload A --procs 2 \
+  --seconds "$seconds" --warmup 0 --records 20000 >/dev/null 2>&1 &
+load=$!
+declare -A did=()
+stopped=()
+end=$((SECONDS + seconds))
+while ((SECONDS < end)); do
+  sleep "$interval"
+  for p in "${stopped[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
+  stopped=()
+  case $((RANDOM % 4)) in
+    0) for p in $(json_pids); do
+         kill -KILL "$p" 2>/dev/null && { did[worker_kill]=$((${did[worker_kill]:-0} + 1)); say "SIGKILL worker $p"; }
+       done ;;
+    1) for p in $(json_pids); do
+         kill -STOP "$p" 2>/dev/null && { stopped+=("$p"); did[worker_stop]=$((${did[worker_stop]:-0} + 1)); say "SIGSTOP worker $p"; }
+       done ;;
+    2) w=$(watchdog_pid)
+       if [[ -n "$w" ]] && kill -KILL "$w" 2>/dev/null; then
+         did[watchdog_kill]=$((${did[watchdog_kill]:-0} + 1)); say "SIGKILL watchdog $w, start a new one"
+         sleep 0.1
+         "$ng" start "$name" --heartbeat-timeout 1s --quiet || say "start failed: $?"
+       fi ;;
+    3) writers=$(pgrep -P "$load" || true)
+       w=$(echo "$writers" | shuf -n 1 --random-source=<(yes "$seed") 2>/dev/null || true)
+       if [[ -n "$w" ]] && kill -KILL "$w" 2>/dev/null; then
+         did[writer_kill]=$((${did[writer_kill]:-0} + 1)); say "SIGKILL writer $w"
+       fi ;;
+  esac
+done
+for p in "${stopped[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
+wait "$load" 2>/dev/null || true
+# Let the watchdog replace what died and repair the dead writers' slots.
+"$ng" start "$name" --heartbeat-timeout 1s --quiet 2>/dev/null || true
+for _ in $(seq 1 100); do
+  "$ng" status "$name" --json | grep -q '"worker_state": "running"' && break
+  sleep 0.1
+done
+sleep 1
+summary=""
+for k in "${!did[@]}"; do summary+="$k=${did[$k]} "; done
+say "did: ${summary:-nothing}"
+say "watchdog events: $(grep -c '"event"' "$jdir/events.log" 2>/dev/null || echo 0)" \
+    "(restarts $(grep -c worker_restarted "$jdir/events.log" || true)," \
+    "adoptions $(grep -c worker_adopted "$jdir/events.log" || true)," \
+    "repairs $(grep -c '"event":"repair"' "$jdir/events.log" || true))"
+rc=0
+"$ng" check "$name" --journal || rc=$?
+if ((rc == 0)); then say "found: consistent, and in agreement with the journal"; else say "found problems (exit $rc)"; fi
+exit $rc
