@@ -296,6 +296,29 @@ Status PurgeJournalDir(const std::string& dir, std::string_view name) {
   return Status::Ok();
 }
 
+int OpenJournalDirFile(const std::string& dir, std::string_view name,
+                       int flags) {
+  const std::string path = dir + "/" + std::string(name);
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) return -1;
+  const bool shared = (st.st_mode & 0070) != 0;
+  const mode_t mode = shared ? 0660 : 0600;
+  const int fd = open(path.c_str(), flags | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd >= 0) {
+    // A new file: exactly the directory's access, whatever the umask.
+    if (fchmod(fd, mode) != 0 ||
+        (shared && fchown(fd, static_cast<uid_t>(-1), st.st_gid) != 0)) {
+      const int err = errno;
+      close(fd);
+      errno = err;
+      return -1;
+    }
+    return fd;
+  }
+  if (errno != EEXIST) return -1;
+  return open(path.c_str(), flags | O_CLOEXEC);
+}
+
 void RemoveManifest(const std::string& dir) {
   const std::string path = dir + "/" + std::string(kManifestFileName);
   (void)unlink(path.c_str());

@@ -71,6 +71,14 @@ void RemoveManifest(const std::string& dir);
 // names another grid (nothing is deleted).
 Status PurgeJournalDir(const std::string& dir, std::string_view name);
 
+// Opens (creating it if needed) the file `name` in journal directory `dir`
+// (lock files, logs) with `flags` | O_CLOEXEC, giving a new file the
+// directory's access: 0660 and its group when the directory is shared with
+// a group (`create --group`), else 0600. Returns the descriptor or -1 with
+// errno set.
+int OpenJournalDirFile(const std::string& dir, std::string_view name,
+                       int flags);
+
 // True if `dir` holds any journal segment or snapshot file of any node.
 bool HasJournalFiles(const std::string& dir);
 

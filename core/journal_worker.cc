@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/journal_dir.h"
 #include "core/journal_layout.h"
 #include "core/partition.h"
 #include "core/snapshot.h"
@@ -378,7 +379,8 @@ std::string LockPath(const std::string& dir, std::uint32_t node) {
 Result<int> LockNodeJournal(const std::string& dir, std::uint32_t node,
                             JournalLock which, bool wait) {
   const std::string path = LockPath(dir, node);
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int fd = OpenJournalDirFile(
+      dir, "journal-" + std::to_string(node) + ".lock", O_RDWR);
   if (fd < 0) return io::detail::ErrnoStatus(errno, "open " + path);
   struct flock fl {};
   fl.l_type = F_WRLCK;

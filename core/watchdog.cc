@@ -17,6 +17,7 @@
 #include "core/base/json_writer.h"
 #include "core/grid_handle.h"
 #include "core/grid_repair.h"
+#include "core/journal_dir.h"
 #include "core/journal_layout.h"
 #include "core/journal_worker.h"
 #include "core/partition.h"
@@ -51,7 +52,8 @@ class Watchdog {
       : grid_(grid), o_(o), dir_(grid.journal_dir()) {
     workers_.resize(grid.config().node_count);
     for (std::uint32_t n = 0; n < workers_.size(); ++n) workers_[n].node = n;
-    events_ = std::fopen((dir_ + "/events.log").c_str(), "ae");
+    const int fd = OpenJournalDirFile(dir_, "events.log", O_WRONLY | O_APPEND);
+    events_ = fd >= 0 ? fdopen(fd, "a") : nullptr;
   }
   ~Watchdog() {
     if (events_ != nullptr) std::fclose(events_);
@@ -300,7 +302,7 @@ class Watchdog {
 
 Result<int> LockWatchdog(const std::string& dir) {
   const std::string path = dir + "/watchdog.lock";
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int fd = OpenJournalDirFile(dir, "watchdog.lock", O_RDWR);
   if (fd < 0) return io::detail::ErrnoStatus(errno, "open " + path);
   struct flock fl {};
   fl.l_type = F_WRLCK;

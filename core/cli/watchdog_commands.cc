@@ -122,9 +122,8 @@ int RunStart(const ParsedArgs& a) {
   if (child == 0) {
     close(ready[0]);
     setsid();
-    const std::string log_path = dir + "/numagrid.log";
     const int log =
-        open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        core::OpenJournalDirFile(dir, "numagrid.log", O_WRONLY | O_APPEND);
     const int fd = ready[1];
     if (log < 0) {
       // Never keep the caller's terminal or pipe: the caller would wait on
