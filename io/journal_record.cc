@@ -9,6 +9,7 @@
 
 #include "core/base/check.h"
 #include "core/base/crc32c.h"
+#include "io/node_file_name.h"
 
 namespace numagrid::io {
 namespace {
@@ -350,30 +351,12 @@ DecodedSegmentHeader DecodeSegmentHeader(std::span<const std::byte> bytes) {
 }
 
 std::string SegmentFileName(std::uint32_t node_id, std::uint64_t first_seq) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "journal-%u-%020llu.log", node_id,
-                static_cast<unsigned long long>(first_seq));
-  return buf;
+  return detail::NodeFileName("journal", node_id, first_seq, ".log");
 }
 
 std::optional<std::uint64_t> ParseSegmentFileName(std::string_view file_name,
                                                   std::uint32_t node_id) {
-  const std::string prefix = "journal-" + std::to_string(node_id) + "-";
-  constexpr std::string_view kSuffix = ".log";
-  constexpr std::size_t kDigits = 20;
-  if (file_name.size() != prefix.size() + kDigits + kSuffix.size() ||
-      file_name.substr(0, prefix.size()) != prefix ||
-      file_name.substr(prefix.size() + kDigits) != kSuffix) {
-    return std::nullopt;
-  }
-  const std::string_view digits = file_name.substr(prefix.size(), kDigits);
-  std::uint64_t seq = 0;
-  const auto [end, ec] =
-      std::from_chars(digits.data(), digits.data() + digits.size(), seq);
-  if (ec != std::errc() || end != digits.data() + digits.size()) {
-    return std::nullopt;
-  }
-  return seq;
+  return detail::ParseNodeFileName(file_name, "journal", node_id, ".log");
 }
 
 }  // namespace numagrid::io

@@ -13,38 +13,17 @@
 #include <utility>
 
 #include "io/errno_status.h"
+#include "io/node_file_name.h"
 
 namespace numagrid::io {
 
 std::string SnapshotFileName(std::uint32_t node_id, std::uint64_t journal_seq) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "snapshot-%u-%020llu.snap", node_id,
-                static_cast<unsigned long long>(journal_seq));
-  return buf;
+  return detail::NodeFileName("snapshot", node_id, journal_seq, ".snap");
 }
 
 std::optional<std::uint64_t> ParseSnapshotFileName(std::string_view file_name,
                                                    std::uint32_t node_id) {
-  const std::string prefix = "snapshot-" + std::to_string(node_id) + "-";
-  constexpr std::string_view kSuffix = ".snap";
-  constexpr std::size_t kDigits = 20;
-  if (file_name.size() != prefix.size() + kDigits + kSuffix.size() ||
-      file_name.substr(0, prefix.size()) != prefix ||
-      file_name.substr(prefix.size() + kDigits) != kSuffix) {
-    return std::nullopt;
-  }
-  const std::string_view digits = file_name.substr(prefix.size(), kDigits);
-  if (!std::all_of(digits.begin(), digits.end(),
-                   [](char c) { return c >= '0' && c <= '9'; })) {
-    return std::nullopt;
-  }
-  std::uint64_t seq = 0;
-  const auto [end, ec] =
-      std::from_chars(digits.data(), digits.data() + digits.size(), seq);
-  if (ec != std::errc() || end != digits.data() + digits.size()) {
-    return std::nullopt;
-  }
-  return seq;
+  return detail::ParseNodeFileName(file_name, "snapshot", node_id, ".snap");
 }
 
 Result<std::vector<SnapshotFile>> ListSnapshots(const std::string& dir,

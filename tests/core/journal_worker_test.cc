@@ -110,6 +110,7 @@ class JournalWorker : public ::testing::Test {
   const PartitionState& state(std::uint32_t p) {
     return h_->partition(p).state();
   }
+  std::uint64_t AppendAsADeadWorker(bool publish);
   std::uint64_t journaled(std::uint32_t p) {
     return state(p).journaled_seq.load(std::memory_order_acquire);
   }
@@ -888,6 +889,42 @@ TEST_F(JournalWorker, SyncWaitDuringIoErrorsSaysTheWorkerIsRetrying) {
 
 // --- a worker that died between flushing and marking -----------------------
 
+// What a worker does before it dies: reads every ring, appends the changes
+// and flushes them (through a plain-file device), and with `publish` also
+// publishes the journal position, but marks nothing. Returns the records.
+std::uint64_t JournalWorker::AppendAsADeadWorker(bool publish) {
+  std::uint64_t records = 0;
+  auto first = PrepareJournalTail(dir(), 0, h_->grid_id(), 1, nullptr);
+  EXPECT_TRUE(first.ok()) << first.status().ToString();
+  if (!first.ok()) return 0;
+  FaultJournalDevice device;
+  io::JournalWriterOptions jo;
+  jo.dir = dir();
+  jo.grid_id = h_->grid_id();
+  jo.first_seq = *first;
+  auto w = io::JournalWriter::Open(jo, &device);
+  EXPECT_TRUE(w.ok()) << w.status().ToString();
+  if (!w.ok()) return 0;
+  for (std::uint32_t p = 0; p < h_->partition_count(); ++p) {
+    h_->partition(p).ReadChanges(journaled(p), [&](const ChangeView& c) {
+      io::RecordView r;
+      r.partition_id = p;
+      r.op = c.op == kOpPut ? io::RecordOp::kPut : io::RecordOp::kRemove;
+      r.change_seq = c.seq;
+      r.version = c.version;
+      r.expiry_ms = c.op == kOpPut ? c.expire_at_ms : 0;
+      r.key = c.key;
+      r.value = c.op == kOpPut ? c.value : std::string_view();
+      EXPECT_TRUE((*w)->Append(r).ok());
+      ++records;
+      return true;
+    });
+  }
+  EXPECT_TRUE((*w)->Close().ok());
+  if (publish) node().durable_journal_seq.store((*w)->durable_seq());
+  return records;
+}
+
 TEST_F(JournalWorker,
        WorkerThatDiedBeforeMarkingIsJournaledAgainAndAppliedOnce) {
   Create(JournaledOptions(dir()));
@@ -898,35 +935,7 @@ TEST_F(JournalWorker,
   // The dead worker: it read every ring, appended and flushed the changes
   // and published the journal position as RunJournalWorker does, and died
   // before MarkJournaled.
-  std::uint64_t dead_records = 0;
-  {
-    auto first = PrepareJournalTail(dir(), 0, h_->grid_id(), 1, nullptr);
-    ASSERT_TRUE(first.ok()) << first.status().ToString();
-    FaultJournalDevice device;
-    io::JournalWriterOptions jo;
-    jo.dir = dir();
-    jo.grid_id = h_->grid_id();
-    jo.first_seq = *first;
-    auto w = io::JournalWriter::Open(jo, &device);
-    ASSERT_TRUE(w.ok()) << w.status().ToString();
-    for (std::uint32_t p = 0; p < h_->partition_count(); ++p) {
-      h_->partition(p).ReadChanges(journaled(p), [&](const ChangeView& c) {
-        io::RecordView r;
-        r.partition_id = p;
-        r.op = c.op == kOpPut ? io::RecordOp::kPut : io::RecordOp::kRemove;
-        r.change_seq = c.seq;
-        r.version = c.version;
-        r.expiry_ms = c.op == kOpPut ? c.expire_at_ms : 0;
-        r.key = c.key;
-        r.value = c.op == kOpPut ? c.value : std::string_view();
-        EXPECT_TRUE((*w)->Append(r).ok());
-        ++dead_records;
-        return true;
-      });
-    }
-    ASSERT_TRUE((*w)->Close().ok());
-    node().durable_journal_seq.store((*w)->durable_seq());
-  }
+  const std::uint64_t dead_records = AppendAsADeadWorker(/*publish=*/true);
   ASSERT_EQ(dead_records, expected_.size());
   EXPECT_FALSE(AllJournaled(*h_)) << "nothing was marked";
 
@@ -962,34 +971,7 @@ TEST_F(JournalWorker, RecordsAWorkerNeverConfirmedAreCutAndJournaledOnce) {
   // The dead worker: it appended the changes and its write reached the
   // file, but it died before its fdatasync returned, so it published no
   // journal position: nothing says those bytes are on disk.
-  std::uint64_t dead_records = 0;
-  {
-    auto first = PrepareJournalTail(dir(), 0, h_->grid_id(), 1, nullptr);
-    ASSERT_TRUE(first.ok()) << first.status().ToString();
-    FaultJournalDevice device;
-    io::JournalWriterOptions jo;
-    jo.dir = dir();
-    jo.grid_id = h_->grid_id();
-    jo.first_seq = *first;
-    auto w = io::JournalWriter::Open(jo, &device);
-    ASSERT_TRUE(w.ok()) << w.status().ToString();
-    for (std::uint32_t p = 0; p < h_->partition_count(); ++p) {
-      h_->partition(p).ReadChanges(journaled(p), [&](const ChangeView& c) {
-        io::RecordView r;
-        r.partition_id = p;
-        r.op = c.op == kOpPut ? io::RecordOp::kPut : io::RecordOp::kRemove;
-        r.change_seq = c.seq;
-        r.version = c.version;
-        r.expiry_ms = c.op == kOpPut ? c.expire_at_ms : 0;
-        r.key = c.key;
-        r.value = c.op == kOpPut ? c.value : std::string_view();
-        EXPECT_TRUE((*w)->Append(r).ok());
-        ++dead_records;
-        return true;
-      });
-    }
-    ASSERT_TRUE((*w)->Close().ok());
-  }
+  const std::uint64_t dead_records = AppendAsADeadWorker(/*publish=*/false);
   ASSERT_EQ(dead_records, expected_.size());
   EXPECT_FALSE(AllJournaled(*h_)) << "nothing was marked";
 
