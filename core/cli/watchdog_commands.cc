@@ -5,13 +5,16 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/base/units.h"
 #include "core/cli/command.h"
@@ -213,6 +216,94 @@ int RunStop(const ParsedArgs& a) {
   return 0;
 }
 
+// The value of "key" in one events.log line ("" if absent): the lines are
+// written by the watchdog, flat objects of strings and integers.
+std::string JsonField(const std::string& line, const std::string& key) {
+  const std::string k = "\"" + key + "\":";
+  const auto at = line.find(k);
+  if (at == std::string::npos) return "";
+  std::size_t i = at + k.size();
+  if (i < line.size() && line[i] == '"') {
+    std::string v;
+    for (++i; i < line.size() && line[i] != '"'; ++i) {
+      if (line[i] == '\\' && i + 1 < line.size()) ++i;
+      v += line[i];
+    }
+    return v;
+  }
+  std::size_t j = i;
+  while (j < line.size() && line[j] != ',' && line[j] != '}') ++j;
+  return line.substr(i, j - i);
+}
+
+int RunEvents(const ParsedArgs& a) {
+  const std::string& name = a.positional()[0];
+  std::string dir = a.Get("journal-dir");
+  if (dir.empty()) {
+    auto info = core::InspectGrid(name, nullptr);
+    dir = info.ok() && !info->journal_dir.empty()
+              ? info->journal_dir
+              : core::DefaultJournalDir(name);
+  }
+  const std::string path = dir + "/events.log";
+  std::FILE* f = std::fopen(path.c_str(), "re");
+  if (f == nullptr) {
+    if (errno == ENOENT) {
+      return Fail("events",
+                  NotFound("no events for grid '" + name + "' (" + path +
+                           " does not exist: no watchdog "
+                           "has run)"));
+    }
+    return Fail("events", IoError(path + ": " + strerror(errno)));
+  }
+  std::vector<std::string> lines;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, f) != nullptr) {
+    std::string l(buf);
+    while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
+    if (!l.empty()) lines.push_back(std::move(l));
+  }
+  std::fclose(f);
+  std::size_t first = 0;
+  if (a.Has("last")) {
+    auto n = base::ParseUint(a.Get("last"), "--last");
+    if (!n.ok()) return Fail("events", n.status());
+    if (*n < lines.size()) first = lines.size() - *n;
+  }
+  if (a.Has("json")) {
+    std::printf("[");
+    for (std::size_t i = first; i < lines.size(); ++i) {
+      std::printf("%s\n  %s", i == first ? "" : ",", lines[i].c_str());
+    }
+    std::printf("%s]\n", lines.size() > first ? "\n" : "");
+    return 0;
+  }
+  std::printf("%-24s %-20s %-5s %-8s %9s  %s\n", "time (UTC)", "event", "node",
+              "pid", "ms", "cause");
+  for (std::size_t i = first; i < lines.size(); ++i) {
+    const std::string& l = lines[i];
+    const std::string ms = JsonField(l, "time_unix_ms");
+    char when[32] = "-";
+    if (!ms.empty()) {
+      const std::time_t t = static_cast<std::time_t>(std::stoull(ms) / 1000);
+      std::tm tm{};
+      gmtime_r(&t, &tm);
+      std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+      std::snprintf(when + std::strlen(when), sizeof when - std::strlen(when),
+                    ".%03lluZ",
+                    static_cast<unsigned long long>(std::stoull(ms) % 1000));
+    }
+    const std::string node = JsonField(l, "node");
+    const std::string pid = JsonField(l, "pid");
+    const std::string dur = JsonField(l, "duration_ms");
+    std::printf(
+        "%-24s %-20s %-5s %-8s %9s  %s\n", when, JsonField(l, "event").c_str(),
+        node.empty() ? "-" : node.c_str(), pid.empty() ? "-" : pid.c_str(),
+        dur.empty() ? "-" : dur.c_str(), JsonField(l, "cause").c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::vector<CommandSpec> WatchdogCommands() {
@@ -255,6 +346,19 @@ std::vector<CommandSpec> WatchdogCommands() {
        1,
        1,
        RunStop},
+      {"events",
+       "NAME [--last N] [--json] [--journal-dir DIR]",
+       "the watchdog's events: starts, exits, restarts, kills, adoptions, "
+       "repairs",
+       "Read from events.log (JSON lines) in the grid's journal directory,\n"
+       "oldest first, with time, event, node, pid, duration and cause.",
+       {{"last", "N", "only the last N events"},
+        {"json", "", "print as a JSON array"},
+        {"journal-dir", "DIR",
+         "the journal directory, when the grid's segments are gone"}},
+       1,
+       1,
+       RunEvents},
   };
 }
 

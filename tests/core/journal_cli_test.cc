@@ -398,6 +398,12 @@ TEST_F(RecoveryCli, WatchdogReplacesKilledAndStoppedWorkersAndStopDrains) {
                         "watchdog_stopped"}) {
     EXPECT_THAT(events, HasSubstr(std::string("\"event\":\"") + e + "\""));
   }
+  const CliRun listed = Run({"events", name, "--last", "3"});
+  EXPECT_EQ(listed.exit_code, 0) << Describe(listed);
+  EXPECT_THAT(listed.out, HasSubstr("watchdog_stopped"));
+  const CliRun json = Run({"events", name, "--json"});
+  EXPECT_EQ(json.exit_code, 0) << Describe(json);
+  EXPECT_THAT(json.out, HasSubstr("\"event\":\"worker_restarted\""));
 }
 
 TEST_F(RecoveryCli, WatchdogRepairsTheSlotOfAnAttachedProcessThatDied) {
