@@ -52,8 +52,7 @@ double Percentile(std::vector<double> v, double q) {
 std::uint64_t RunningWorker(core::GridHandle& h) {
   const core::JournalNodeState& n = h.journal_node(0);
   // relaxed: polled.
-  if (n.worker_state.load(std::memory_order_relaxed) !=
-      core::kWorkerRunning) {
+  if (n.worker_state.load(std::memory_order_relaxed) != core::kWorkerRunning) {
     return 0;
   }
   const std::uint64_t pid = n.worker_pid.load(std::memory_order_relaxed);
@@ -155,10 +154,11 @@ int Main(int argc, char** argv) {
   const double put_p50_ms = Percentile(put_us, 0.5) / 1000.0;
   std::printf("failover_bench: %d SIGKILLs of node 0's journal worker\n",
               kills);
-  std::printf("  kill -> next durable put   p50 %.2f ms  p90 %.2f ms  max "
-              "%.2f ms   (target: within 100 ms)\n",
-              Percentile(gap_ms, 0.5), Percentile(gap_ms, 0.9),
-              Percentile(gap_ms, 1.0));
+  std::printf(
+      "  kill -> next durable put   p50 %.2f ms  p90 %.2f ms  max "
+      "%.2f ms   (target: within 100 ms)\n",
+      Percentile(gap_ms, 0.5), Percentile(gap_ms, 0.9),
+      Percentile(gap_ms, 1.0));
   std::printf("  baseline sync put          p50 %.3f ms\n", put_p50_ms);
   std::printf("  ratio p50 gap / p50 sync put = %.1f\n",
               Percentile(gap_ms, 0.5) / put_p50_ms);
