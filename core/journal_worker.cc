@@ -99,6 +99,7 @@ class NodeJournaler {
         Log(o_, "node " + std::to_string(o_.node) +
                     ": journal writes succeed again");
         backoff_ms = 0;
+        // relaxed: a state for `status`, published nothing else.
         node_.worker_state.store(kWorkerRunning, std::memory_order_relaxed);
       }
       ReclaimIdle(*n == 0);
@@ -129,6 +130,7 @@ class NodeJournaler {
       }
     }
     Status s = writer_ != nullptr ? writer_->Close() : Status::Ok();
+    // relaxed: a state for `status`.
     node_.worker_state.store(kWorkerStopped, std::memory_order_relaxed);
     Log(o_, "node " + std::to_string(o_.node) +
                 ": stopped, journal durable "
@@ -164,6 +166,7 @@ class NodeJournaler {
 
   // Logs `s`, counts it, sleeps, and returns the next back-off.
   std::uint32_t Backoff(std::uint32_t backoff_ms, const Status& s) {
+    // relaxed: a counter and a state for `status`.
     node_.io_errors.fetch_add(1, std::memory_order_relaxed);
     node_.worker_state.store(kWorkerRetrying, std::memory_order_relaxed);
     const std::uint32_t next =
@@ -297,6 +300,7 @@ class NodeJournaler {
     }
     if (lock.ok()) {
       r = WriteNodeSnapshot(grid_, o_.node, o_.log, [this] {
+        // relaxed: a heartbeat, read with a generous timeout.
         node_.heartbeat_mono_ms.store(shm::MonotonicNowNs() / 1'000'000,
                                       std::memory_order_relaxed);
       });
@@ -306,6 +310,7 @@ class NodeJournaler {
     }
     if (r.ok()) {
       bytes_since_snapshot_ = 0;
+      // relaxed: published by the release store of snapshots_done below.
       node_.last_snapshot_seq.store(r->journal_seq, std::memory_order_relaxed);
       node_.last_snapshot_entries.store(r->entries, std::memory_order_relaxed);
       node_.last_snapshot_segments_deleted.store(r->segments_deleted,
@@ -316,6 +321,7 @@ class NodeJournaler {
                   ": snapshot failed: " + r.status().ToString());
       // Retry a size-triggered snapshot after half as much journal again.
       bytes_since_snapshot_ = every / 2;
+      // relaxed: published by the release store of snapshots_done below.
       node_.last_snapshot_code.store(
           static_cast<std::uint32_t>(r.status().code()),
           std::memory_order_relaxed);

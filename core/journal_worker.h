@@ -13,6 +13,22 @@
 // are durable but not yet marked: the next worker journals them again, and
 // replay applies each partition's changes once, in change order.
 //
+// Crash safety (a worker may die at any instruction):
+//   Leaves behind: journal records after the last published durable
+//     position (a write whose fdatasync had not returned), possibly torn;
+//     durable records whose changes it had not yet marked journaled; stale
+//     numbers in its JournalNodeState; a snapshot `.tmp` file.
+//   Detected by: the journal lock, which the kernel releases at its death,
+//     so the next worker can start; the watchdog sees the exit.
+//   Repaired by: the next worker, at start: it cuts every record after the
+//     published durable position (their changes are unmarked, so it
+//     journals them again), overwrites the node's state, and journals the
+//     unmarked changes again (replay applies each change once, by its
+//     per-partition change sequence); the next snapshot removes stale
+//     `.tmp` files.
+//   Holds in every reachable state: a change marked journaled is in the
+//     journal at or below the published durable position.
+//
 // Thread safety: one loop per node per grid, enforced by an OFD lock on
 // `<journal dir>/journal-<node>.lock` (released by the kernel when the
 // holder dies).

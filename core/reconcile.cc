@@ -129,6 +129,7 @@ Result<ReconcileReport> ReconcileWithJournal(GridHandle& h,
           now);
     }
     // A change during the scan makes this partition's comparison moot.
+    // acquire: as in Drained.
     if (h.partition(p).state().next_seq.load(std::memory_order_acquire) !=
         before[p]) {
       pending[p] = true;

@@ -208,6 +208,7 @@ Result<std::vector<NodeSnapshotReport>> SnapshotGrid(GridHandle& grid,
     }
     // A worker holds the journal: ask it.
     JournalNodeState& ns = grid.journal_node(node);
+    // relaxed: a ticket number; the answer is published by snapshots_done.
     const std::uint64_t ticket =
         ns.snapshot_requests.fetch_add(1, std::memory_order_relaxed) + 1;
     // release: pairs with the worker's acquire load of the word.
@@ -230,6 +231,8 @@ Result<std::vector<NodeSnapshotReport>> SnapshotGrid(GridHandle& grid,
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+    // relaxed: these fields were published by the worker's release store
+    // of snapshots_done, which we loaded with acquire.
     const auto code = static_cast<StatusCode>(
         ns.last_snapshot_code.load(std::memory_order_relaxed));
     if (code != StatusCode::kOk) {

@@ -152,6 +152,7 @@ class Watchdog {
     w.pid = pid;
     w.started = Clock::now();
     if (w.starts++ > 0) {
+      // relaxed: a counter for `status`.
       grid_.journal_node(w.node).restarts.fetch_add(1,
                                                     std::memory_order_relaxed);
     }

@@ -9,6 +9,15 @@
 // node, no generation fencing yet (a replaced worker is always killed, so
 // it cannot resume and write).
 //
+// Crash safety (the watchdog may die at any instruction):
+//   Leaves behind: its pid in JournalBlock::watchdog_pid; its workers,
+//     which go on journaling; possibly a partial last line in events.log.
+//   Detected by: the watchdog lock, released by the kernel at its death
+//     (RunningWatchdog checks the lock, not the pid).
+//   Repaired by: the next `numagrid start`, which takes the lock, adopts
+//     the running workers (each still holds its node's journal lock) and
+//     overwrites the pid.
+//
 // Thread safety: one watchdog per grid, enforced by an OFD lock on
 // `<journal dir>/watchdog.lock`, which the kernel releases when it dies.
 #pragma once

@@ -2,6 +2,11 @@
 // a sync writer sleeps until the journal worker says its change is durable,
 // and how the worker sleeps until a writer asks for a flush.
 //
+// Crash safety: these functions keep no state of their own. A waiter killed
+// in FutexWait leaves nothing behind (the kernel drops its wait); the words
+// belong to the structures that hold them (core/journal_layout.h), whose
+// comments say what a crash leaves there.
+//
 // Thread safety: thread-safe and process-safe (the words are atomics; these
 // are plain system calls without FUTEX_PRIVATE_FLAG, so they work across
 // processes that map the word at different addresses).

@@ -177,6 +177,7 @@ int RunWorker(const ParsedArgs& a) {
       auto h = core::GridHandle::Attach(name);
       if (!h.ok()) {
         results[i] = h.status();
+        // relaxed: a flag the other threads poll.
         g_stop.store(true, std::memory_order_relaxed);
         return;
       }
@@ -190,6 +191,7 @@ int RunWorker(const ParsedArgs& a) {
       if (!results[i].ok()) {
         // One node failing stops the others: a supervisor restarts the
         // process, and a half-running worker would hide the failure.
+        // relaxed: a flag the other threads poll.
         g_stop.store(true, std::memory_order_relaxed);
       }
     });
