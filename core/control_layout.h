@@ -30,7 +30,7 @@
 namespace numagrid::core {
 
 // Bump on any change to a struct in this file (a test pins the signature).
-inline constexpr std::uint32_t kControlLayoutVersion = 4;
+inline constexpr std::uint32_t kControlLayoutVersion = 5;
 
 inline constexpr std::uint32_t kMaxPartitions = 65536;
 inline constexpr std::uint32_t kMaxNodes = 1024;
@@ -122,6 +122,9 @@ inline constexpr std::uint64_t kControlLayoutSignature =
         .Add(sizeof(JournalBlock))
         .Add(sizeof(JournalNodeState))
         .Add(offsetof(JournalNodeState, wake))
+        .Add(offsetof(JournalNodeState, generation))
+        .Add(sizeof(EventLog))
+        .Add(sizeof(EventSlot))
         .Add(shm::kProcessTableLayoutSignature)
         .value();
 

@@ -312,6 +312,10 @@ Result<CreateReport> CreateGrid(std::string_view name,
         std::memory_order_relaxed);
     jb->recovery_pid =
         options.recovering ? static_cast<std::uint32_t>(getpid()) : 0;
+    // The segment starts zeroed: only the ring's capacity needs setting.
+    reinterpret_cast<EventLog*>(static_cast<std::byte*>(base) + journal_off +
+                                EventLogOffset(node_count))
+        ->capacity = kEventLogCapacity;
     c.process_capacity = options.process_capacity;
     c.procs_off = procs_off;
     c.procs_bytes = procs_bytes;

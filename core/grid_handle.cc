@@ -38,6 +38,8 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
   h->journal_ = h->control_.At<JournalBlock>(c.journal_off);
   h->journal_nodes_ =
       h->control_.At<JournalNodeState>(c.journal_off + sizeof(JournalBlock));
+  h->events_ =
+      h->control_.At<EventLog>(c.journal_off + EventLogOffset(c.node_count));
   // acquire: pairs with the release store that ends a recovery; the rebuilt
   // partitions are complete before it.
   if (!allow_recovering && h->journal_->recovery_state.load(

@@ -50,6 +50,8 @@ class GridHandle {
   JournalNodeState& journal_node(std::uint32_t node) noexcept {
     return journal_nodes_[node];
   }
+  // The grid's event ring (core/event_log.h reads and writes it).
+  EventLog& events() noexcept { return *events_; }
   std::string journal_dir() const;
   std::uint64_t grid_id() const noexcept { return control_.header().grid_id; }
   const std::string& name() const noexcept { return name_; }
@@ -105,6 +107,7 @@ class GridHandle {
   const GridConfig* config_ = nullptr;
   JournalBlock* journal_ = nullptr;
   JournalNodeState* journal_nodes_ = nullptr;
+  EventLog* events_ = nullptr;
   std::vector<std::uint32_t> partition_nodes_;
   shm::LockFile lock_file_;
   std::optional<shm::ProcessTable> procs_;  // set by Attach

@@ -54,6 +54,11 @@ GridStatusReport GridStatus(GridHandle& h) {
     s.worker_pid = j.worker_pid.load(std::memory_order_relaxed);
     s.worker_alive = ProcessRunning(s.worker_pid);
     s.worker_state = StateName(j.worker_state.load(std::memory_order_relaxed));
+    // A worker that died (or exited on an error) left its last state.
+    if (!s.worker_alive && s.worker_state != "stopped" &&
+        s.worker_state != "none") {
+      s.worker_state = "dead";
+    }
     const std::uint64_t beat =
         j.heartbeat_mono_ms.load(std::memory_order_relaxed);
     s.heartbeat_age_ms =
@@ -67,6 +72,10 @@ GridStatusReport GridStatus(GridHandle& h) {
     s.flushes = j.flushes.load(std::memory_order_relaxed);
     s.io_errors = j.io_errors.load(std::memory_order_relaxed);
     s.snapshots_done = j.snapshots_done.load(std::memory_order_relaxed);
+    s.generation = j.generation.load(std::memory_order_relaxed);
+    s.worker_generation = j.worker_generation.load(std::memory_order_relaxed);
+    s.restarts = j.restarts.load(std::memory_order_relaxed);
+    s.fences = j.fences.load(std::memory_order_relaxed);
   }
   for (std::uint32_t p = 0; p < h.partition_count(); ++p) {
     const PartitionState& st = h.partition(p).state();

@@ -16,7 +16,9 @@ struct NodeStatus {
   std::uint32_t node = 0;
   std::uint64_t worker_pid = 0;  // 0: no worker has run
   bool worker_alive = false;     // the pid exists now
-  std::string worker_state;      // "none", "running", "retrying", "stopped"
+  std::string worker_state;      // "none", "running", "retrying", "stopped",
+                                 // "dead" (its process is gone; it had not
+                                 // stopped gracefully)
   std::int64_t heartbeat_age_ms = -1;  // -1: never
   std::uint64_t durable_journal_seq = 0;
   std::uint64_t records = 0;  // journaled since create
@@ -27,6 +29,11 @@ struct NodeStatus {
   std::uint64_t max_ring_depth = 0;   // the fullest ring of the node
   std::uint64_t ring_capacity = 0;
   std::uint64_t snapshots_done = 0;
+  std::uint64_t generation = 0;         // the node's current generation
+  std::uint64_t worker_generation = 0;  // the one the worker holds; less
+                                        // than `generation`: it is fenced
+  std::uint64_t restarts = 0;           // by the watchdog
+  std::uint64_t fences = 0;             // workers that stepped down
 };
 
 struct GridStatusReport {

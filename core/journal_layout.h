@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/event_log_layout.h"
+
 namespace numagrid::core {
 
 // JournalConfig::durability: what a write waits for unless it says otherwise.
@@ -45,8 +47,11 @@ static_assert(sizeof(JournalConfig) == 352);
 //
 // Crash safety (a process may die at any instruction):
 //   Leaves behind: a worker leaves its last published numbers (durable
-//     sequence, counters, pid) and `worker_pid` of a dead process; a writer
-//     leaves `wake` bumped (a harmless extra flush).
+//     sequence, counters, pid, generation) and `worker_pid` of a dead
+//     process; a writer leaves `wake` bumped (a harmless extra flush); a
+//     fencer or watchdog killed after bumping `generation` leaves a
+//     generation no worker holds (the running one steps down at its next
+//     commit; the next one started takes a newer generation).
 //   Detected by: the next worker, which takes the node's journal lock
 //     (an OFD lock on a file in the journal directory, released by the
 //     kernel when the holder dies), and `status` (pid no longer alive).
@@ -85,9 +90,21 @@ struct alignas(64) JournalNodeState {
   std::atomic<std::uint64_t> snapshots_done;
   std::atomic<std::uint64_t> last_snapshot_segments_deleted;
   std::atomic<std::uint64_t> restarts;  // workers the watchdog started again
+  // Cache line 2: fencing (docs/adr/0004-watchdog-and-fencing.md).
+  // generation: the generation the node's worker must hold to commit. Only
+  //   grows. Whoever starts a worker takes the next one (the watchdog before
+  //   it forks, passing it on; a worker started by hand after taking the
+  //   journal lock); `numagrid fence` and the watchdog, before it kills a
+  //   silent worker, bump it to fence the worker that holds it.
+  alignas(64) std::atomic<std::uint64_t> generation;
+  // worker_generation: the generation the running (or last) worker holds,
+  //   published by it once it holds the journal lock.
+  std::atomic<std::uint64_t> worker_generation;
+  std::atomic<std::uint64_t> fences;  // workers that stepped down, fenced
+  std::uint64_t reserved2[5];
 };
 static_assert(std::is_standard_layout_v<JournalNodeState>);
-static_assert(sizeof(JournalNodeState) == 128);
+static_assert(sizeof(JournalNodeState) == 192);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 // JournalNodeState::worker_state
@@ -117,8 +134,13 @@ struct JournalBlock {
 static_assert(std::is_standard_layout_v<JournalBlock>);
 static_assert(sizeof(JournalBlock) == 384);
 
-constexpr std::uint64_t JournalBlockBytes(std::uint32_t node_count) noexcept {
+// The JournalBlock, the node states, then the EventLog
+// (core/event_log_layout.h).
+constexpr std::uint64_t EventLogOffset(std::uint32_t node_count) noexcept {
   return sizeof(JournalBlock) + sizeof(JournalNodeState) * node_count;
+}
+constexpr std::uint64_t JournalBlockBytes(std::uint32_t node_count) noexcept {
+  return EventLogOffset(node_count) + sizeof(EventLog);
 }
 
 }  // namespace numagrid::core

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/event_log.h"
 #include "core/journal_dir.h"
 #include "core/journal_layout.h"
 #include "core/partition.h"
@@ -42,11 +43,13 @@ io::RecordOp OpOf(std::uint32_t ring_op) {
 // The journaling state of one node, process-local.
 class NodeJournaler {
  public:
-  NodeJournaler(GridHandle& grid, const JournalWorkerOptions& o)
+  NodeJournaler(GridHandle& grid, const JournalWorkerOptions& o,
+                std::uint64_t generation)
       : grid_(grid),
         o_(o),
         node_(grid.journal_node(o.node)),
-        dir_(grid.journal_dir()) {
+        dir_(grid.journal_dir()),
+        generation_(generation) {
     for (std::uint32_t p = 0; p < grid.partition_count(); ++p) {
       if (grid.node_of(p) == o.node) parts_.push_back(p);
     }
@@ -58,6 +61,7 @@ class NodeJournaler {
     // relaxed: informational fields, read by `status`.
     node_.worker_pid.store(static_cast<std::uint64_t>(getpid()),
                            std::memory_order_relaxed);
+    node_.worker_generation.store(generation_, std::memory_order_relaxed);
     node_.worker_state.store(kWorkerRunning, std::memory_order_relaxed);
     ResetCursors();
     // acquire: pairs with the release store of an earlier worker's answer.
@@ -66,6 +70,7 @@ class NodeJournaler {
         std::chrono::microseconds(grid_.journal().config.flush_interval_us);
     std::uint32_t backoff_ms = 0;
     for (;;) {
+      if (Fenced()) return StepDown();
       const bool stopping = Stopping(o_);
       // acquire: pairs with the writers' release fetch_add, so a bump seen
       // here also shows the change that asked for it. Read before
@@ -80,6 +85,7 @@ class NodeJournaler {
         Status s = OpenWriter();
         if (!s.ok()) {
           if (s.code() == StatusCode::kCorruption) return s;
+          RefuseSnapshotRequests(s);
           backoff_ms = Backoff(backoff_ms, s);
           if (stopping && backoff_ms >= o_.max_backoff_ms) return s;
           continue;
@@ -87,10 +93,12 @@ class NodeJournaler {
       }
       bool more = false;
       Result<std::uint64_t> n = JournalBatch(&more);
+      if (fenced_) return StepDown();
       if (!n.ok()) {
         writer_.reset();
         device_.reset();
         ResetCursors();  // journal them again from the last durable point
+        RefuseSnapshotRequests(n.status());
         backoff_ms = Backoff(backoff_ms, n.status());
         if (stopping && backoff_ms >= o_.max_backoff_ms) return n.status();
         continue;
@@ -129,6 +137,7 @@ class NodeJournaler {
                                     kStopPollNs));
       }
     }
+    if (Fenced()) return StepDown();
     Status s = writer_ != nullptr ? writer_->Close() : Status::Ok();
     // relaxed: a state for `status`.
     node_.worker_state.store(kWorkerStopped, std::memory_order_relaxed);
@@ -140,6 +149,44 @@ class NodeJournaler {
   }
 
  private:
+  // True once the node's generation moved past ours. relaxed: the journal
+  // lock is what keeps a second worker from writing (a newer one cannot
+  // start while we hold it), so a stale read only delays the step-down by
+  // one round; the generation exists to make a superseded worker (paused,
+  // then resumed after a newer one was asked for) let go of the lock
+  // instead of journaling on.
+  bool Fenced() {
+    if (!fenced_ &&
+        node_.generation.load(std::memory_order_relaxed) != generation_) {
+      fenced_ = true;
+    }
+    return fenced_;
+  }
+
+  // Exits fenced: appended records are dropped unflushed (they are above
+  // the published durable position; the next worker journals their
+  // changes again), nothing else is written.
+  Status StepDown() {
+    writer_.reset();
+    device_.reset();
+    // relaxed: a counter and a state for `status`.
+    node_.fences.fetch_add(1, std::memory_order_relaxed);
+    const std::uint64_t now_gen =
+        node_.generation.load(std::memory_order_relaxed);
+    const std::string why = "generation " + std::to_string(generation_) +
+                            " superseded by " + std::to_string(now_gen) +
+                            "; exiting without writing";
+    Log(o_, "node " + std::to_string(o_.node) + ": fenced: " + why);
+    GridEvent e;
+    e.kind = EventKind::kWorkerSteppedDown;
+    e.node = static_cast<std::int32_t>(o_.node);
+    e.pid = static_cast<std::uint64_t>(getpid());
+    e.generation = generation_;
+    e.cause = why;
+    RecordEvent(grid_, e, dir_);
+    return AlreadyExists("fenced: " + why);
+  }
+
   // At the first call after the stop, fixes what must be journaled before
   // exiting (each ring up to its next_seq now); then true once it is.
   bool DrainedForStop() {
@@ -248,6 +295,9 @@ class NodeJournaler {
       if (!append_error.ok()) return append_error;
     }
     if (records == 0) return std::uint64_t{0};
+    // The last look before the batch reaches the disk: a fenced worker
+    // drops it unwritten.
+    if (Fenced()) return AlreadyExists("fenced");
     NUMAGRID_RETURN_IF_ERROR(writer_->Flush());
     // Durable. First the journal position, then the marks: a worker that
     // starts after us keeps the records up to the published position and
@@ -289,6 +339,7 @@ class NodeJournaler {
         jc.snapshot_interval_s != 0 && bytes_since_snapshot_ != 0 &&
         now - last_snapshot_ >= std::chrono::seconds(jc.snapshot_interval_s);
     if (requested <= snapshots_handled_ && !by_size && !by_time) return;
+    if (Fenced()) return;  // the caller's loop steps down
     last_snapshot_ = now;
     Result<NodeSnapshotReport> r = Status(StatusCode::kIoError, "");
     // Not waiting: a snapshot by `numagrid snapshot` holds it; retry on a
@@ -334,6 +385,26 @@ class NodeJournaler {
     }
   }
 
+  // While the journal fails, answers snapshot requests at once with the
+  // failure instead of leaving `numagrid snapshot` to wait out its timeout
+  // (a snapshot needs the same disk, and its coverage needs the journal).
+  void RefuseSnapshotRequests(const Status& why) {
+    // relaxed: the ticket counter carries no data.
+    const std::uint64_t requested =
+        node_.snapshot_requests.load(std::memory_order_relaxed);
+    if (requested <= snapshots_handled_) return;
+    Log(o_,
+        "node " + std::to_string(o_.node) +
+            ": snapshot refused while the journal fails: " + why.ToString());
+    // relaxed: published by the release store of snapshots_done below.
+    node_.last_snapshot_code.store(static_cast<std::uint32_t>(why.code()),
+                                   std::memory_order_relaxed);
+    snapshots_handled_ = requested;
+    // release: the code above is visible to the requester that loads this
+    // with acquire.
+    node_.snapshots_done.store(requested, std::memory_order_release);
+  }
+
   // Frees what journaled changes replaced when writers have gone quiet
   // (writers reclaim for themselves while they write) or a ring is half
   // full of journaled entries.
@@ -365,6 +436,8 @@ class NodeJournaler {
   std::unique_ptr<io::JournalDevice> device_;
   std::unique_ptr<io::JournalWriter> writer_;
   std::uint64_t durable_seq_ = 0;
+  const std::uint64_t generation_;
+  bool fenced_ = false;
   std::vector<std::uint64_t> stop_targets_;  // set when a stop arrives
   std::uint64_t bytes_since_snapshot_ = 0;
   std::uint64_t snapshots_handled_ = 0;
@@ -548,10 +621,48 @@ Status RunJournalWorker(GridHandle& grid, const JournalWorkerOptions& o) {
                          " of grid '" + grid.name() + "' in " +
                          grid.journal_dir());
   }
-  NodeJournaler j(grid, o);
+  JournalNodeState& node = grid.journal_node(o.node);
+  std::uint64_t generation = o.generation;
+  if (generation == 0) {
+    generation = TakeWorkerGeneration(grid, o.node);
+  } else if (const std::uint64_t now =
+                 node.generation.load(std::memory_order_acquire);
+             now != generation) {
+    // acquire: pairs with the release of TakeWorkerGeneration in the
+    // process that gave us `generation`, so we see at least that value.
+    close(*lock);
+    return AlreadyExists("fenced: generation " + std::to_string(generation) +
+                         " superseded by " + std::to_string(now) +
+                         " before it started; exiting without writing");
+  }
+  NodeJournaler j(grid, o, generation);
   Status s = j.Run();
   close(*lock);
   return s;
+}
+
+std::uint64_t TakeWorkerGeneration(GridHandle& grid, std::uint32_t node) {
+  // acq_rel: the release half lets the worker given this value see it (its
+  // acquire load at start); each caller gets a distinct, larger value.
+  return grid.journal_node(node).generation.fetch_add(
+             1, std::memory_order_acq_rel) +
+         1;
+}
+
+std::uint64_t FenceNodeWorker(GridHandle& grid, std::uint32_t node,
+                              const std::string& cause) {
+  JournalNodeState& ns = grid.journal_node(node);
+  const std::uint64_t generation = TakeWorkerGeneration(grid, node);
+  GridEvent e;
+  e.kind = EventKind::kWorkerFenced;
+  e.node = static_cast<std::int32_t>(node);
+  // relaxed: the pid and generation of the worker being fenced, for the
+  // event only.
+  e.pid = ns.worker_pid.load(std::memory_order_relaxed);
+  e.generation = ns.worker_generation.load(std::memory_order_relaxed);
+  e.cause = cause + "; new generation " + std::to_string(generation);
+  RecordEvent(grid, e, grid.journal_dir());
+  return generation;
 }
 
 }  // namespace numagrid::core

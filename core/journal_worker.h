@@ -61,6 +61,11 @@ struct JournalWorkerOptions {
   // A batch ends after this many journal bytes, so that one flush does not
   // hold a huge amount of memory or delay marking.
   std::uint64_t max_batch_bytes = 16ULL << 20;
+  // The generation this worker was given (by the watchdog, which took it
+  // with TakeWorkerGeneration before starting it); 0: take one after the
+  // journal lock. A worker whose generation is no longer the node's
+  // current one is fenced: it exits without writing.
+  std::uint64_t generation = 0;
 };
 
 // Runs the loop until options.stop is set; returns OK after the final drain.
@@ -68,7 +73,22 @@ struct JournalWorkerOptions {
 // has no journal), kAlreadyExists (another worker holds the node's journal),
 // kCorruption (the journal is damaged other than at its tail: recover, or
 // move the damaged file away), and the errors of opening the directory.
+// kAlreadyExists, "fenced", at any time: the node's generation moved past
+// this worker's (FenceNodeWorker, or a newer worker was started); it wrote
+// nothing after it saw that and did not flush what it had appended.
 Status RunJournalWorker(GridHandle& grid, const JournalWorkerOptions& options);
+
+// Takes the node's next generation for a worker about to start, fencing
+// every older one. Returns it.
+std::uint64_t TakeWorkerGeneration(GridHandle& grid, std::uint32_t node);
+
+// Fences the node's worker: bumps the generation, so that the worker steps
+// down before its next journal write (at once if it runs, when resumed if
+// it is stopped). Records a worker_fenced event with `cause`. Returns the
+// new generation. The journal lock, not this, is what keeps two workers
+// from writing one journal: fencing makes a superseded worker let go.
+std::uint64_t FenceNodeWorker(GridHandle& grid, std::uint32_t node,
+                              const std::string& cause);
 
 // The locks on `<dir>/journal-<node>.lock`, released when the returned
 // descriptor is closed or the process dies:

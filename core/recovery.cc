@@ -1,6 +1,7 @@
 #include "core/recovery.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <tbb/parallel_for.h>
 
 #include "core/base/key_hash.h"
+#include "core/event_log.h"
 #include "core/grid_admin.h"
 #include "core/grid_handle.h"
 #include "core/grid_names.h"
@@ -230,11 +232,29 @@ Result<RecoveryReport> RecoverGrid(std::string_view name,
     report.live_entries +=
         part.state().counters.live_entries.load(std::memory_order_relaxed);
   }
+  const auto elapsed_ms = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now() - start)
+        .count();
+  };
+  GridEvent event;
+  event.kind = EventKind::kRecovery;
+  event.pid = static_cast<std::uint64_t>(getpid());
   if (!s.ok()) {
     h->reset();
     (void)DestroyGrid(name);
-    return s.WithContext("recover grid '" + std::string(name) + "'");
+    s = s.WithContext("recover grid '" + std::string(name) + "'");
+    event.duration_ms = elapsed_ms();
+    event.cause = "failed: " + s.ToString();
+    AppendEventLine(dir, name, event);
+    return s;
   }
+  event.duration_ms = elapsed_ms();
+  event.cause = std::to_string(report.live_entries) + " entries; " +
+                std::to_string(report.snapshot_entries) + " from snapshots, " +
+                std::to_string(report.applied_records) + " journal records" +
+                (report.dropped.empty() ? std::string() : ", torn tail cut");
+  RecordEvent(**h, event, dir);
   // release: every restored partition is complete before a process can
   // attach (Attach loads this with acquire).
   (*h)->journal().recovery_state.store(kRecoveryNone,

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/base/json_writer.h"
+#include "core/event_log.h"
 #include "core/grid_handle.h"
 #include "core/grid_repair.h"
 #include "core/journal_dir.h"
@@ -44,6 +44,7 @@ struct Worker {
   Clock::time_point next_start;  // when a restart is due
   std::chrono::milliseconds backoff{0};
   std::uint64_t starts = 0;
+  std::uint64_t generation = 0;  // the one it was started with or holds
 };
 
 class Watchdog {
@@ -52,15 +53,10 @@ class Watchdog {
       : grid_(grid), o_(o), dir_(grid.journal_dir()) {
     workers_.resize(grid.config().node_count);
     for (std::uint32_t n = 0; n < workers_.size(); ++n) workers_[n].node = n;
-    const int fd = OpenJournalDirFile(dir_, "events.log", O_WRONLY | O_APPEND);
-    events_ = fd >= 0 ? fdopen(fd, "a") : nullptr;
-  }
-  ~Watchdog() {
-    if (events_ != nullptr) std::fclose(events_);
   }
 
   Status Run() {
-    Event("watchdog_started", -1, 0, "", -1);
+    Event(EventKind::kWatchdogStarted, nullptr, "", -1);
     for (Worker& w : workers_) Start(w, "start");
     if (o_.ready) o_.ready();
     auto last_repair = Clock::now();
@@ -73,7 +69,7 @@ class Watchdog {
       }
     }
     StopWorkers();
-    Event("watchdog_stopped", -1, 0, "", -1);
+    Event(EventKind::kWatchdogStopped, nullptr, "", -1);
     return Status::Ok();
   }
 
@@ -87,28 +83,25 @@ class Watchdog {
     if (o_.log) o_.log(line);
   }
 
-  // One JSON line in events.log, and a log line.
-  void Event(const std::string& what, int node, pid_t pid,
-             const std::string& cause, std::int64_t duration_ms) {
-    base::JsonWriter j(/*pretty=*/false);
-    j.BeginObject()
-        .Field("time_unix_ms", NowMs())
-        .Field("event", what)
-        .Field("grid", grid_.name());
-    if (node >= 0) j.Field("node", node);
-    if (pid > 0) j.Field("pid", static_cast<std::int64_t>(pid));
-    if (!cause.empty()) j.Field("cause", cause);
-    if (duration_ms >= 0) j.Field("duration_ms", duration_ms);
-    j.EndObject();
-    std::string json = j.str();
-    while (!json.empty() && json.back() == '\n') json.pop_back();
-    if (events_ != nullptr) {
-      std::fprintf(events_, "%s\n", json.c_str());
-      std::fflush(events_);
+  // An event about worker `w` (or the grid, if null): into the control
+  // segment's ring and events.log, and a log line.
+  void Event(EventKind kind, const Worker* w, const std::string& cause,
+             std::int64_t duration_ms) {
+    GridEvent e;
+    e.kind = kind;
+    if (w != nullptr) {
+      e.node = static_cast<std::int32_t>(w->node);
+      e.pid = w->pid > 0 ? static_cast<std::uint64_t>(w->pid) : 0;
+      e.generation = w->generation;
     }
-    std::string line = what;
-    if (node >= 0) line += " node " + std::to_string(node);
-    if (pid > 0) line += " pid " + std::to_string(pid);
+    e.cause = cause;
+    e.duration_ms = duration_ms;
+    RecordEvent(grid_, e, dir_);
+    std::string line(EventKindName(kind));
+    if (e.node >= 0) line += " node " + std::to_string(e.node);
+    if (e.pid != 0) line += " pid " + std::to_string(e.pid);
+    if (e.generation != 0)
+      line += " generation " + std::to_string(e.generation);
     if (!cause.empty()) line += ": " + cause;
     Log(line);
   }
@@ -125,27 +118,37 @@ class Watchdog {
         w.pid = pid;
         w.adopted = true;
         w.started = Clock::now();
+        // relaxed: published by the worker once it held the lock; for the
+        // event and status only.
+        w.generation = grid_.journal_node(w.node).worker_generation.load(
+            std::memory_order_relaxed);
         ++w.starts;
-        Event("worker_adopted", static_cast<int>(w.node), pid,
+        Event(EventKind::kWorkerAdopted, &w,
               "it was running when this watchdog started", -1);
         return;
       }
     }
     w.adopted = false;
+    // A new generation for the new worker, taken before it exists: any
+    // older worker that still runs (a stopped one the kernel has not killed
+    // yet, one started by hand) is fenced by it.
+    w.generation = TakeWorkerGeneration(grid_, w.node);
     const std::string node = std::to_string(w.node);
+    const std::string generation = std::to_string(w.generation);
     const pid_t pid = fork();
     if (pid == 0) {
       // The child: the worker command, which attaches on its own.
       execl(o_.worker_exe.c_str(), o_.worker_exe.c_str(), "worker",
-            grid_.name().c_str(), "--node", node.c_str(),
-            static_cast<char*>(nullptr));
+            grid_.name().c_str(), "--node", node.c_str(), "--generation",
+            generation.c_str(), static_cast<char*>(nullptr));
       std::fprintf(stderr, "numagrid watchdog: cannot run %s: %s\n",
                    o_.worker_exe.c_str(), io::detail::ErrnoText(errno).c_str());
       _exit(127);
     }
     if (pid < 0) {
-      Event("worker_start_failed", static_cast<int>(w.node), 0,
-            io::detail::ErrnoText(errno), -1);
+      w.pid = -1;
+      Event(EventKind::kWorkerStartFailed, &w, io::detail::ErrnoText(errno),
+            -1);
       w.next_start = Clock::now() + std::chrono::seconds(1);
       return;
     }
@@ -156,8 +159,9 @@ class Watchdog {
       grid_.journal_node(w.node).restarts.fetch_add(1,
                                                     std::memory_order_relaxed);
     }
-    Event(w.starts == 1 ? "worker_started" : "worker_restarted",
-          static_cast<int>(w.node), pid, why, -1);
+    Event(
+        w.starts == 1 ? EventKind::kWorkerStarted : EventKind::kWorkerRestarted,
+        &w, why, -1);
   }
 
   void Supervise(Worker& w) {
@@ -193,11 +197,16 @@ class Watchdog {
         since_start.count() > o_.heartbeat_timeout_ms &&
         (!ours || (now_ms > beat && now_ms - beat > o_.heartbeat_timeout_ms));
     if (stale) {
-      Event("worker_killed", static_cast<int>(w.node), w.pid,
-            ours ? "heartbeat older than " +
-                       std::to_string(o_.heartbeat_timeout_ms) + " ms"
-                 : "never started journaling within the heartbeat timeout",
-            -1);
+      const std::string why =
+          ours ? "heartbeat older than " +
+                     std::to_string(o_.heartbeat_timeout_ms) + " ms"
+               : "never started journaling within the heartbeat timeout";
+      // Fence first: should the kill not take (another user's or another
+      // pid namespace's process, or one the kernel has not yet killed), the
+      // worker steps down before its next journal write once it resumes,
+      // and lets go of the journal for its replacement.
+      (void)FenceNodeWorker(grid_, w.node, why);
+      Event(EventKind::kWorkerKilled, &w, why, -1);
       kill(w.pid, SIGKILL);
       if (w.adopted) {
         // Until the kernel released its journal lock, bounded.
@@ -219,10 +228,13 @@ class Watchdog {
       cause = "an adopted worker ended";
     } else if (WIFEXITED(status)) {
       cause = "exited with status " + std::to_string(WEXITSTATUS(status));
+      if (WEXITSTATUS(status) == static_cast<int>(StatusCode::kAlreadyExists)) {
+        cause += " (fenced, or another worker holds the node's journal)";
+      }
     } else if (WIFSIGNALED(status)) {
       cause = std::string("killed by signal ") + strsignal(WTERMSIG(status));
     }
-    Event("worker_exited", static_cast<int>(w.node), w.pid, cause,
+    Event(EventKind::kWorkerExited, &w, cause,
           std::chrono::duration_cast<std::chrono::milliseconds>(ran).count());
     w.pid = -1;
     if (ran < kStableRun) {
@@ -233,7 +245,7 @@ class Watchdog {
               : std::min(w.backoff * 2,
                          std::chrono::duration_cast<std::chrono::milliseconds>(
                              kMaxBackoff));
-      Event("crash_loop_backoff", static_cast<int>(w.node), 0,
+      Event(EventKind::kCrashLoopBackoff, &w,
             "worker ran " +
                 std::to_string(
                     std::chrono::duration_cast<std::chrono::milliseconds>(ran)
@@ -253,7 +265,7 @@ class Watchdog {
     const RepairReport r = RepairDeadProcesses(grid_);
     if (r.slots_repaired == 0 && r.partitions_repaired == 0) return;
     Event(
-        "repair", -1, 0,
+        EventKind::kRepair, nullptr,
         std::to_string(r.slots_repaired) + " dead process slot(s), " +
             std::to_string(r.partitions_repaired) + " partition(s)",
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0)
@@ -276,7 +288,7 @@ class Watchdog {
           if (r == w.pid || r < 0) break;
         }
         if (Clock::now() > deadline) {
-          Event("worker_killed", static_cast<int>(w.node), w.pid,
+          Event(EventKind::kWorkerKilled, &w,
                 "did not drain within the stop grace period", -1);
           kill(w.pid, SIGKILL);
           waitpid(w.pid, &status, 0);
@@ -284,7 +296,7 @@ class Watchdog {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
-      Event("worker_stopped", static_cast<int>(w.node), w.pid,
+      Event(EventKind::kWorkerStoppedByWatchdog, &w,
             w.adopted ? "ended (adopted: exit status unknown)"
             : WIFEXITED(status) && WEXITSTATUS(status) == 0
                 ? "drained and flushed"
@@ -298,7 +310,6 @@ class Watchdog {
   const WatchdogOptions& o_;
   const std::string dir_;
   std::vector<Worker> workers_;
-  std::FILE* events_ = nullptr;
 };
 
 Result<int> LockWatchdog(const std::string& dir) {

@@ -5,9 +5,11 @@
 // drain and waits for them. Every event is logged and appended to
 // `events.log` (JSON lines) in the journal directory.
 //
-// This is the first step of the processing-unit issue: one worker per
-// node, no generation fencing yet (a replaced worker is always killed, so
-// it cannot resume and write).
+// Each worker it starts gets the node's next generation (fencing every
+// older worker); before it kills a silent worker it fences it, so that a
+// worker the kill does not reach steps down when it resumes instead of
+// journaling on. One worker per node.
+// docs/adr/0004-watchdog-and-fencing.md explains the design.
 //
 // Crash safety (the watchdog may die at any instruction):
 //   Leaves behind: its pid in JournalBlock::watchdog_pid; its workers,

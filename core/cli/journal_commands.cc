@@ -155,6 +155,19 @@ int RunWorker(const ParsedArgs& a) {
   } else {
     for (std::uint32_t n = 0; n < node_count; ++n) nodes.push_back(n);
   }
+  std::uint64_t generation = 0;
+  if (a.Has("generation")) {
+    if (!a.Has("node")) {
+      return Fail("worker", InvalidArgument("--generation needs --node: a "
+                                            "generation belongs to one node"));
+    }
+    auto g = base::ParseUint(a.Get("generation"), "--generation");
+    if (!g.ok()) return Fail("worker", g.status());
+    if (*g == 0) {
+      return Fail("worker", InvalidArgument("--generation must be at least 1"));
+    }
+    generation = *g;
+  }
   probe->reset();
   InstallStopHandlers();
   auto topo = numa::Topology::Load();
@@ -183,6 +196,7 @@ int RunWorker(const ParsedArgs& a) {
       }
       core::JournalWorkerOptions o;
       o.node = node;
+      o.generation = generation;
       o.stop = &g_stop;
       o.log = log;
       log("node " + std::to_string(node) + ": journaling grid '" + name +
@@ -285,6 +299,10 @@ int RunStatus(const ParsedArgs& a) {
           .Field("max_ring_depth", n.max_ring_depth)
           .Field("ring_capacity", n.ring_capacity)
           .Field("snapshots", n.snapshots_done)
+          .Field("generation", n.generation)
+          .Field("worker_generation", n.worker_generation)
+          .Field("restarts", n.restarts)
+          .Field("fences", n.fences)
           .EndObject();
     }
     j.EndArray().EndObject();
@@ -297,9 +315,9 @@ int RunStatus(const ParsedArgs& a) {
       r.durability.c_str(),
       r.watchdog_pid == 0 ? "not running"
                           : ("pid " + std::to_string(r.watchdog_pid)).c_str());
-  std::printf("%-5s %-8s %-9s %-10s %10s %12s %9s %8s %10s\n", "node", "worker",
-              "state", "heartbeat", "durable", "records", "io_errors",
-              "pending", "ring_max");
+  std::printf("%-5s %-8s %-5s %-9s %-10s %10s %12s %9s %8s %8s %10s\n", "node",
+              "worker", "gen", "state", "heartbeat", "durable", "records",
+              "io_errors", "restarts", "pending", "ring_max");
   for (const auto& n : r.nodes) {
     const std::string pid =
         n.worker_pid == 0
@@ -308,14 +326,22 @@ int RunStatus(const ParsedArgs& a) {
     const std::string beat = n.heartbeat_age_ms < 0
                                  ? "-"
                                  : std::to_string(n.heartbeat_age_ms) + " ms";
-    std::printf("%-5u %-8s %-9s %-10s %10llu %12llu %9llu %8llu %5llu/%llu\n",
-                n.node, pid.c_str(), n.worker_state.c_str(), beat.c_str(),
-                static_cast<unsigned long long>(n.durable_journal_seq),
-                static_cast<unsigned long long>(n.records),
-                static_cast<unsigned long long>(n.io_errors),
-                static_cast<unsigned long long>(n.pending_changes),
-                static_cast<unsigned long long>(n.max_ring_depth),
-                static_cast<unsigned long long>(n.ring_capacity));
+    // A worker behind the node's generation is fenced: it steps down.
+    const std::string gen = n.worker_generation == 0 ? "-"
+                            : n.worker_generation == n.generation
+                                ? std::to_string(n.worker_generation)
+                                : std::to_string(n.worker_generation) + "!";
+    std::printf(
+        "%-5u %-8s %-5s %-9s %-10s %10llu %12llu %9llu %8llu %8llu "
+        "%5llu/%llu\n",
+        n.node, pid.c_str(), gen.c_str(), n.worker_state.c_str(), beat.c_str(),
+        static_cast<unsigned long long>(n.durable_journal_seq),
+        static_cast<unsigned long long>(n.records),
+        static_cast<unsigned long long>(n.io_errors),
+        static_cast<unsigned long long>(n.restarts),
+        static_cast<unsigned long long>(n.pending_changes),
+        static_cast<unsigned long long>(n.max_ring_depth),
+        static_cast<unsigned long long>(n.ring_capacity));
   }
   return 0;
 }
@@ -325,7 +351,7 @@ int RunStatus(const ParsedArgs& a) {
 std::vector<CommandSpec> JournalCommands() {
   return {
       {"worker",
-       "NAME [--node N] [--journal-dir DIR] [--quiet]",
+       "NAME [--node N [--generation G]] [--journal-dir DIR] [--quiet]",
        "journal a grid's changes: drain the change rings of each node into "
        "its journal",
        "Runs until SIGTERM or SIGINT, then drains every ring, flushes and\n"
@@ -335,8 +361,14 @@ std::vector<CommandSpec> JournalCommands() {
        "logged and retried with backoff; no change is dropped, writers wait\n"
        "and then get exit 8 once a ring is full. When the grid's segments\n"
        "are missing but its journal directory has a manifest, the worker\n"
-       "recovers the grid first. Log lines go to stderr.",
+       "recovers the grid first. Each worker holds a generation; when the\n"
+       "node's generation moves past it (`numagrid fence`, or the watchdog\n"
+       "replacing a silent worker) it exits 4 before its next journal\n"
+       "write, without writing. Log lines go to stderr.",
        {{"node", "N", "journal only node N (default: every node)"},
+        {"generation", "G",
+         "with --node: run as generation G, given by the watchdog; exit 4 "
+         "(fenced) if the node has moved past it (default: take the next)"},
         {"journal-dir", "DIR",
          "where to look for a journal to recover from when the grid is "
          "missing (default /var/lib/numagrid/NAME)"},
@@ -380,9 +412,13 @@ std::vector<CommandSpec> JournalCommands() {
        "NAME [--json]",
        "the journal workers and how far behind the journal is, per node",
        "worker: the pid of the node's last journal worker ('(dead)' if it\n"
-       "no longer runs); state: running, retrying (after I/O errors),\n"
-       "stopped or none; heartbeat: since its last loop; durable: the last\n"
-       "durable journal sequence; pending: changes visible but not yet\n"
+       "no longer runs); gen: the generation it holds ('!' after it: the\n"
+       "node's generation has moved past it, it is fenced and steps down);\n"
+       "state: running, retrying (after I/O errors),\n"
+       "stopped, dead (gone without stopping) or none; heartbeat: since its "
+       "last loop; durable: the last\n"
+       "durable journal sequence; restarts: by the watchdog; pending:\n"
+       "changes visible but not yet\n"
        "durable; ring_max: the fullest change ring (entries not yet freed)\n"
        "against its capacity.",
        {{"json", "", "print as JSON"}},

@@ -19,10 +19,14 @@
 #include "core/base/units.h"
 #include "core/cli/command.h"
 #include "core/cli/commands.h"
+#include "core/event_log.h"
 #include "core/grid_admin.h"
 #include "core/grid_handle.h"
+#include "core/grid_status.h"
 #include "core/journal_dir.h"
+#include "core/journal_worker.h"
 #include "core/recovery.h"
+#include "core/snapshot.h"
 #include "core/watchdog.h"
 #include "numa/topology.h"
 #include "shm/segment.h"
@@ -201,11 +205,42 @@ int RunStop(const ParsedArgs& a) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    if (!a.Has("quiet")) {
+    // Say what the drain achieved: a worker that was not running (a crash
+    // loop, a failing disk) drained nothing.
+    std::uint64_t pending = 0;
+    if (auto h = core::GridHandle::Attach(name); h.ok()) {
+      for (const auto& n : core::GridStatus(**h).nodes) {
+        pending += n.pending_changes;
+      }
+    }
+    if (pending != 0) {
+      std::fprintf(stderr,
+                   "numagrid stop: grid '%s' stopped, but %llu change(s) are "
+                   "not yet durable: no worker journaled them (see `numagrid "
+                   "events %s`); they are still in shared memory, and the "
+                   "next `numagrid start` journals them\n",
+                   name.c_str(), static_cast<unsigned long long>(pending),
+                   name.c_str());
+    } else if (!a.Has("quiet")) {
       std::printf(
           "stopped grid '%s': workers drained every ring and "
           "flushed\n",
           name.c_str());
+    }
+  }
+  if (a.Has("snapshot")) {
+    // The workers are gone: the snapshot is written here, and it prunes
+    // the journal segments the older snapshot covers.
+    auto h = core::GridHandle::Attach(name);
+    if (!h.ok()) return Fail("stop", h.status());
+    core::SnapshotOptions so;
+    auto r = core::SnapshotGrid(**h, so);
+    if (!r.ok()) return Fail("stop", r.status().WithContext("final snapshot"));
+    if (!a.Has("quiet")) {
+      std::uint64_t entries = 0;
+      for (const auto& n : *r) entries += n.entries;
+      std::printf("took a final snapshot of grid '%s': %llu entries\n",
+                  name.c_str(), static_cast<unsigned long long>(entries));
     }
   }
   if (a.Has("destroy")) {
@@ -236,40 +271,67 @@ std::string JsonField(const std::string& line, const std::string& key) {
   return line.substr(i, j - i);
 }
 
-int RunEvents(const ParsedArgs& a) {
-  const std::string& name = a.positional()[0];
-  std::string dir = a.Get("journal-dir");
-  if (dir.empty()) {
-    auto info = core::InspectGrid(name, nullptr);
-    dir = info.ok() && !info->journal_dir.empty()
-              ? info->journal_dir
-              : core::DefaultJournalDir(name);
-  }
-  const std::string path = dir + "/events.log";
+// The lines of events.log, oldest first, or an error naming the file.
+Result<std::vector<std::string>> ReadEventsLog(const std::string& name,
+                                               const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "re");
   if (f == nullptr) {
     if (errno == ENOENT) {
-      return Fail("events",
-                  NotFound("no events for grid '" + name + "' (" + path +
-                           " does not exist: no watchdog "
-                           "has run)"));
+      return NotFound("no events for grid '" + name + "' (" + path +
+                      " does not exist: no watchdog has run)");
     }
-    return Fail("events", IoError(path + ": " + strerror(errno)));
+    return IoError(path + ": " + strerror(errno));
   }
   std::vector<std::string> lines;
+  std::string line;
   char buf[4096];
   while (std::fgets(buf, sizeof buf, f) != nullptr) {
-    std::string l(buf);
-    while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
-    if (!l.empty()) lines.push_back(std::move(l));
+    line += buf;
+    if (line.back() != '\n') continue;  // a longer line: read on
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
+      line.pop_back();
+    }
+    // A recorder killed mid-write leaves a partial line: skip it.
+    if (line.size() > 2 && line.front() == '{' && line.back() == '}') {
+      lines.push_back(line);
+    }
+    line.clear();
   }
   std::fclose(f);
-  std::size_t first = 0;
+  return lines;
+}
+
+int RunEvents(const ParsedArgs& a) {
+  const std::string& name = a.positional()[0];
+  std::size_t last = SIZE_MAX;
   if (a.Has("last")) {
     auto n = base::ParseUint(a.Get("last"), "--last");
     if (!n.ok()) return Fail("events", n.status());
-    if (*n < lines.size()) first = lines.size() - *n;
+    last = static_cast<std::size_t>(*n);
   }
+  // A running grid: its ring in the control segment. Else, or with --log,
+  // the journal directory's events.log (the whole history).
+  std::vector<std::string> lines;
+  auto h = a.Has("log") || a.Has("journal-dir")
+               ? Result<std::unique_ptr<core::GridHandle>>(NotFound(""))
+               : core::GridHandle::Attach(name);
+  if (h.ok() && (*h)->journaled()) {
+    for (const core::GridEvent& e : core::ReadEvents(**h)) {
+      lines.push_back(core::EventJson(e, name));
+    }
+  } else {
+    std::string dir = a.Get("journal-dir");
+    if (dir.empty()) {
+      auto info = core::InspectGrid(name, nullptr);
+      dir = info.ok() && !info->journal_dir.empty()
+                ? info->journal_dir
+                : core::DefaultJournalDir(name);
+    }
+    auto read = ReadEventsLog(name, dir + "/events.log");
+    if (!read.ok()) return Fail("events", read.status());
+    lines = std::move(*read);
+  }
+  const std::size_t first = last < lines.size() ? lines.size() - last : 0;
   if (a.Has("json")) {
     std::printf("[");
     for (std::size_t i = first; i < lines.size(); ++i) {
@@ -278,8 +340,8 @@ int RunEvents(const ParsedArgs& a) {
     std::printf("%s]\n", lines.size() > first ? "\n" : "");
     return 0;
   }
-  std::printf("%-24s %-20s %-5s %-8s %9s  %s\n", "time (UTC)", "event", "node",
-              "pid", "ms", "cause");
+  std::printf("%-24s %-20s %-5s %-8s %-4s %9s  %s\n", "time (UTC)", "event",
+              "node", "pid", "gen", "ms", "cause");
   for (std::size_t i = first; i < lines.size(); ++i) {
     const std::string& l = lines[i];
     const std::string ms = JsonField(l, "time_unix_ms");
@@ -293,13 +355,55 @@ int RunEvents(const ParsedArgs& a) {
                     ".%03lluZ",
                     static_cast<unsigned long long>(std::stoull(ms) % 1000));
     }
-    const std::string node = JsonField(l, "node");
-    const std::string pid = JsonField(l, "pid");
-    const std::string dur = JsonField(l, "duration_ms");
-    std::printf(
-        "%-24s %-20s %-5s %-8s %9s  %s\n", when, JsonField(l, "event").c_str(),
-        node.empty() ? "-" : node.c_str(), pid.empty() ? "-" : pid.c_str(),
-        dur.empty() ? "-" : dur.c_str(), JsonField(l, "cause").c_str());
+    const auto or_dash = [](const std::string& v) {
+      return v.empty() ? std::string("-") : v;
+    };
+    std::printf("%-24s %-20s %-5s %-8s %-4s %9s  %s\n", when,
+                JsonField(l, "event").c_str(),
+                or_dash(JsonField(l, "node")).c_str(),
+                or_dash(JsonField(l, "pid")).c_str(),
+                or_dash(JsonField(l, "generation")).c_str(),
+                or_dash(JsonField(l, "duration_ms")).c_str(),
+                JsonField(l, "cause").c_str());
+  }
+  return 0;
+}
+
+int RunFence(const ParsedArgs& a) {
+  const std::string& name = a.positional()[0];
+  auto h = core::GridHandle::Attach(name);
+  if (!h.ok()) return Fail("fence", h.status());
+  if (!(*h)->journaled()) {
+    return Fail("fence", InvalidArgument("grid '" + name +
+                                         "' has no journal: it has no "
+                                         "workers to fence"));
+  }
+  const std::uint32_t node_count = (*h)->config().node_count;
+  std::vector<std::uint32_t> nodes;
+  if (a.Has("node")) {
+    auto n = base::ParseUint(a.Get("node"), "--node", node_count - 1);
+    if (!n.ok()) return Fail("fence", n.status());
+    nodes.push_back(static_cast<std::uint32_t>(*n));
+  } else {
+    for (std::uint32_t n = 0; n < node_count; ++n) nodes.push_back(n);
+  }
+  const std::string reason =
+      a.Has("reason") ? a.Get("reason") : std::string("by `numagrid fence`");
+  for (std::uint32_t n : nodes) {
+    // relaxed: for the message only.
+    const std::uint64_t pid =
+        (*h)->journal_node(n).worker_pid.load(std::memory_order_relaxed);
+    const std::uint64_t old_gen =
+        (*h)->journal_node(n).worker_generation.load(std::memory_order_relaxed);
+    const std::uint64_t gen = core::FenceNodeWorker(**h, n, reason);
+    if (!a.Has("quiet")) {
+      std::printf(
+          "node %u: generation is now %llu; the worker of generation %llu "
+          "(pid %llu) steps down before its next journal write\n",
+          n, static_cast<unsigned long long>(gen),
+          static_cast<unsigned long long>(old_gen),
+          static_cast<unsigned long long>(pid));
+    }
   }
   return 0;
 }
@@ -314,10 +418,13 @@ std::vector<CommandSpec> WatchdogCommands() {
        "it dies",
        "The watchdog starts one `numagrid worker NAME --node N` process per\n"
        "NUMA node, restarts a worker that exits or whose heartbeat is older\n"
-       "than --heartbeat-timeout (killing it first), backs off when a worker\n"
-       "keeps dying, and repairs the slots of attached processes that died.\n"
-       "A worker left running by a watchdog that died is adopted. Every event\n"
-       "goes to its log and, as a JSON line, to events.log in the journal\n"
+       "than --heartbeat-timeout (fencing it, then killing it), backs off\n"
+       "when a worker keeps dying, and repairs the slots of attached\n"
+       "processes that died. Each worker it starts gets the node's next\n"
+       "generation; an older worker steps down before its next journal\n"
+       "write. A worker left running by a watchdog that died is adopted.\n"
+       "Every event goes to its log, to the control segment (`numagrid\n"
+       "events`) and, as a JSON line, to events.log in the journal\n"
        "directory. Without --foreground it detaches, logs to numagrid.log in\n"
        "the journal directory, and returns once the workers run. When the\n"
        "grid's segments are gone but DIR (default /var/lib/numagrid/NAME)\n"
@@ -334,31 +441,54 @@ std::vector<CommandSpec> WatchdogCommands() {
        1,
        RunStart},
       {"stop",
-       "NAME [--destroy] [--timeout T]",
+       "NAME [--snapshot] [--destroy] [--timeout T]",
        "stop the grid's watchdog gracefully: workers drain and flush",
        "Sends SIGTERM to the watchdog, which asks every worker to drain its\n"
        "rings and flush, waits for them, and exits; waits for that (exit 12\n"
-       "after --timeout, default 2m). --destroy then removes the grid's\n"
-       "segments (the journal stays: `numagrid recover` rebuilds the grid).",
-       {{"destroy", "", "remove the segments afterwards"},
+       "after --timeout, default 2m). --snapshot then takes a final snapshot\n"
+       "(a later recovery replays no journal). --destroy then removes the\n"
+       "grid's segments (the journal stays: `numagrid recover` or `numagrid\n"
+       "start` rebuilds the grid).",
+       {{"snapshot", "", "take a final snapshot after the drain"},
+        {"destroy", "", "remove the segments afterwards"},
         {"timeout", "T", "how long to wait for the drain (default 2m)"},
         {"quiet", "", "print nothing on success"}},
        1,
        1,
        RunStop},
       {"events",
-       "NAME [--last N] [--json] [--journal-dir DIR]",
-       "the watchdog's events: starts, exits, restarts, kills, adoptions, "
-       "repairs",
-       "Read from events.log (JSON lines) in the grid's journal directory,\n"
-       "oldest first, with time, event, node, pid, duration and cause.",
+       "NAME [--last N] [--json] [--log] [--journal-dir DIR]",
+       "the grid's events: worker starts, exits, restarts, kills, adoptions, "
+       "fencing, repairs, recoveries",
+       "Oldest first, with time, event, node, pid, worker generation,\n"
+       "duration and cause. Of a running grid: the last 256 events, kept in\n"
+       "its control segment. With --log, or when the grid's segments are\n"
+       "gone: the whole history, events.log (JSON lines) in the journal\n"
+       "directory.",
        {{"last", "N", "only the last N events"},
         {"json", "", "print as a JSON array"},
+        {"log", "", "read events.log instead of the control segment"},
         {"journal-dir", "DIR",
-         "the journal directory, when the grid's segments are gone"}},
+         "read events.log in DIR (when the grid's segments are gone)"}},
        1,
        1,
        RunEvents},
+      {"fence",
+       "NAME [--node N] [--reason TEXT] [--quiet]",
+       "make a node's journal worker step down: bump the node's generation",
+       "The worker holding the old generation exits (status 4) before its\n"
+       "next journal write, without writing: at once if it runs, when it is\n"
+       "resumed if it is stopped (SIGSTOP). A running watchdog starts a\n"
+       "worker of a newer generation once it has gone. For a worker you\n"
+       "cannot kill (another user's, another pid namespace's) or suspect of\n"
+       "being stale; see docs/runbooks/split-brain.md. Recorded as a\n"
+       "worker_fenced event.",
+       {{"node", "N", "only node N (default: every node)"},
+        {"reason", "TEXT", "the cause recorded in the event"},
+        {"quiet", "", "print nothing"}},
+       1,
+       1,
+       RunFence},
   };
 }
 

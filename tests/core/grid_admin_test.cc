@@ -608,8 +608,8 @@ TEST(GridAdmin, ControlSegmentWithAnotherLayoutSignatureIsRefused) {
 // A change to a shared struct changes its signature, and this test fails
 // until the layout version is bumped and the new values are pinned here.
 TEST(GridLayout, VersionsAndSignaturesArePinned) {
-  EXPECT_EQ(kControlLayoutVersion, 4u);
-  EXPECT_EQ(kControlLayoutSignature, 0xdacb8c2c6266278dULL)
+  EXPECT_EQ(kControlLayoutVersion, 5u);
+  EXPECT_EQ(kControlLayoutSignature, 0x2a4871447403b72dULL)
       << std::hex << "control signature is now 0x" << kControlLayoutSignature
       << ": bump kControlLayoutVersion and pin the new value";
   EXPECT_EQ(kDataLayoutVersion, 5u);

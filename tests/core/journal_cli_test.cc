@@ -25,6 +25,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/event_log.h"
 #include "core/grid_admin.h"
 #include "core/grid_check.h"
 #include "core/grid_handle.h"
@@ -379,6 +380,25 @@ TEST_F(RecoveryCli, WatchdogReplacesKilledAndStoppedWorkersAndStopDrains) {
   EXPECT_NE(kill(static_cast<pid_t>(replacement), 0), 0)
       << "the stopped worker was killed before it was replaced";
   ASSERT_TRUE(g->Put("after", "stop", {}).ok());
+  {
+    // It was fenced before the kill, and its successor holds a newer
+    // generation than the fence.
+    auto h = GridHandle::Attach(name);
+    ASSERT_TRUE(h.ok());
+    std::uint64_t fenced_generation = 0;
+    for (const GridEvent& e : ReadEvents(**h)) {
+      if (e.kind == EventKind::kWorkerFenced && e.pid == replacement) {
+        fenced_generation = e.generation;
+      }
+    }
+    ASSERT_NE(fenced_generation, 0u) << "no worker_fenced event";
+    ASSERT_TRUE(PollUntil(
+        [&] { return (*h)->journal_node(0).worker_pid.load() == third; }));
+    EXPECT_GT((*h)->journal_node(0).worker_generation.load(),
+              fenced_generation + 1);
+    EXPECT_EQ((*h)->journal_node(0).worker_generation.load(),
+              (*h)->journal_node(0).generation.load());
+  }
 
   // A graceful stop drains: the async write above is durable afterwards.
   const CliRun stop = Run({"stop", name});
