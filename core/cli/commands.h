@@ -11,6 +11,7 @@ namespace numagrid::cli {
 std::vector<CommandSpec> GridCommands();      // create, destroy, info, list
 std::vector<CommandSpec> TopologyCommands();  // topology
 std::vector<CommandSpec> DataCommands();      // put, get, del, scan, check
+std::vector<CommandSpec> CopyCommands();      // copy
 std::vector<CommandSpec> WatchdogCommands();  // start, stop, events
 std::vector<CommandSpec>
 JournalCommands();  // worker, recover, snapshot, status

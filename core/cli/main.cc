@@ -16,6 +16,7 @@ std::vector<CommandSpec> AllCommands() {
   std::vector<CommandSpec> all;
   for (auto& c : numagrid::cli::GridCommands()) all.push_back(std::move(c));
   for (auto& c : numagrid::cli::DataCommands()) all.push_back(std::move(c));
+  for (auto& c : numagrid::cli::CopyCommands()) all.push_back(std::move(c));
   for (auto& c : numagrid::cli::WatchdogCommands()) all.push_back(std::move(c));
   for (auto& c : numagrid::cli::JournalCommands()) all.push_back(std::move(c));
   for (auto& c : numagrid::cli::TopologyCommands()) all.push_back(std::move(c));
