@@ -58,11 +58,11 @@ done
 ((rc == 8)) || fail "a full ring did not refuse with 8 (rc $rc after $accepted puts)"
 say "ring full after $accepted more writes: $(cat "$tmp/err")"
 
-# A snapshot cannot free the space now: the worker takes none while its
-# journal writes fail (and the file would need space itself).
-rc=0; timeout 3 "$ng" snapshot "$g" >"$tmp/out" 2>&1 || rc=$?
+# A snapshot cannot free the space now: the worker refuses it at once
+# while its journal writes fail (and the file would need space itself).
+rc=0; timeout 10 "$ng" snapshot "$g" >"$tmp/out" 2>&1 || rc=$?
 say "snapshot on the full disk: exit $rc: $(cat "$tmp/out")"
-((rc != 0)) || fail "a snapshot succeeded on the full disk"
+((rc == 10)) || fail "a snapshot on the full disk exited $rc, want 10 (I/O error, at once)"
 
 # The fix: free space; the worker resumes by itself within its backoff.
 rm -f "$jdir/filler"
