@@ -55,8 +55,15 @@ class Watchdog {
     for (std::uint32_t n = 0; n < workers_.size(); ++n) workers_[n].node = n;
   }
 
-  Status Run() {
-    Event(EventKind::kWatchdogStarted, nullptr, "", -1);
+  // `previous_pid`: the pid an earlier watchdog left published (it clears
+  // it when it stops gracefully), 0 if none.
+  Status Run(std::uint64_t previous_pid) {
+    Event(EventKind::kWatchdogStarted, nullptr,
+          previous_pid == 0
+              ? std::string()
+              : "the previous watchdog (pid " + std::to_string(previous_pid) +
+                    ") ended without stopping",
+          -1);
     for (Worker& w : workers_) Start(w, "start");
     if (o_.ready) o_.ready();
     auto last_repair = Clock::now();
@@ -117,7 +124,8 @@ class Watchdog {
       if (pid > 0 && ProcessRunning(static_cast<std::uint64_t>(pid))) {
         w.pid = pid;
         w.adopted = true;
-        w.started = Clock::now();
+        // Its start is unknown: not a crash loop if it dies soon.
+        w.started = Clock::now() - kStableRun;
         // relaxed: published by the worker once it held the lock; for the
         // event and status only.
         w.generation = grid_.journal_node(w.node).worker_generation.load(
@@ -129,6 +137,7 @@ class Watchdog {
       }
     }
     w.adopted = false;
+    if (w.starts == 0) ReportWorkerLostUnwatched(w);
     // A new generation for the new worker, taken before it exists: any
     // older worker that still runs (a stopped one the kernel has not killed
     // yet, one started by hand) is fenced by it.
@@ -162,6 +171,24 @@ class Watchdog {
     Event(
         w.starts == 1 ? EventKind::kWorkerStarted : EventKind::kWorkerRestarted,
         &w, why, -1);
+  }
+
+  // A worker that died while no watchdog ran (its lock is free, it had not
+  // stopped gracefully) gets its worker_exited event now, late.
+  void ReportWorkerLostUnwatched(const Worker& w) {
+    const JournalNodeState& ns = grid_.journal_node(w.node);
+    // relaxed: what the dead worker published last; for the event only.
+    const std::uint64_t pid = ns.worker_pid.load(std::memory_order_relaxed);
+    const std::uint32_t state = ns.worker_state.load(std::memory_order_relaxed);
+    if (pid == 0 || state == kWorkerStopped || state == kWorkerNone ||
+        ProcessRunning(pid)) {
+      return;
+    }
+    Worker dead = w;
+    dead.pid = static_cast<pid_t>(pid);
+    dead.generation = ns.worker_generation.load(std::memory_order_relaxed);
+    Event(EventKind::kWorkerExited, &dead,
+          "ended while no watchdog ran (found when this one started)", -1);
   }
 
   void Supervise(Worker& w) {
@@ -390,10 +417,10 @@ Status RunWatchdog(std::string_view name, const WatchdogOptions& o) {
   }
   // relaxed: read by `stop` and `status` to find us; the lock is what
   // makes us the only one.
-  (*h)->journal().watchdog_pid.store(static_cast<std::uint64_t>(getpid()),
-                                     std::memory_order_relaxed);
+  const std::uint64_t previous = (*h)->journal().watchdog_pid.exchange(
+      static_cast<std::uint64_t>(getpid()), std::memory_order_relaxed);
   Watchdog w(**h, o);
-  Status s = w.Run();
+  Status s = w.Run(previous);
   (*h)->journal().watchdog_pid.store(0, std::memory_order_relaxed);
   close(*lock);
   return s;

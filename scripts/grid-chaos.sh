@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Chaos run against a grid: while numagrid-bench writes to it (YCSB A from
 # two processes), every INTERVAL kills something at random: a journal
-# worker (SIGKILL, or SIGSTOP and SIGCONT later), the watchdog (SIGKILL,
-# then a new `numagrid start`, which adopts the running workers) or one of
-# the writers (SIGKILL). Then it lets the watchdog settle, runs
-# `numagrid check NAME --journal` and reports what it did and what it found.
-# Exits 0 only if the check found the grid consistent and in agreement with
-# its journal. The grid must exist with a journal; its watchdog is started
-# if it does not run, and left running.
+# worker (SIGKILL, or SIGSTOP and SIGCONT after one interval or, half the
+# time, after 3 s, past the 1 s heartbeat timeout, so that the watchdog
+# fences and replaces it), the watchdog (SIGKILL, then a new `numagrid
+# start`, which adopts the running workers) or one of the writers
+# (SIGKILL). Then it lets the watchdog settle, runs `numagrid check NAME
+# --journal`, and reports what it did, whether every kill has its event
+# (`numagrid events NAME --log`), and what the check found. Exits 0 only if
+# the check found the grid consistent and in agreement with its journal and
+# every kill was accounted for. The grid must exist with a journal; its
+# watchdog is started if it does not run, and left running.
 #   scripts/grid-chaos.sh NAME [--seconds S] [--interval SECONDS] [--seed N]
 set -euo pipefail
 if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; [[ $# -ge 1 ]] && exit 0 || exit 2
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; [[ $# -ge 1 ]] && exit 0 || exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 ng=${NUMAGRID:-numagrid}
@@ -48,22 +51,36 @@ jdir=$("$ng" info "$name" --json | sed -n 's/.*"journal_dir": "\(.*\)".*/\1/p')
   --seconds "$seconds" --warmup 0 --records 20000 >/dev/null 2>&1 &
 load=$!
 declare -A did=()
+killed_workers=() killed_watchdogs=()
 stopped=()
+resume_at=0
 end=$((SECONDS + seconds))
 while ((SECONDS < end)); do
   sleep "$interval"
-  for p in "${stopped[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
-  stopped=()
+  if ((SECONDS >= resume_at)); then
+    for p in "${stopped[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
+    stopped=()
+  fi
   case $((RANDOM % 4)) in
     0) for p in $(json_pids); do
-         kill -KILL "$p" 2>/dev/null && { did[worker_kill]=$((${did[worker_kill]:-0} + 1)); say "SIGKILL worker $p"; }
+         # A stopped worker stays stopped until it is due to resume.
+         [[ " ${stopped[*]} " == *" $p "* ]] && continue
+         kill -KILL "$p" 2>/dev/null && { did[worker_kill]=$((${did[worker_kill]:-0} + 1)); killed_workers+=("$p"); say "SIGKILL worker $p"; }
        done ;;
-    1) for p in $(json_pids); do
-         kill -STOP "$p" 2>/dev/null && { stopped+=("$p"); did[worker_stop]=$((${did[worker_stop]:-0} + 1)); say "SIGSTOP worker $p"; }
+    1) ((${#stopped[@]} == 0)) || continue
+       for p in $(json_pids); do
+         if kill -STOP "$p" 2>/dev/null; then
+           stopped+=("$p"); did[worker_stop]=$((${did[worker_stop]:-0} + 1))
+           if ((RANDOM % 2)); then
+             resume_at=$((SECONDS + 3)); say "SIGSTOP worker $p for 3 s (past the heartbeat timeout)"
+           else
+             resume_at=0; say "SIGSTOP worker $p"
+           fi
+         fi
        done ;;
     2) w=$(watchdog_pid)
        if [[ -n "$w" ]] && kill -KILL "$w" 2>/dev/null; then
-         did[watchdog_kill]=$((${did[watchdog_kill]:-0} + 1)); say "SIGKILL watchdog $w, start a new one"
+         did[watchdog_kill]=$((${did[watchdog_kill]:-0} + 1)); killed_watchdogs+=("$w"); say "SIGKILL watchdog $w, start a new one"
          sleep 0.1
          "$ng" start "$name" --heartbeat-timeout 1s --quiet || say "start failed: $?"
        fi ;;
@@ -90,7 +107,22 @@ say "watchdog events: $(grep -c '"event"' "$jdir/events.log" 2>/dev/null || echo
     "(restarts $(grep -c worker_restarted "$jdir/events.log" || true)," \
     "adoptions $(grep -c worker_adopted "$jdir/events.log" || true)," \
     "repairs $(grep -c '"event":"repair"' "$jdir/events.log" || true))"
+# Every kill must have its event: a killed worker its worker_exited (from
+# the watchdog that saw it die, or the next one, which finds it dead), a
+# killed watchdog the next one's watchdog_started naming it.
+events=$("$ng" events "$name" --log --json)
+missing=()
+for p in "${killed_workers[@]}"; do
+  grep -q "\"event\":\"worker_exited\".*\"pid\":$p," <<<"$events" || missing+=("worker $p")
+done
+for p in "${killed_watchdogs[@]}"; do
+  grep -q "previous watchdog (pid $p)" <<<"$events" || missing+=("watchdog $p")
+done
+say "events: $(grep -c worker_fenced <<<"$events" || true) fenced," \
+    "$(grep -c worker_killed <<<"$events" || true) killed by the watchdog;" \
+    "kills without their event: ${#missing[@]}${missing:+ (${missing[*]})}"
 rc=0
 "$ng" check "$name" --journal || rc=$?
 if ((rc == 0)); then say "found: consistent, and in agreement with the journal"; else say "found problems (exit $rc)"; fi
+((rc != 0)) || ((${#missing[@]} == 0)) || rc=1
 exit $rc
