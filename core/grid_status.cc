@@ -76,6 +76,7 @@ GridStatusReport GridStatus(GridHandle& h) {
     s.worker_generation = j.worker_generation.load(std::memory_order_relaxed);
     s.restarts = j.restarts.load(std::memory_order_relaxed);
     s.fences = j.fences.load(std::memory_order_relaxed);
+    s.expired_reclaimed = j.expired_reclaimed.load(std::memory_order_relaxed);
   }
   for (std::uint32_t p = 0; p < h.partition_count(); ++p) {
     const PartitionState& st = h.partition(p).state();

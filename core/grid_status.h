@@ -34,6 +34,7 @@ struct NodeStatus {
                                         // than `generation`: it is fenced
   std::uint64_t restarts = 0;           // by the watchdog
   std::uint64_t fences = 0;             // workers that stepped down
+  std::uint64_t expired_reclaimed = 0;  // expired entries removed by workers
 };
 
 struct GridStatusReport {

@@ -101,7 +101,9 @@ struct alignas(64) JournalNodeState {
   //   published by it once it holds the journal lock.
   std::atomic<std::uint64_t> worker_generation;
   std::atomic<std::uint64_t> fences;  // workers that stepped down, fenced
-  std::uint64_t reserved2[5];
+  // Expired entries the node's workers removed in the background.
+  std::atomic<std::uint64_t> expired_reclaimed;
+  std::uint64_t reserved2[4];
 };
 static_assert(std::is_standard_layout_v<JournalNodeState>);
 static_assert(sizeof(JournalNodeState) == 192);

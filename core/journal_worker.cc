@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/base/key_hash.h"
 #include "core/event_log.h"
 #include "core/journal_dir.h"
 #include "core/journal_layout.h"
@@ -35,6 +36,13 @@ bool Stopping(const JournalWorkerOptions& o) {
 
 // How long a waiting worker may take to notice a stop set by a thread.
 constexpr std::uint64_t kStopPollNs = 50'000'000;
+
+// The expiry sweep looks at kExpirySlotsPerRound index slots at most every
+// kExpiryRoundMs (and once per worker round when the flush interval is
+// longer): a node's whole index is swept in about
+// index slots / kExpirySlotsPerRound * max(kExpiryRoundMs, flush interval).
+constexpr std::uint64_t kExpirySlotsPerRound = 4096;
+constexpr std::uint64_t kExpiryRoundMs = 10;
 
 io::RecordOp OpOf(std::uint32_t ring_op) {
   return ring_op == kOpPut ? io::RecordOp::kPut : io::RecordOp::kRemove;
@@ -111,6 +119,7 @@ class NodeJournaler {
         node_.worker_state.store(kWorkerRunning, std::memory_order_relaxed);
       }
       ReclaimIdle(*n == 0);
+      ReclaimExpired();
       MaybeSnapshot();
       // A graceful stop drains what was written before it arrived, even
       // while writers go on.
@@ -405,6 +414,70 @@ class NodeJournaler {
     node_.snapshots_done.store(requested, std::memory_order_release);
   }
 
+  // Removes expired entries in the background, at a bounded rate: each
+  // round looks at up to kExpirySlotsPerRound index slots, continuing where
+  // the last round stopped (partition after partition), and removes what
+  // expired there as an ordinary change (kRemoveExpired), so that the
+  // journal records it and its memory is freed once journaled. Readers do
+  // not see expired entries in the meantime (Find checks the expiry). Never
+  // waits: a partition whose lock is held or whose ring is more than half
+  // full is left for a later round.
+  void ReclaimExpired() {
+    if (parts_.empty()) return;
+    // At most one round per kExpiryRoundMs, however busy the journal: each
+    // live slot costs a read of its record's header (a cache miss).
+    const auto t = std::chrono::steady_clock::now();
+    if (t - last_expiry_round_ < std::chrono::milliseconds(kExpiryRoundMs)) {
+      return;
+    }
+    last_expiry_round_ = t;
+    const std::uint64_t now = NowMs();
+    WriteLimits limits = grid_.limits();
+    limits.lock_timeout_ns = 0;
+    limits.ring_wait_ns = 0;
+    std::uint64_t budget = kExpirySlotsPerRound;
+    std::vector<std::pair<std::string, std::uint64_t>> expired;
+    for (std::size_t visited = 0; budget > 0 && visited < parts_.size();
+         ++visited) {
+      PartitionRef& part = grid_.partition(parts_[expiry_part_]);
+      const PartitionState& st = part.state();
+      // relaxed: a heuristic for skipping a busy ring; Write re-checks.
+      const bool ring_busy =
+          st.next_seq.load(std::memory_order_relaxed) -
+              st.reclaimed_seq.load(std::memory_order_relaxed) >=
+          st.ring_capacity / 2;
+      const std::uint64_t slots = part.index_slots();
+      const std::uint64_t step = std::min(budget, slots - expiry_slot_);
+      if (!ring_busy) {
+        expired.clear();
+        {
+          // The records stay allocated while pinned; keys are copied.
+          GridHandle::EpochGuard pin(grid_);
+          part.ScanExpired(expiry_slot_, step, now, [&](const RecordView& r) {
+            expired.emplace_back(std::string(r.key()), r.version());
+          });
+        }
+        for (const auto& [key, version] : expired) {
+          WriteRequest rq;
+          rq.kind = WriteKind::kRemoveExpired;
+          rq.key = key;
+          rq.hash = base::KeyHash(key);
+          rq.expected_version = version;
+          if (part.Write(rq, limits, now).ok()) {
+            // relaxed: a counter for `status`.
+            node_.expired_reclaimed.fetch_add(1, std::memory_order_relaxed);
+          }
+        }
+      }
+      budget -= step;
+      expiry_slot_ += step;
+      if (expiry_slot_ >= slots || ring_busy) {
+        expiry_slot_ = 0;
+        expiry_part_ = (expiry_part_ + 1) % parts_.size();
+      }
+    }
+  }
+
   // Frees what journaled changes replaced when writers have gone quiet
   // (writers reclaim for themselves while they write) or a ring is half
   // full of journaled entries.
@@ -438,6 +511,9 @@ class NodeJournaler {
   std::uint64_t durable_seq_ = 0;
   const std::uint64_t generation_;
   bool fenced_ = false;
+  std::size_t expiry_part_ = 0;    // index into parts_ of the sweep
+  std::uint64_t expiry_slot_ = 0;  // next index slot the sweep looks at
+  std::chrono::steady_clock::time_point last_expiry_round_{};
   std::vector<std::uint64_t> stop_targets_;  // set when a stop arrives
   std::uint64_t bytes_since_snapshot_ = 0;
   std::uint64_t snapshots_handled_ = 0;

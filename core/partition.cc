@@ -112,6 +112,25 @@ Result<RecordView> PartitionRef::Find(std::string_view key, std::uint64_t hash,
   return NotFound("key not found");
 }
 
+std::uint64_t PartitionRef::ScanExpired(
+    std::uint64_t from_slot, std::uint64_t max_slots, std::uint64_t now_ms,
+    const std::function<void(const RecordView&)>& visit) const {
+  const std::atomic<std::uint64_t>* s = slots();
+  const std::uint64_t mask = p_->index_mask;
+  std::uint64_t i = from_slot & mask;
+  for (std::uint64_t n = 0; n < max_slots && n <= mask;
+       ++n, i = (i + 1) & mask) {
+    // acquire: as in Find.
+    const std::uint64_t v = s[i].load(std::memory_order_acquire);
+    if (!SlotHoldsRecord(v)) continue;
+    const std::uint64_t off = SlotOffset(v);
+    if (!InArena(off, sizeof(RecordHeader))) continue;  // Check reports it
+    const RecordView r(base_ + off);
+    if (r.ExpiredAt(now_ms)) visit(r);
+  }
+  return i;
+}
+
 void PartitionRef::Scan(const std::function<bool(const RecordView&)>& visit,
                         std::uint64_t now_ms) const {
   const std::atomic<std::uint64_t>* s = slots();
@@ -180,8 +199,9 @@ class Unlocker {
 Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
                                         const WriteLimits& limits,
                                         std::uint64_t now_ms) noexcept {
-  const bool is_remove =
-      rq.kind == WriteKind::kRemove || rq.kind == WriteKind::kRemoveIfVersion;
+  const bool is_remove = rq.kind == WriteKind::kRemove ||
+                         rq.kind == WriteKind::kRemoveIfVersion ||
+                         rq.kind == WriteKind::kRemoveExpired;
   NUMAGRID_RETURN_IF_ERROR(LockForWrite(limits));
   Unlocker unlock(p_->lock);
 
@@ -280,6 +300,13 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     case WriteKind::kCompareAndSet:
     case WriteKind::kRemoveIfVersion:
       if (!live) return NotFound("key not found");
+      if (old.version() != rq.expected_version) {
+        return Conflict("version is " + std::to_string(old.version()) +
+                        ", expected " + std::to_string(rq.expected_version));
+      }
+      break;
+    case WriteKind::kRemoveExpired:
+      if (!present_raw || live) return NotFound("no expired entry of the key");
       if (old.version() != rq.expected_version) {
         return Conflict("version is " + std::to_string(old.version()) +
                         ", expected " + std::to_string(rq.expected_version));

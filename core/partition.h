@@ -59,6 +59,10 @@ enum class WriteKind {
   kRemove,
   kRemoveIfVersion,  // only if present with version == expected_version
   kIncrement,        // 8-byte little-endian signed counter += delta (absent: 0)
+  // Only if present, expired at now_ms, with version == expected_version:
+  // the background reclaim of an expired entry (a remove in the ring and
+  // the journal). kNotFound if absent or not expired.
+  kRemoveExpired,
 };
 
 struct WriteRequest {
@@ -134,6 +138,15 @@ class PartitionRef {
   // Visits every live record (lock-free; each record that stays live during
   // the scan is visited exactly once). Stops when `visit` returns false.
   // REQUIRES: an epoch pinned for the whole scan.
+  // Lock-free: visits the expired records in index slots [from_slot,
+  // from_slot + max_slots) (wrapping at the end of the index) and returns
+  // the slot to continue from. REQUIRES: an epoch pinned while the views
+  // are used.
+  std::uint64_t ScanExpired(
+      std::uint64_t from_slot, std::uint64_t max_slots, std::uint64_t now_ms,
+      const std::function<void(const RecordView&)>& visit) const;
+  std::uint64_t index_slots() const noexcept { return p_->index_mask + 1; }
+
   void Scan(const std::function<bool(const RecordView&)>& visit,
             std::uint64_t now_ms) const;
 

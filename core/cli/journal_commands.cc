@@ -303,6 +303,7 @@ int RunStatus(const ParsedArgs& a) {
           .Field("worker_generation", n.worker_generation)
           .Field("restarts", n.restarts)
           .Field("fences", n.fences)
+          .Field("expired_reclaimed", n.expired_reclaimed)
           .EndObject();
     }
     j.EndArray().EndObject();
