@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -25,8 +24,6 @@ namespace numagrid::core {
 namespace {
 
 using ::numagrid::testing::AllJournaled;
-using ::numagrid::testing::GridGuard;
-using ::numagrid::testing::JournaledOptions;
 using ::numagrid::testing::JournalRead;
 using ::numagrid::testing::ModelOf;
 using ::numagrid::testing::PollUntil;
@@ -34,23 +31,10 @@ using ::numagrid::testing::ReadGridState;
 using ::numagrid::testing::ReadJournal;
 using ::numagrid::testing::StateDiff;
 using ::numagrid::testing::SystemTopology;
-using ::numagrid::testing::TempDir;
-using ::numagrid::testing::UniqueName;
 using ::numagrid::testing::WorkerThread;
 
-class Expiry : public ::testing::Test {
+class Expiry : public ::numagrid::testing::JournaledGridTest {
  protected:
-  void SetUp() override {
-    name_ = UniqueName("expiry");
-    guard_.emplace(name_);
-    auto c = CreateGrid(name_, JournaledOptions(dir_.path()), SystemTopology());
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    auto h = GridHandle::Attach(name_);
-    ASSERT_TRUE(h.ok()) << h.status().ToString();
-    h_ = std::move(*h);
-  }
-  void TearDown() override { h_.reset(); }
-
   // Records in the index, expired or not.
   std::uint64_t IndexedEntries() {
     std::uint64_t n = 0;
@@ -59,11 +43,6 @@ class Expiry : public ::testing::Test {
     }
     return n;
   }
-
-  TempDir dir_;
-  std::string name_;
-  std::optional<GridGuard> guard_;
-  std::unique_ptr<GridHandle> h_;
 };
 
 TEST_F(Expiry, TheWorkerRemovesExpiredEntriesAsJournaledChanges) {

@@ -9,7 +9,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,8 +30,6 @@ namespace numagrid::core {
 namespace {
 
 using ::numagrid::testing::AllJournaled;
-using ::numagrid::testing::GridGuard;
-using ::numagrid::testing::JournaledOptions;
 using ::numagrid::testing::JournalRead;
 using ::numagrid::testing::ModelOf;
 using ::numagrid::testing::PollUntil;
@@ -40,31 +37,12 @@ using ::numagrid::testing::ReadFileBytes;
 using ::numagrid::testing::ReadGridState;
 using ::numagrid::testing::ReadJournal;
 using ::numagrid::testing::StateDiff;
-using ::numagrid::testing::SystemTopology;
-using ::numagrid::testing::TempDir;
-using ::numagrid::testing::UniqueName;
 using ::numagrid::testing::WorkerThread;
 using ::testing::HasSubstr;
 
-class Fencing : public ::testing::Test {
+class Fencing : public ::numagrid::testing::JournaledGridTest {
  protected:
-  void SetUp() override {
-    name_ = UniqueName("fence");
-    guard_.emplace(name_);
-    auto c = CreateGrid(name_, JournaledOptions(dir_.path()), SystemTopology());
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    auto h = GridHandle::Attach(name_);
-    ASSERT_TRUE(h.ok()) << h.status().ToString();
-    h_ = std::move(*h);
-  }
-  void TearDown() override { h_.reset(); }
-
   JournalNodeState& node() { return h_->journal_node(0); }
-
-  TempDir dir_;
-  std::string name_;
-  std::optional<GridGuard> guard_;
-  std::unique_ptr<GridHandle> h_;
 };
 
 std::vector<GridEvent> EventsOfKind(GridHandle& h, EventKind kind) {

@@ -40,6 +40,7 @@
 #include "io/uring_probe.h"
 #include "numagrid/grid.h"
 #include "numagrid/status.h"
+#include "tests/support/cli_child.h"
 #include "tests/support/journal_grid.h"
 #include "tests/support/shared_block.h"
 #include "tests/support/test_grid.h"
@@ -78,75 +79,14 @@ using ::testing::IsEmpty;
 
 constexpr const char* kCli = NUMAGRID_CLI;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using ::numagrid::testing::CliRun;
+using ::numagrid::testing::Describe;
 
-std::string Describe(const CliRun& r) {
-  return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out +
-         "\nstderr: " + r.err;
-}
-
-// A child running the tool, its stdout and stderr going to files in `dir`.
-class CliChild {
+// The tool run as a child process, its output in files in `dir`.
+class CliChild : public ::numagrid::testing::CliChild {
  public:
-  CliChild(const std::vector<std::string>& args, const std::string& dir) {
-    static int counter = 0;
-    const std::string base = dir + "/cli" + std::to_string(counter++);
-    out_path_ = base + ".out";
-    err_path_ = base + ".err";
-    std::vector<std::string> argv_s = {kCli};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    const int rc = posix_spawn(&pid_, kCli, &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-      ADD_FAILURE() << "posix_spawn " << kCli << ": "
-                    << std::strerror(rc);  // NOLINT(concurrency-mt-unsafe)
-      pid_ = -1;
-    }
-  }
-  ~CliChild() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      (void)Wait();
-    }
-    unlink(out_path_.c_str());
-    unlink(err_path_.c_str());
-  }
-  CliChild(const CliChild&) = delete;
-  CliChild& operator=(const CliChild&) = delete;
-
-  pid_t pid() const noexcept { return pid_; }
-  CliRun Wait() {
-    CliRun r;
-    if (pid_ <= 0) return r;
-    int status = 0;
-    while (waitpid(pid_, &status, 0) < 0) {
-    }
-    pid_ = -1;
-    r.exit_code =
-        WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = ReadFileBytes(out_path_);
-    r.err = ReadFileBytes(err_path_);
-    return r;
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::string out_path_;
-  std::string err_path_;
+  CliChild(const std::vector<std::string>& args, const std::string& dir)
+      : ::numagrid::testing::CliChild(kCli, args, dir) {}
 };
 
 class RecoveryCli : public ::testing::Test {

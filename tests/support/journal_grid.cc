@@ -21,6 +21,7 @@
 #include "io/uring_probe.h"
 #include "shm/futex.h"
 #include "tests/io/fault_journal_device.h"
+#include "tests/support/test_grid.h"
 
 namespace numagrid::testing {
 
@@ -139,6 +140,19 @@ core::CreateOptions JournaledOptions(const std::string& dir) {
 }
 
 GridGuard::~GridGuard() { (void)core::DestroyGrid(name_); }
+
+void JournaledGridTest::SetUp() {
+  name_ = UniqueName("jg");
+  guard_.emplace(name_);
+  auto c =
+      core::CreateGrid(name_, JournaledOptions(dir_.path()), SystemTopology());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto h = core::GridHandle::Attach(name_);
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  h_ = std::move(*h);
+}
+
+void JournaledGridTest::TearDown() { h_.reset(); }
 
 void PrintTo(const Entry& e, std::ostream* os) {
   *os << "{value " << e.value.size() << " bytes '" << e.value.substr(0, 24)

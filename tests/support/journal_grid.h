@@ -14,11 +14,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "core/grid_admin.h"
 #include "core/grid_handle.h"
@@ -169,6 +172,19 @@ bool PollUntil(const std::function<bool()>& done,
 // True when every partition's changes are all journaled (journaled_seq ==
 // next_seq).
 bool AllJournaled(core::GridHandle& h);
+
+// A fixture: a journaled grid (JournaledOptions) with a journal directory
+// of its own, attached as h_, destroyed with its directory at the end.
+class JournaledGridTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  TempDir dir_;
+  std::string name_;
+  std::optional<GridGuard> guard_;
+  std::unique_ptr<core::GridHandle> h_;
+};
 
 // Keys, in order, that hash to partition `p` of a grid of `partitions`.
 std::vector<std::string> KeysOfPartition(std::uint32_t p,
