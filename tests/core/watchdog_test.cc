@@ -27,6 +27,7 @@
 #include "core/recovery.h"
 #include "io/uring_probe.h"
 #include "numagrid/grid.h"
+#include "tests/support/ack_ledger.h"
 #include "tests/support/cli_child.h"
 #include "tests/support/journal_grid.h"
 #include "tests/support/shared_block.h"
@@ -36,6 +37,7 @@
 namespace numagrid::core {
 namespace {
 
+using ::numagrid::testing::AckLedger;
 using ::numagrid::testing::CliChild;
 using ::numagrid::testing::CliRun;
 using ::numagrid::testing::Describe;
@@ -44,6 +46,7 @@ using ::numagrid::testing::Mix;
 using ::numagrid::testing::PollUntil;
 using ::numagrid::testing::ReadFileBytes;
 using ::numagrid::testing::SharedBlock;
+using ::numagrid::testing::StartLedgerWriter;
 using ::numagrid::testing::SystemTopology;
 using ::numagrid::testing::TempDir;
 using ::numagrid::testing::TestSeed;
@@ -53,76 +56,15 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr const char* kCli = NUMAGRID_CLI;
-constexpr int kMaxWriters = 4;
+constexpr int kMaxWriters = ::numagrid::testing::kLedgerMaxWriters;
 constexpr int kKeysPerWriter = 32;
 
-// What the writers did. Per key (one writer per key): the counter of the
-// last value attempted and of the last one acknowledged durable (a sync put
-// that returned OK). Async puts go to keys of their own and are only
-// counted. Read by the test after the writers stopped (or died: a writer
-// killed between `attempted` and its put leaves attempted ahead, which the
-// check allows).
-struct Ledger {
-  std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> acked_total{0};
-  std::atomic<std::uint64_t> async_ok{0};
-  std::atomic<std::uint64_t> not_confirmed{0};  // unavailable / ring full
-  std::atomic<std::uint64_t> attempted[kMaxWriters][kKeysPerWriter];
-  std::atomic<std::uint64_t> acked[kMaxWriters][kKeysPerWriter];
-};
-
-std::string Key(int w, int k) {
-  return "w" + std::to_string(w) + "k" + std::to_string(k);
-}
-std::string Value(int w, int k, std::uint64_t c) {
-  return Key(w, k) + "c" + std::to_string(c) +
-         std::string(static_cast<std::size_t>(Mix(c) % 120), 'x');
-}
-// The counter in a value of key (w, k); UINT64_MAX if it is not one.
-std::uint64_t CounterOf(const std::string& v, int w, int k) {
-  const std::string prefix = Key(w, k) + "c";
-  if (v.rfind(prefix, 0) != 0) return UINT64_MAX;
-  const std::uint64_t c = std::strtoull(v.c_str() + prefix.size(), nullptr, 10);
-  return v == Value(w, k, c) ? c : UINT64_MAX;
-}
-
 // A writer process: sync puts to its keys, recorded in the ledger, and
-// (with `async_too`) an async put after each. Exits 0 when told to stop, 4
-// on an error other than "not confirmed in time".
-pid_t StartWriter(const std::string& name, int w, Ledger* ledger,
+// (with `async_too`) an async put after each.
+pid_t StartWriter(const std::string& name, int w, AckLedger* ledger,
                   std::uint64_t seed, bool async_too) {
-  return ForkChild([=] {
-    auto g = Grid::Attach(name);
-    if (!g.ok()) return 2;
-    const WriteOptions sync{.durability = Durability::kSync};
-    std::uint64_t counter = 0;
-    std::uint64_t r = seed;
-    while (!ledger->stop.load()) {
-      r = Mix(r);
-      const int k = static_cast<int>(r % kKeysPerWriter);
-      ++counter;
-      ledger->attempted[w][k].store(counter);
-      auto v = g->Put(Key(w, k), Value(w, k, counter), sync);
-      if (v.ok()) {
-        ledger->acked[w][k].store(counter);
-        ledger->acked_total.fetch_add(1);
-      } else if (v.status().code() == StatusCode::kUnavailable ||
-                 v.status().code() == StatusCode::kResourceExhausted) {
-        ledger->not_confirmed.fetch_add(1);
-      } else {
-        return 4;
-      }
-      if (async_too) {
-        auto a = g->Put("async-w" + std::to_string(w), std::to_string(counter));
-        if (a.ok()) {
-          ledger->async_ok.fetch_add(1);
-        } else if (a.status().code() != StatusCode::kResourceExhausted) {
-          return 5;
-        }
-      }
-    }
-    return 0;
-  });
+  return StartLedgerWriter(name, w, kKeysPerWriter, ledger, seed,
+                           {.durability = Durability::kSync}, async_too);
 }
 
 class WatchdogUnderLoad : public ::testing::Test {
@@ -220,26 +162,8 @@ class WatchdogUnderLoad : public ::testing::Test {
   void ExpectLedgerHeld(int writers, const std::string& when) {
     auto g = Grid::Attach(name_);
     ASSERT_TRUE(g.ok()) << when << ": " << g.status().ToString();
-    for (int w = 0; w < writers; ++w) {
-      for (int k = 0; k < kKeysPerWriter; ++k) {
-        const std::uint64_t acked = ledger_->acked[w][k].load();
-        const std::uint64_t attempted = ledger_->attempted[w][k].load();
-        std::string v;
-        Status s = g->Get(Key(w, k), &v);
-        if (!s.ok()) {
-          EXPECT_EQ(acked, 0U)
-              << when << ": " << Key(w, k) << ": acknowledged durable value "
-              << acked << " is gone";
-          continue;
-        }
-        const std::uint64_t c = CounterOf(v, w, k);
-        ASSERT_NE(c, UINT64_MAX)
-            << when << ": " << Key(w, k) << ": '" << v << "' was never written";
-        EXPECT_GE(c, acked) << when << ": " << Key(w, k)
-                            << " is older than its durable acknowledgement";
-        EXPECT_LE(c, attempted) << when << ": " << Key(w, k);
-      }
-    }
+    (void)::numagrid::testing::ExpectLedgerHeld(*g, *ledger_.get(), writers,
+                                                kKeysPerWriter, when);
   }
   // After the watchdog stopped: check --journal is clean, the ledger holds
   // in the grid and in the grid rebuilt from its journal alone.
@@ -258,7 +182,7 @@ class WatchdogUnderLoad : public ::testing::Test {
   TempDir journal_;
   TempDir scratch_;
   std::string name_;
-  SharedBlock<Ledger> ledger_;
+  SharedBlock<AckLedger> ledger_;
   std::vector<pid_t> writers_;
 };
 

@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,6 +29,8 @@
 #include "core/snapshot.h"
 #include "numa/topology.h"
 #include "numagrid/grid.h"
+#include "tests/support/ack_ledger.h"
+#include "tests/support/journal_grid.h"
 #include "tests/support/shared_block.h"
 #include "tests/support/test_grid.h"
 #include "tests/support/test_seed.h"
@@ -40,56 +41,13 @@ namespace {
 using testing::ForkChild;
 using testing::Mix;
 using testing::SharedBlock;
+using testing::TempDir;
 using testing::TestSeed;
 using testing::UniqueName;
 using testing::WaitChild;
 
 constexpr int kWriters = 2;
 constexpr int kKeysPerWriter = 40;
-
-// What the writers did, per key: the counter of the last value they tried
-// to write and of the last one acknowledged as durable. A value is
-// "w<writer>k<key>c<counter>". Written by one writer per key, read by the
-// test after the writers stopped.
-struct Ledger {
-  std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> acked_total{0};
-  std::atomic<std::uint64_t> unavailable_total{0};
-  std::atomic<std::uint64_t> attempted[kWriters][kKeysPerWriter];
-  std::atomic<std::uint64_t> acked[kWriters][kKeysPerWriter];
-};
-
-std::string Key(int w, int k) {
-  return "w" + std::to_string(w) + "k" + std::to_string(k);
-}
-std::string Value(int w, int k, std::uint64_t c) {
-  // Varied lengths, so that records of different size classes are replaced.
-  return Key(w, k) + "c" + std::to_string(c) +
-         std::string(static_cast<std::size_t>(Mix(c) % 200), 'x');
-}
-// The counter encoded in a value of key (w, k); UINT64_MAX if malformed.
-std::uint64_t CounterOf(const std::string& v, int w, int k) {
-  const std::string prefix = Key(w, k) + "c";
-  if (v.rfind(prefix, 0) != 0) return UINT64_MAX;
-  std::size_t end = prefix.size();
-  while (end < v.size() && v[end] >= '0' && v[end] <= '9') ++end;
-  const std::uint64_t c = std::strtoull(v.c_str() + prefix.size(), nullptr, 10);
-  return v == Value(w, k, c) ? c : UINT64_MAX;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/numagrid-jcrash-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::atomic<bool> g_worker_stop{false};
 extern "C" void OnTerm(int) { g_worker_stop.store(true); }
@@ -113,35 +71,6 @@ pid_t StartWorker(const std::string& name) {
   });
 }
 
-pid_t StartWriter(const std::string& name, int w, Ledger* ledger,
-                  std::uint64_t seed) {
-  return ForkChild([=] {
-    auto g = Grid::Attach(name);
-    if (!g.ok()) return 2;
-    std::uint64_t counter = 0;
-    std::uint64_t r = seed;
-    while (!ledger->stop.load()) {
-      r = Mix(r);
-      const int k = static_cast<int>(r % kKeysPerWriter);
-      ++counter;
-      ledger->attempted[w][k].store(counter);
-      auto v = g->Put(Key(w, k), Value(w, k, counter));
-      if (v.ok()) {
-        ledger->acked[w][k].store(counter);
-        ledger->acked_total.fetch_add(1);
-      } else if (v.status().code() == StatusCode::kUnavailable ||
-                 v.status().code() == StatusCode::kResourceExhausted) {
-        // Not confirmed durable (the worker was dead too long) or the ring
-        // stayed full: visible or not, never acknowledged.
-        ledger->unavailable_total.fetch_add(1);
-      } else {
-        return 4;
-      }
-    }
-    return 0;
-  });
-}
-
 TEST(JournalCrash, AcknowledgedDurableChangesSurviveWorkerKillsAndHostCrash) {
   const std::uint64_t seed = TestSeed();
   TempDir dir;
@@ -160,10 +89,13 @@ TEST(JournalCrash, AcknowledgedDurableChangesSurviveWorkerKillsAndHostCrash) {
   ASSERT_TRUE(topo.ok());
   ASSERT_TRUE(core::CreateGrid(name, o, *topo).ok());
 
-  SharedBlock<Ledger> ledger;
+  SharedBlock<testing::AckLedger> ledger;
   std::vector<pid_t> writers;
   for (int w = 0; w < kWriters; ++w) {
-    writers.push_back(StartWriter(name, w, ledger.get(), Mix(seed + w)));
+    // The grid's default durability, sync: a put returns once durable.
+    writers.push_back(testing::StartLedgerWriter(name, w, kKeysPerWriter,
+                                                 ledger.get(), Mix(seed + w),
+                                                 {}, /*async_too=*/false));
   }
   pid_t worker = StartWorker(name);
   std::uint64_t r = seed;
@@ -195,7 +127,7 @@ TEST(JournalCrash, AcknowledgedDurableChangesSurviveWorkerKillsAndHostCrash) {
   for (pid_t w : writers) EXPECT_EQ(WaitChild(w), 0);
   std::cout << "[ info     ] " << kills << " worker kills, " << snapshots
             << " snapshots, " << ledger->acked_total.load() << " durable acks, "
-            << ledger->unavailable_total.load() << " writes not confirmed"
+            << ledger->not_confirmed.load() << " writes not confirmed"
             << std::endl;
   ASSERT_GT(ledger->acked_total.load(), 0U);
 
@@ -206,26 +138,8 @@ TEST(JournalCrash, AcknowledgedDurableChangesSurviveWorkerKillsAndHostCrash) {
 
   auto g = Grid::Attach(name);
   ASSERT_TRUE(g.ok()) << g.status().ToString();
-  std::uint64_t keys = 0;
-  for (int w = 0; w < kWriters; ++w) {
-    for (int k = 0; k < kKeysPerWriter; ++k) {
-      const std::uint64_t acked = ledger->acked[w][k].load();
-      const std::uint64_t attempted = ledger->attempted[w][k].load();
-      std::string v;
-      Status s = g->Get(Key(w, k), &v);
-      if (!s.ok()) {
-        EXPECT_EQ(acked, 0U) << Key(w, k) << ": acknowledged durable value "
-                             << acked << " is gone";
-        continue;
-      }
-      ++keys;
-      const std::uint64_t c = CounterOf(v, w, k);
-      ASSERT_NE(c, UINT64_MAX) << Key(w, k) << ": invented value '" << v << "'";
-      EXPECT_GE(c, acked) << Key(w, k) << ": recovered an older value than "
-                          << "the one acknowledged durable";
-      EXPECT_LE(c, attempted) << Key(w, k) << ": a value never written";
-    }
-  }
+  const std::uint64_t keys = testing::ExpectLedgerHeld(
+      *g, *ledger.get(), kWriters, kKeysPerWriter, "recovered grid");
   EXPECT_GT(keys, 0U);
   auto check = core::CheckGrid(name, /*repair=*/false);
   ASSERT_TRUE(check.ok());
