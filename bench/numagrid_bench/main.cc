@@ -1,7 +1,7 @@
 // numagrid-bench: YCSB-style latency benchmark of numagrid against its peers
 // (oneTBB in-process, a Boost.Interprocess map under a reader-writer lock),
 // all in one run, with the physical baselines (clock cost, one DRAM access)
-// measured in the same run. See docs/bench.md.
+// measured in the same run. See docs/benchmarks.md.
 //
 // Exit codes: 0 done, 1 a run failed, 2 bad input, 130 interrupted.
 #include <unistd.h>
