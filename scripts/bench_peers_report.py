@@ -47,6 +47,8 @@ def fmt_rate(v):
 def fmt_ratio(v):
     if v is None:
         return "–"
+    if v >= 1000:
+        return f"{v:.0f}×"
     return f"{v:.3g}×"
 
 
@@ -72,8 +74,8 @@ def table(rep):
     lines = [
         f"| Target | Procs | {read_name} p50 | {read_name} p99 | "
         f"{write_name or 'write'} p50 | {write_name or 'write'} p99 | "
-        "ops/s | read p50 ÷ numagrid | write p50 ÷ numagrid | "
-        "ops/s ÷ numagrid |",
+        f"ops/s | {read_name} p50 ÷ numagrid | {write_name or 'write'} p50 "
+        "÷ numagrid | ops/s ÷ numagrid |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for run in rep["runs"]:
@@ -91,11 +93,15 @@ def table(rep):
             f"{fmt_ns(wr['p99_ns'] if wr else None)} | "
             f"{fmt_rate(run['all']['throughput_ops_per_s'])} | "
             + (" | ".join([
+                # Scans do different work per store: no ratio (as in the
+                # numagrid-bench report).
+                "–" if read_name == "scan" else
                 fmt_ratio(ratio(r and r["p50_ns"], nr and nr["p50_ns"])),
                 fmt_ratio(ratio(wr and wr["p50_ns"], nw and nw["p50_ns"])),
                 fmt_ratio(ratio(run["all"]["throughput_ops_per_s"],
                                 n and n["all"]["throughput_ops_per_s"])),
-            ]) if peer else "1× | " + ("1×" if wr else "–") + " | 1×")
+            ]) if peer else ("–" if read_name == "scan" else "1×") + " | "
+               + ("1×" if wr else "–") + " | 1×")
             + " |")
     for s in rep.get("skipped", []):
         lines.append(f"| {s['target']} | – | skipped: {s['reason']} "
