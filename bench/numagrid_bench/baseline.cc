@@ -60,20 +60,23 @@ double MeasureDramChase(std::uint64_t bytes, std::uint64_t seed,
   {
     // Sattolo: a random permutation that is one single cycle.
     std::vector<std::uint32_t> order(n);
-    for (std::uint64_t i = 0; i < n; ++i)
+    for (std::uint64_t i = 0; i < n; ++i) {
       order[i] = static_cast<std::uint32_t>(i);
+    }
     Rng rng(seed);
     for (std::uint64_t i = n - 1; i > 0; --i) {
       std::swap(order[i], order[rng.Below(i)]);
       if ((i & 0xfffff) == 0 && *interrupted) break;
     }
-    for (std::uint64_t i = 0; i < n; ++i)
+    for (std::uint64_t i = 0; i < n; ++i) {
       nodes[order[i]].next = &nodes[order[(i + 1) % n]];
+    }
   }
   if (!*interrupted) {
     ChaseNode* p = nodes;
-    for (std::uint64_t i = 0; i < n; ++i)
+    for (std::uint64_t i = 0; i < n; ++i) {
       p = p->next;  // warm the TLB and caches alike
+    }
     const std::uint64_t steps = std::max<std::uint64_t>(n * 2, 8'000'000);
     const std::uint64_t t0 = NowNs();
     for (std::uint64_t i = 0; i < steps; ++i) p = p->next;
@@ -276,8 +279,9 @@ DiskBaseline MeasureDisk(const std::string& dir, std::uint64_t write_bytes,
       return d;
     }
     std::vector<char> buf(1U << 20);
-    for (std::size_t i = 0; i < buf.size(); ++i)
+    for (std::size_t i = 0; i < buf.size(); ++i) {
       buf[i] = static_cast<char>('a' + i % 26);  // no zero pages
+    }
     const std::uint64_t t0 = NowNs();
     std::uint64_t done = 0;
     while (done < write_bytes && !*interrupted) {

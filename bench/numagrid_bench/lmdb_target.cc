@@ -50,8 +50,9 @@ int OpenEnv(const EnvSpec& spec, MDB_env** env) {
   rc = mdb_env_set_mapsize(*env, spec.map_bytes);
   if (rc == 0) rc = mdb_env_set_maxreaders(*env, spec.max_readers);
   // MDB_NOTLS: the read transaction belongs to the session, not the thread.
-  if (rc == 0)
+  if (rc == 0) {
     rc = mdb_env_open(*env, spec.dir.c_str(), spec.flags | MDB_NOTLS, 0600);
+  }
   if (rc != 0) {
     mdb_env_close(*env);
     *env = nullptr;
@@ -195,8 +196,9 @@ class LmdbTarget final : public Target {
 
     MDB_env* env = nullptr;
     int rc = OpenEnv(env_, &env);
-    if (rc != 0)
+    if (rc != 0) {
       return IoError(MdbError(("lmdb: open " + env_.dir).c_str(), rc));
+    }
     KeySpace keys(spec.key_size);
     char kbuf[KeySpace::kKeyBufferSize];
     std::uint64_t id = 0;
@@ -228,8 +230,9 @@ class LmdbTarget final : public Target {
   Result<std::unique_ptr<Session>> Open() override {
     MDB_env* env = nullptr;
     int rc = OpenEnv(env_, &env);
-    if (rc != 0)
+    if (rc != 0) {
       return IoError(MdbError(("lmdb: open " + env_.dir).c_str(), rc));
+    }
     MDB_txn* txn = nullptr;
     MDB_dbi dbi = 0;
     rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);

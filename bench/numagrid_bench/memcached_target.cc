@@ -81,8 +81,9 @@ class MemcachedSession final : public Session {
     const memcached_return_t rc = memcached_add(
         m_.get(), key.data(), key.size(), value.data(), value.size(), 0, 0);
     if (rc == MEMCACHED_SUCCESS) return Outcome::kOk;
-    if (rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS)
+    if (rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS) {
       return Fail("insert: key exists");
+    }
     return Fail("add: " + Error(m_.get(), rc));
   }
   Outcome Scan(std::string_view, std::uint64_t, std::uint32_t) override {
@@ -110,8 +111,9 @@ class MemcachedTarget final : public Target {
     auto m = Connect(socket_);
     if (!m.ok()) return m.status();
     memcached_return_t rc = memcached_flush(m->get(), 0);
-    if (rc != MEMCACHED_SUCCESS)
+    if (rc != MEMCACHED_SUCCESS) {
       return IoError("memcached flush_all: " + Error(m->get(), rc));
+    }
     owns_data_ = true;
     KeySpace keys(spec.key_size);
     char kbuf[KeySpace::kKeyBufferSize];
@@ -120,9 +122,10 @@ class MemcachedTarget final : public Target {
       const std::string_view k = keys.Format(id, kbuf);
       rc = memcached_set(m->get(), k.data(), k.size(), value.data(),
                          value.size(), 0, 0);
-      if (rc != MEMCACHED_SUCCESS)
+      if (rc != MEMCACHED_SUCCESS) {
         return IoError("memcached load set: " + Error(m->get(), rc) +
                        " (is the server's memory, -m, large enough?)");
+      }
     }
     return Status::Ok();
   }

@@ -79,8 +79,9 @@ std::unique_ptr<Target> MakePeerTarget(std::string_view name,
 #endif
 #if NUMAGRID_BENCH_HAVE_REDIS
   if (name == "redis") return MakeRedisTarget("redis", o.redis_socket, false);
-  if (name == "redis-aof")
+  if (name == "redis-aof") {
     return MakeRedisTarget("redis-aof", o.redis_aof_socket, true);
+  }
 #endif
 #if NUMAGRID_BENCH_HAVE_MEMCACHED
   if (name == "memcached") return MakeMemcachedTarget(o.memcached_socket);

@@ -61,11 +61,13 @@ Result<ReplyPtr> Command(redisContext* c,
   }
   ReplyPtr r(
       static_cast<redisReply*>(redisCommandArgv(c, argc, argv, argvlen)));
-  if (r == nullptr)
+  if (r == nullptr) {
     return IoError(std::string("redis ") + what + ": " + c->errstr);
-  if (r->type == REDIS_REPLY_ERROR)
+  }
+  if (r->type == REDIS_REPLY_ERROR) {
     return IoError(std::string("redis ") + what + ": " +
                    std::string(r->str, r->len));
+  }
   return r;
 }
 
@@ -73,9 +75,10 @@ Result<ReplyPtr> Command(redisContext* c,
 std::string ConfigGet(redisContext* c, std::string_view name) {
   auto r = Command(c, {"CONFIG", "GET", name}, "CONFIG GET");
   if (!r.ok() || (*r)->type != REDIS_REPLY_ARRAY || (*r)->elements != 2 ||
-      (*r)->element[1]->type != REDIS_REPLY_STRING)
+      (*r)->element[1]->type != REDIS_REPLY_STRING) {
     return "?";
-  return std::string((*r)->element[1]->str, (*r)->element[1]->len);
+  }
+  return {(*r)->element[1]->str, (*r)->element[1]->len};
 }
 
 class RedisSession final : public Session {
@@ -187,8 +190,9 @@ class RedisTarget final : public Target {
     if (!c.ok()) return c.status();
     redisContext* ctx = c->get();
     if (Status s = ReadServer(ctx); !s.ok()) return s;
-    if (auto r = Command(ctx, {"FLUSHDB"}, "FLUSHDB"); !r.ok())
+    if (auto r = Command(ctx, {"FLUSHDB"}, "FLUSHDB"); !r.ok()) {
       return r.status();
+    }
     return Load(ctx, spec, value, interrupted);
   }
 
@@ -229,16 +233,19 @@ class RedisTarget final : public Target {
         const std::string_view k = keys.Format(id, kbuf);
         const char* argv[] = {"SET", k.data(), value.data()};
         const std::size_t len[] = {3, k.size(), value.size()};
-        if (redisAppendCommandArgv(ctx, 3, argv, len) != REDIS_OK)
+        if (redisAppendCommandArgv(ctx, 3, argv, len) != REDIS_OK) {
           return IoError("redis load: " + std::string(ctx->errstr));
+        }
       }
       for (std::uint64_t i = 0; i < batch; ++i) {
         void* reply = nullptr;
-        if (redisGetReply(ctx, &reply) != REDIS_OK)
+        if (redisGetReply(ctx, &reply) != REDIS_OK) {
           return IoError("redis load: " + std::string(ctx->errstr));
+        }
         ReplyPtr r(static_cast<redisReply*>(reply));
-        if (r->type == REDIS_REPLY_ERROR)
+        if (r->type == REDIS_REPLY_ERROR) {
           return IoError("redis load: " + std::string(r->str, r->len));
+        }
       }
     }
     return Status::Ok();
@@ -280,8 +287,9 @@ class RedisTarget final : public Target {
     }
     p += save_.empty() ? ", no RDB snapshots (save \"\")"
                        : ", RDB snapshots save \"" + save_ + "\"";
-    if (appendonly_ != "yes" && save_.empty())
+    if (appendonly_ != "yes" && save_.empty()) {
       p = "none: server memory (" + p + ")";
+    }
     return p;
   }
   bool SyncsEachWrite() const override {

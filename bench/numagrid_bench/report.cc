@@ -72,8 +72,9 @@ void ComputeRatios(Report& rep) {
       AddRatio(rep, name + " / dram_ns_per_access", p50,
                rep.dram_ns_per_access);
       AddRatio(rep, name + " / cacheline_round_trip_ns", p50, round_trip);
-      if (std::string_view(op) != "read")
+      if (std::string_view(op) != "read") {
         AddRatio(rep, name + " / fdatasync_p50_ns", p50, fdatasync);
+      }
     }
     for (const RunResult& peer : rep.runs) {
       if (peer.target == "numagrid" || peer.procs != r.procs) continue;
@@ -81,8 +82,9 @@ void ComputeRatios(Report& rep) {
       for (const char* op : {"read", "update", "insert", "read_modify_write"}) {
         const OpSummary* a = FindOp(r, op);
         const OpSummary* b = FindOp(peer, op);
-        if (a == nullptr || b == nullptr || a->count == 0 || b->count == 0)
+        if (a == nullptr || b == nullptr || a->count == 0 || b->count == 0) {
           continue;
+        }
         AddRatio(rep,
                  "numagrid." + P(r.procs) + "." + op + ".p50_ns / " +
                      peer.target + "." + P(peer.procs) + "." + op + ".p50_ns",
@@ -202,13 +204,16 @@ void PrintPhysicalLimits(const Report& r, std::FILE* out) {
       const auto p50 = static_cast<double>(s.p50_ns);
       std::fprintf(out, "  procs %u %-6s p50 %7" PRIu64 " ns", run.procs,
                    s.op.c_str(), s.p50_ns);
-      if (r.dram_ns_per_access > 0)
+      if (r.dram_ns_per_access > 0) {
         std::fprintf(out, " = %7.2fx DRAM access", p50 / r.dram_ns_per_access);
-      if (r.cacheline.round_trip_ns > 0)
+      }
+      if (r.cacheline.round_trip_ns > 0) {
         std::fprintf(out, ", %7.2fx cache-line round trip",
                      p50 / r.cacheline.round_trip_ns);
-      if (s.op != "read" && r.disk.fdatasync_p50_ns > 0)
+      }
+      if (s.op != "read" && r.disk.fdatasync_p50_ns > 0) {
         std::fprintf(out, ", %7.4fx fdatasync", p50 / r.disk.fdatasync_p50_ns);
+      }
       std::fprintf(out, "\n");
     }
   }
@@ -216,15 +221,6 @@ void PrintPhysicalLimits(const Report& r, std::FILE* out) {
 }
 
 }  // namespace
-
-const char* const kMethodStatement =
-    "closed loop: each worker issues its next operation only when the "
-    "previous one has returned, and times each operation from just before "
-    "the call to just after it (service time). A stall therefore delays the "
-    "operations that would have been issued during it instead of adding "
-    "their waiting time (coordinated omission): the percentiles are those of "
-    "the operations that ran, not of requests arriving at a fixed rate, and "
-    "throughput is the most the workers reached, not a rate that was offered";
 
 void PrintText(const Report& r, std::FILE* out) {
   std::fprintf(
@@ -295,8 +291,9 @@ void PrintText(const Report& r, std::FILE* out) {
         "p99_ns", "p99.9_ns", "p99.99_ns", "max_ns", "not_found", "failed");
     for (const OpSummary& s : run.ops) PrintRow(out, s);
     PrintRow(out, run.all);
-    for (const std::string& e : run.errors)
+    for (const std::string& e : run.errors) {
       std::fprintf(out, "  ERROR: %s\n", e.c_str());
+    }
     std::fprintf(out, "\n");
   }
   for (const Skipped& k : r.skipped) {
@@ -306,8 +303,9 @@ void PrintText(const Report& r, std::FILE* out) {
   PrintPhysicalLimits(r, out);
   if (!r.ratios.empty()) {
     std::fprintf(out, "ratios (same run):\n");
-    for (const Ratio& q : r.ratios)
+    for (const Ratio& q : r.ratios) {
       std::fprintf(out, "  %-90s %10.4g\n", q.name.c_str(), q.value);
+    }
   }
 }
 

@@ -96,7 +96,14 @@ void ComputeRatios(Report& report);
 
 // How latencies are taken (closed loop, coordinated omission), one
 // paragraph, as the text report and the JSON "method" state it.
-extern const char* const kMethodStatement;
+inline constexpr const char kMethodStatement[] =
+    "closed loop: each worker issues its next operation only when the "
+    "previous one has returned, and times each operation from just before "
+    "the call to just after it (service time). A stall therefore delays the "
+    "operations that would have been issued during it instead of adding "
+    "their waiting time (coordinated omission): the percentiles are those of "
+    "the operations that ran, not of requests arriving at a fixed rate, and "
+    "throughput is the most the workers reached, not a rate that was offered";
 
 void PrintText(const Report& report, std::FILE* out);
 std::string ToJson(const Report& report);

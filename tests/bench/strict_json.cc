@@ -29,8 +29,9 @@ class Parser {
   }
   void SkipSpace() {
     while (pos_ < t_.size() && (t_[pos_] == ' ' || t_[pos_] == '\n' ||
-                                t_[pos_] == '\r' || t_[pos_] == '\t'))
+                                t_[pos_] == '\r' || t_[pos_] == '\t')) {
       ++pos_;
+    }
   }
   bool Eat(char c) {
     if (pos_ < t_.size() && t_[pos_] == c) {
@@ -87,8 +88,9 @@ class Parser {
       SkipSpace();
       JsonValue member;
       if (!Value(member, depth + 1)) return false;
-      if (!v.object.emplace(key, std::move(member)).second)
+      if (!v.object.emplace(key, std::move(member)).second) {
         return Error("duplicate key");
+      }
       SkipSpace();
       if (Eat('}')) return true;
       if (!Eat(',')) return Error("expected ',' or '}'");
@@ -116,8 +118,9 @@ class Parser {
     while (pos_ < t_.size()) {
       const char c = t_[pos_++];
       if (c == '"') return true;
-      if (static_cast<unsigned char>(c) < 0x20)
+      if (static_cast<unsigned char>(c) < 0x20) {
         return Error("control character in a string");
+      }
       if (c != '\\') {
         out += c;
         continue;
@@ -183,14 +186,16 @@ class Parser {
       return Error("bad number");
     }
     if (Eat('.')) {
-      if (pos_ >= t_.size() || t_[pos_] < '0' || t_[pos_] > '9')
+      if (pos_ >= t_.size() || t_[pos_] < '0' || t_[pos_] > '9') {
         return Error("bad fraction");
+      }
       while (pos_ < t_.size() && t_[pos_] >= '0' && t_[pos_] <= '9') ++pos_;
     }
     if (Eat('e') || Eat('E')) {
       if (!Eat('+')) Eat('-');
-      if (pos_ >= t_.size() || t_[pos_] < '0' || t_[pos_] > '9')
+      if (pos_ >= t_.size() || t_[pos_] < '0' || t_[pos_] > '9') {
         return Error("bad exponent");
+      }
       while (pos_ < t_.size() && t_[pos_] >= '0' && t_[pos_] <= '9') ++pos_;
     }
     out = std::strtod(std::string(t_.substr(start, pos_ - start)).c_str(),
