@@ -1,6 +1,6 @@
 // Micro-benchmarks of the journal, each read as a ratio to a baseline
-// measured in the same run (DESIGN.md, "Performance targets"; docs/bench.md,
-// "Journal"):
+// measured in the same run (DESIGN.md, "Performance targets";
+// docs/benchmarks.md, "Journal"):
 //   BM_PlainSequentialWrite/S    baseline: write(2) of 1 MiB buffers into
 //                                64 MiB files, one fdatasync per S MiB
 //   BM_JournalWriterBandwidth/V/N  io::JournalWriter (io_uring): N records

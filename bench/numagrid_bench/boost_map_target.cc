@@ -211,6 +211,11 @@ class BoostMapTarget final : public Target {
            "processes";
   }
 
+  std::string Persistence() const override {
+    return "none: a /dev/shm segment (survives a process, not a reboot; not "
+           "crash-safe: a process killed under the lock blocks the others)";
+  }
+
  private:
   std::string segment_name_;
   LoadSpec spec_;

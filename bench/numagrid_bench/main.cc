@@ -1,7 +1,9 @@
 // numagrid-bench: YCSB-style latency benchmark of numagrid against its peers
-// (oneTBB in-process, a Boost.Interprocess map under a reader-writer lock),
-// all in one run, with the physical baselines (clock cost, one DRAM access)
-// measured in the same run. See docs/bench.md.
+// (oneTBB in-process, a Boost.Interprocess map under a reader-writer lock,
+// and, when compiled in, LMDB, Redis and memcached), all in one run, with the
+// physical baselines (clock cost, one DRAM access, one cache-line round
+// trip, disk bandwidth and fdatasync) measured in the same run. See
+// docs/benchmarks.md.
 //
 // Exit codes: 0 done, 1 a run failed, 2 bad input, 130 interrupted.
 #include <unistd.h>
@@ -18,10 +20,12 @@
 #include <vector>
 
 #include "bench/numagrid_bench/baseline.h"
+#include "bench/numagrid_bench/peer_targets.h"
 #include "bench/numagrid_bench/report.h"
 #include "bench/numagrid_bench/runner.h"
 #include "bench/numagrid_bench/target.h"
 #include "bench/numagrid_bench/workload.h"
+#include "core/grid_admin.h"
 
 namespace numagrid::bench {
 namespace {
@@ -41,6 +45,15 @@ store and operation, the physical baselines and the ratios between them.
                        boost-map  boost::unordered_map in Boost.Interprocess
                                   shared memory under an interprocess
                                   reader-writer lock, worker processes
+                       peers (optional, see the end of this text):
+                       lmdb       LMDB in --disk-dir, MDB_NOSYNC, processes
+                       lmdb-sync  LMDB with its default fsync per commit
+                       redis      Redis at --redis-socket (hiredis), one
+                                  connection per worker process
+                       redis-aof  Redis at --redis-aof-socket, which must run
+                                  with appendonly yes
+                       memcached  memcached at --memcached-socket
+                                  (libmemcached); no scans: skipped for E
                        (default: numagrid)
   --workload A..F      YCSB core workload (default B):
                        A 50% read 50% update; B 95% read 5% update;
@@ -66,10 +79,29 @@ store and operation, the physical baselines and the ratios between them.
                        on Ctrl-C
   --chase-mib N        DRAM baseline buffer in MiB (default 256); should be
                        larger than the last-level cache
+  --disk-dir DIR       directory of the disk baseline (64 MiB sequential
+                       write, 50 x 4 KiB append + fdatasync) and of the LMDB
+                       environments (default: the journal directory of
+                       --grid if it has one, else /var/tmp)
+  --no-disk-baseline   skip the disk baseline
+  --redis-socket P     unix socket of the redis target's server
+                       (default /run/redis/redis-server.sock)
+  --redis-aof-socket P unix socket of the redis-aof target's server
+                       (default /run/redis/redis-aof.sock)
+  --memcached-socket P unix socket of the memcached target's server
+                       (default /run/memcached/memcached.sock)
+                       The redis, redis-aof and memcached targets empty their
+                       server (FLUSHDB, flush_all) before loading and at the
+                       end: point them only at servers of their own.
   --json FILE          also write the report as JSON to FILE ('-': stdout)
   --help               this text
 
-Exit codes: 0 done, 1 a run failed, 2 bad input, 130 interrupted.
+Peers compiled into this binary: @PEERS@. Others need their client library at
+build time: configure with -DNUMAGRID_BENCH_PEERS=ON (scripts/bench-peers.sh
+installs them, starts the servers and runs every target).
+
+Exit codes: 0 done, 1 a run failed, 2 bad input (also: a target that was not
+compiled in, a peer server that cannot be reached), 130 interrupted.
 )";
 
 struct Options {
@@ -86,6 +118,9 @@ struct Options {
   std::uint64_t seed = 42;
   std::string grid;
   std::uint64_t chase_mib = 256;
+  std::string disk_dir;  // empty: the default, chosen in Main
+  bool disk_baseline = true;
+  PeerOptions peers;
   std::string json;
 };
 
@@ -136,7 +171,9 @@ Options ParseOptions(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
+      std::string usage = kUsage;
+      usage.replace(usage.find("@PEERS@"), 7, CompiledPeers());
+      std::fputs(usage.c_str(), stdout);
       std::exit(0);
     }
     if (arg.rfind("--", 0) != 0) BadInput("unexpected argument '" + arg + "'");
@@ -159,8 +196,16 @@ Options ParseOptions(int argc, char** argv) {
       o.targets = SplitComma(need());
       for (std::size_t k = 0; k < o.targets.size(); ++k) {
         const std::string& t = o.targets[k];
-        if (t != "numagrid" && t != "tbb" && t != "boost-map") {
-          BadInput("unknown target '" + t + "' (numagrid, tbb, boost-map)");
+        if (t != "numagrid" && t != "tbb" && t != "boost-map" &&
+            !IsPeerTarget(t)) {
+          BadInput("unknown target '" + t +
+                   "' (numagrid, tbb, boost-map, lmdb, lmdb-sync, redis, "
+                   "redis-aof, memcached)");
+        }
+        if (IsPeerTarget(t) && !PeerCompiledIn(t)) {
+          std::fprintf(stderr, "numagrid-bench: %s\n",
+                       PeerNotBuiltMessage(t).c_str());
+          std::exit(2);
         }
         for (std::size_t m = 0; m < k; ++m) {
           if (o.targets[m] == t) BadInput("target '" + t + "' given twice");
@@ -202,6 +247,17 @@ Options ParseOptions(int argc, char** argv) {
       if (o.grid.empty()) BadInput("--grid needs a name");
     } else if (arg == "--chase-mib") {
       o.chase_mib = ParseUint(arg, need(), 1, 1U << 16);
+    } else if (arg == "--disk-dir") {
+      o.disk_dir = need();
+      if (o.disk_dir.empty()) BadInput("--disk-dir needs a directory");
+    } else if (arg == "--no-disk-baseline") {
+      o.disk_baseline = false;
+    } else if (arg == "--redis-socket") {
+      o.peers.redis_socket = need();
+    } else if (arg == "--redis-aof-socket") {
+      o.peers.redis_aof_socket = need();
+    } else if (arg == "--memcached-socket") {
+      o.peers.memcached_socket = need();
     } else if (arg == "--json") {
       o.json = need();
       if (o.json.empty()) BadInput("--json needs a file name");
@@ -231,7 +287,18 @@ Options ParseOptions(int argc, char** argv) {
 std::unique_ptr<Target> MakeTarget(const std::string& name, const Options& o) {
   if (name == "numagrid") return MakeNumagridTarget(o.grid);
   if (name == "tbb") return MakeTbbTarget();
-  return MakeBoostMapTarget();
+  if (name == "boost-map") return MakeBoostMapTarget();
+  return MakePeerTarget(name, o.peers);
+}
+
+// --disk-dir's default: the journal directory of --grid, else /var/tmp
+// (not /tmp, which may be tmpfs).
+std::string DefaultDiskDir(const Options& o) {
+  if (!o.grid.empty()) {
+    auto report = core::InspectGrid(o.grid, nullptr);
+    if (report.ok() && !report->journal_dir.empty()) return report->journal_dir;
+  }
+  return "/var/tmp";
 }
 
 // Stores are sized for this many inserts over all runs: the insert share of
@@ -264,7 +331,9 @@ void ReadHostLoad(Report& rep) {
 }
 
 int Main(int argc, char** argv) {
-  const Options o = ParseOptions(argc, argv);
+  Options o = ParseOptions(argc, argv);
+  if (o.disk_dir.empty()) o.disk_dir = DefaultDiskDir(o);
+  o.peers.lmdb_parent_dir = o.disk_dir;
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
   sigemptyset(&sa.sa_mask);
@@ -318,6 +387,39 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
+  // Every target is checked before anything runs, so a missing server
+  // fails the run at its start, not after the targets before it.
+  for (const std::string& name : o.targets) {
+    const Status s = MakeTarget(name, o)->Preflight();
+    if (!s.ok()) {
+      std::fprintf(stderr, "numagrid-bench: %s: %s\n", name.c_str(),
+                   s.ToString().c_str());
+      return 2;
+    }
+  }
+
+  std::fprintf(stderr,
+               "numagrid-bench: cache-line round trip between two CPUs...\n");
+  rep.cacheline = MeasureCacheLineRoundTrip(0.3, &g_interrupted);
+  if (o.disk_baseline && !g_interrupted) {
+    std::fprintf(stderr,
+                 "numagrid-bench: disk baseline in %s (64 MiB write, 50 "
+                 "fdatasyncs)...\n",
+                 o.disk_dir.c_str());
+    rep.disk = MeasureDisk(o.disk_dir, 64ULL << 20, 50, &g_interrupted);
+    if (!rep.disk.error.empty()) {
+      std::fprintf(stderr, "numagrid-bench: warning: disk baseline: %s\n",
+                   rep.disk.error.c_str());
+    }
+  } else {
+    rep.disk.dir = o.disk_dir;
+    rep.disk.error = "not measured (--no-disk-baseline)";
+  }
+  if (g_interrupted) {
+    std::fprintf(stderr, "numagrid-bench: interrupted\n");
+    return 130;
+  }
+
   LoadSpec load;
   load.records = o.records;
   load.key_size = o.key_size;
@@ -329,6 +431,16 @@ int Main(int argc, char** argv) {
   int exit_code = 0;
   for (const std::string& name : o.targets) {
     std::unique_ptr<Target> target = MakeTarget(name, o);
+    if (const std::string why = target->ScanUnsupported();
+        !why.empty() && o.workload.scan > 0) {
+      std::fprintf(stderr,
+                   "numagrid-bench: %s: SKIPPED: workload %c needs scans: %s\n",
+                   name.c_str(), o.workload.letter, why.c_str());
+      rep.skipped.push_back({name, "workload " +
+                                       std::string(1, o.workload.letter) +
+                                       " needs scans: " + why});
+      continue;
+    }
     std::fprintf(stderr, "numagrid-bench: %s: loading %llu records...\n",
                  name.c_str(), static_cast<unsigned long long>(o.records));
     const Status prepared = target->Prepare(load, value, &g_interrupted);

@@ -86,6 +86,13 @@ class NumagridTarget final : public Target {
       created_ = true;
       topology_source_ = created->topology_source;
     }
+    if (!temporary_) {
+      auto report = core::InspectGrid(name_, nullptr);
+      if (!report.ok())
+        return report.status().WithContext("InspectGrid '" + name_ + "'");
+      journal_dir_ = report->journal_dir;
+      durability_ = report->durability;
+    }
     auto grid = Grid::Attach(name_);
     if (!grid.ok()) return grid.status().WithContext("Attach '" + name_ + "'");
     KeySpace keys(spec.key_size);
@@ -123,12 +130,27 @@ class NumagridTarget final : public Target {
            topology_source_ + ", destroyed at exit";
   }
 
+  std::string Persistence() const override {
+    if (temporary_) {
+      return "none: memory-only grid (no journal directory); /dev/shm "
+             "segments survive a process, not a reboot";
+    }
+    if (journal_dir_.empty()) return "none: memory-only grid (no journal)";
+    return "journal in " + journal_dir_ + ", durability " + durability_ +
+           (durability_ == "sync"
+                ? " (a put returns after its fdatasync)"
+                : " (write-behind: a put returns before its fdatasync)");
+  }
+  bool SyncsEachWrite() const override { return durability_ == "sync"; }
+
  private:
   std::string name_;
   bool temporary_;
   bool created_ = false;
   core::CreateOptions options_;
   std::string topology_source_;
+  std::string journal_dir_;  // of an existing grid; "" memory-only
+  std::string durability_;   // of an existing grid: "async", "sync", "none"
   std::size_t value_cap_ = 0;
 };
 

@@ -1,7 +1,7 @@
 // Report: what one numagrid-bench invocation measured (configuration, clock
-// cost, the DRAM baseline, one RunResult per target and process count, and
-// the ratios between them), printed as a text table and as JSON with the
-// same names.
+// cost, the physical baselines, one RunResult per target and process count,
+// the targets skipped and why, and the ratios between them), printed as a
+// text table and as JSON with the same names.
 //
 // Thread safety: plain values.
 #pragma once
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/numagrid_bench/baseline.h"
 #include "bench/numagrid_bench/histogram.h"
 
 namespace numagrid::bench {
@@ -35,11 +36,19 @@ struct RunResult {
   std::string target;
   std::string store;  // Target::Describe()
   std::uint32_t procs = 0;
-  std::string workers;         // "processes" or "threads"
+  std::string workers;            // "processes" or "threads"
+  std::string persistence;        // Target::Persistence()
+  bool syncs_each_write = false;  // Target::SyncsEachWrite()
   double wall_seconds = 0;     // first measured op of any worker to last of any
   std::vector<OpSummary> ops;  // only the types the workload uses
   OpSummary all;
   std::vector<std::string> errors;  // first failure per worker, if any
+};
+
+// A target that was not run for this workload, and why.
+struct Skipped {
+  std::string target;
+  std::string reason;
 };
 
 struct Ratio {
@@ -68,16 +77,33 @@ struct Report {
 
   std::uint64_t chase_bytes = 0;
   double dram_ns_per_access = 0;
+  CacheLineRoundTrip cacheline;  // round_trip_ns < 0: not measured
+  DiskBaseline disk;             // negative values: not measured (error)
 
   std::vector<RunResult> runs;
+  std::vector<Skipped> skipped;
   std::vector<Ratio> ratios;
 };
 
-// Fills report.ratios from report.runs and the DRAM baseline: numagrid get
-// p50 over one DRAM access, numagrid over each peer at the same process
-// count (p50 of read and update, total throughput), and each target's
-// throughput at every process count over its first process count.
+// Fills report.ratios from report.runs and the baselines: numagrid's read
+// and write (update, insert) p50 over one DRAM access, one cache-line round
+// trip and (writes) one fdatasync; the update p50 of every target that
+// syncs each write over one fdatasync; numagrid over each peer at the same
+// process count (p50 of read and writes, total throughput); and each
+// target's throughput at every process count over its first process count.
+// A ratio whose baseline was not measured is left out.
 void ComputeRatios(Report& report);
+
+// How latencies are taken (closed loop, coordinated omission), one
+// paragraph, as the text report and the JSON "method" state it.
+inline constexpr const char kMethodStatement[] =
+    "closed loop: each worker issues its next operation only when the "
+    "previous one has returned, and times each operation from just before "
+    "the call to just after it (service time). A stall therefore delays the "
+    "operations that would have been issued during it instead of adding "
+    "their waiting time (coordinated omission): the percentiles are those of "
+    "the operations that ran, not of requests arriving at a fixed rate, and "
+    "throughput is the most the workers reached, not a rate that was offered";
 
 void PrintText(const Report& report, std::FILE* out);
 std::string ToJson(const Report& report);

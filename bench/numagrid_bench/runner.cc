@@ -341,6 +341,8 @@ RunOutput RunTarget(Target& target, const RunConfig& c) {
   r.store = target.Describe();
   r.procs = c.procs;
   r.workers = forks ? "processes" : "threads";
+  r.persistence = target.Persistence();
+  r.syncs_each_write = target.SyncsEachWrite();
   std::uint64_t start = UINT64_MAX, end = 0, max_inserts = 0;
   LatencyHistogram merged[kOpTypeCount];
   std::uint64_t not_found[kOpTypeCount] = {}, failed[kOpTypeCount] = {};

@@ -1,7 +1,8 @@
 // Target: one store numagrid-bench drives (numagrid, oneTBB, Boost
-// managed_shared_memory), split into what the parent does once (Prepare:
-// create and load; Cleanup: remove) and what each worker does (a Session:
-// one per worker process or thread, opened in that worker).
+// managed_shared_memory, and the peers of peer_targets.h), split into what the
+// parent does once (Prepare: create and load; Cleanup: remove) and what each
+// worker does (a Session: one per worker process or thread, opened in that
+// worker).
 //
 // Thread safety: a Target is used by the parent thread only; Open() is
 // called from worker threads concurrently only for targets whose forks() is
@@ -65,6 +66,10 @@ class Target {
   // True: workers are forked processes that Open() after fork; false:
   // workers are threads of this process.
   virtual bool forks() const = 0;
+  // In the parent, before any target is prepared: checks what would make
+  // Prepare fail for a reason outside the bench (a peer server that is not
+  // running or is configured otherwise), so a long run fails at its start.
+  virtual Status Preflight() { return Status::Ok(); }
   // In the parent, before any worker: create the store and load records
   // 0..records-1 with `value`. May poll *interrupted and stop early.
   virtual Status Prepare(const LoadSpec& spec, std::string_view value,
@@ -76,6 +81,15 @@ class Target {
   virtual std::string Cleanup() = 0;
   // A line describing the store (sizes, name), for the report.
   virtual std::string Describe() const = 0;
+  // What survives a crash and when a write is durable, for the report
+  // (e.g. "none: process memory", "fsync at every commit").
+  virtual std::string Persistence() const = 0;
+  // True if every acknowledged write has been fdatasync'ed (or fsync'ed):
+  // the report sets its update p50 against one fdatasync.
+  virtual bool SyncsEachWrite() const { return false; }
+  // Empty if the store can run Session::Scan, else why not: the runner then
+  // skips scan workloads (E) for it and the report says so.
+  virtual std::string ScanUnsupported() const { return {}; }
 };
 
 // numagrid: attach to grid `grid_name` if given (records are loaded into it

@@ -112,6 +112,10 @@ class TbbTarget final : public Target {
            "workers are threads";
   }
 
+  std::string Persistence() const override {
+    return "none: process memory, gone when the process exits";
+  }
+
  private:
   LoadSpec spec_;
   std::unique_ptr<TbbMap> map_;
