@@ -423,7 +423,9 @@ class NodeJournaler {
   // waits: a partition whose lock is held or whose ring is more than half
   // full is left for a later round.
   void ReclaimExpired() {
-    if (parts_.empty()) return;
+    // Not while draining for a stop: its removes would land after the
+    // stop point (harmless, but they would keep the drain going).
+    if (parts_.empty() || Stopping(o_)) return;
     // At most one round per kExpiryRoundMs, however busy the journal: each
     // live slot costs a read of its record's header (a cache miss).
     const auto t = std::chrono::steady_clock::now();
