@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs numagrid-bench against numagrid and every peer (tbb, boost-map, lmdb,
-# lmdb-sync, redis, redis-aof, memcached) in one run per workload, and writes
+# Runs numagrid-bench against numagrid (memory-only, and journaled async as
+# numagrid-async) and every peer (tbb, boost-map, lmdb, lmdb-sync, redis,
+# redis-aof, memcached) in one run per workload, and writes
 # DIR/results.json, DIR/results.md and DIR/plots/*.png (docs/benchmarks.md).
 # Installs what is missing, builds build/bench-peers, starts its own Redis
 # and memcached servers on unix sockets and stops them on exit or Ctrl-C.
@@ -10,12 +11,13 @@
 #   --quick         20k records, 1.25 s runs, workloads A B C (about 2 minutes
 #                   once built); default: 100k records, 4 s runs, A to F
 #                   (about 10 minutes on 2 cores)
-#   --disk-dir DIR  where LMDB, Redis's append-only file and the disk
-#                   baseline write (default /var/tmp: /tmp may be tmpfs)
+#   --disk-dir DIR  where LMDB, Redis's append-only file, numagrid-async's
+#                   journal and the disk baseline write (default /var/tmp:
+#                   /tmp may be tmpfs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 OUT=build/bench-peers/results
 QUICK=0
 DISK_DIR=/var/tmp
@@ -41,7 +43,10 @@ else
   MODE=full; WORKLOADS=(A B C D E F); RECORDS=100000; SECONDS_PER_RUN=4; WARMUP=1
 fi
 PROCS=1,2
-TARGETS=numagrid,tbb,boost-map,lmdb,lmdb-sync,redis,redis-aof,memcached
+# numagrid twice: memory-only, and journaled with async durability (its
+# journal workers run inside numagrid-bench), the match for redis-aof
+# (appendfsync everysec) and lmdb (MDB_NOSYNC).
+TARGETS=numagrid,numagrid-async,tbb,boost-map,lmdb,lmdb-sync,redis,redis-aof,memcached
 
 # 1. Packages: the grid's own (install-deps.sh), then the peers'.
 scripts/install-deps.sh
@@ -82,7 +87,8 @@ cleanup() {
 BENCH_PID=
 on_signal() {
   echo "bench-peers: interrupted" >&2
-  # numagrid-bench removes its grid, segment and LMDB directories on SIGTERM.
+  # numagrid-bench removes its grids, journal, segment and LMDB directories
+  # on SIGTERM.
   if [[ -n $BENCH_PID ]]; then
     kill -TERM "$BENCH_PID" 2>/dev/null || true
     wait "$BENCH_PID" 2>/dev/null || true

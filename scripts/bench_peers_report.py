@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Merges the numagrid-bench JSON reports of one scripts/bench-peers.sh run
 into results.json, writes results.md (per workload and target: p50, p99,
-throughput, and each peer as a ratio to numagrid) and gnuplot scripts and
+throughput, and every other target, numagrid-async included, as a ratio to
+the memory-only numagrid row) and gnuplot scripts and
 PNGs (latency percentile curves per target; throughput against processes).
 
 Usage: scripts/bench_peers_report.py --out DIR --mode quick|full
@@ -69,6 +70,8 @@ def ratio(a, b):
 
 def table(rep):
     w = rep["workload"]
+    # Ratios are against the memory-only grid; its journaled variants
+    # (numagrid-async, numagrid-sync) are rows like the peers'.
     base = {r["procs"]: r for r in rep["runs"] if r["target"] == "numagrid"}
     read_name, write_name = READ_OP.get(w, "read"), WRITE_OP.get(w)
     lines = [
@@ -254,11 +257,12 @@ def main():
             + (f"{d['seq_write_mib_per_s']:.0f} MiB/s ({d['dir']}, {d['fs_type']})"
                if d["seq_write_mib_per_s"] is not None else "–")
             + " | " + fmt_ns(d["fdatasync_p50_ns"]) + " |")
-    md += ["", "numagrid's p50 as multiples of these (same invocation):", ""]
+    md += ["", "numagrid's p50 as multiples of these (same invocation; "
+           "numagrid-async's prefixed):", ""]
     for rep in reports:
         items = [f"{q['name'].replace('numagrid.', '')} = {q['value']:.3g}"
                  for q in rep["ratios"]
-                 if q["name"].startswith("numagrid.") and (
+                 if q["name"].startswith(("numagrid.", "numagrid-")) and (
                      "dram" in q["name"] or "cacheline" in q["name"]
                      or "fdatasync" in q["name"])]
         if items:
@@ -266,7 +270,10 @@ def main():
     md += ["", "## Results", "",
            "p50 and p99 per operation type; ops/s counts every operation of "
            "the run. A peer's ratio below 1× is faster (latency) or slower "
-           "(ops/s) than numagrid at the same worker count. Workers are "
+           "(ops/s) than numagrid at the same worker count; the ratios are "
+           "against the memory-only numagrid row, numagrid-async's too "
+           "(the same grid journaled with async durability, its journal "
+           "workers running in numagrid-bench). Workers are "
            "processes, threads for tbb. E's numagrid scan is the first N "
            "entries of one partition and the others' are N key lookups "
            "(MGET for Redis, an ordered cursor for LMDB): not the same work.",

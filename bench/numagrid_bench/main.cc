@@ -41,6 +41,11 @@ store and operation, the physical baselines and the ratios between them.
 
   --target LIST        stores to run, comma-separated, in this order:
                        numagrid   the grid; each worker process attaches itself
+                                  (a memory-only temporary grid, unless
+                                  --durability or --grid)
+                       numagrid-async, numagrid-sync
+                                  the same, on a temporary grid journaled
+                                  with that durability (as --durability)
                        tbb        oneTBB concurrent_hash_map, in-process threads
                        boost-map  boost::unordered_map in Boost.Interprocess
                                   shared memory under an interprocess
@@ -77,12 +82,21 @@ store and operation, the physical baselines and the ratios between them.
                        into it and stay); without it a temporary grid sized for
                        the records is created and destroyed at the end, also
                        on Ctrl-C
+  --durability D       numagrid: journal the temporary grid, with durability
+                       async (a put returns before its fdatasync, which
+                       follows within 10 ms) or sync (a put returns after
+                       it); its journal is a new directory under --disk-dir,
+                       its journal workers run as threads of numagrid-bench,
+                       and both go at the end, also on Ctrl-C. Not with
+                       --grid: an existing grid's durability is the one it
+                       was created with (default: memory-only, no journal)
   --chase-mib N        DRAM baseline buffer in MiB (default 256); should be
                        larger than the last-level cache
   --disk-dir DIR       directory of the disk baseline (64 MiB sequential
-                       write, 50 x 4 KiB append + fdatasync) and of the LMDB
-                       environments (default: the journal directory of
-                       --grid if it has one, else /var/tmp)
+                       write, 50 x 4 KiB append + fdatasync), of the LMDB
+                       environments and of journaled temporary grids
+                       (default: the journal directory of --grid if it has
+                       one, else /var/tmp)
   --no-disk-baseline   skip the disk baseline
   --redis-socket P     unix socket of the redis target's server
                        (default /run/redis/redis-server.sock)
@@ -117,6 +131,7 @@ struct Options {
   double warmup = 1;
   std::uint64_t seed = 42;
   std::string grid;
+  std::string durability;  // "", "async", "sync": for the numagrid target
   std::uint64_t chase_mib = 256;
   std::string disk_dir;  // empty: the default, chosen in Main
   bool disk_baseline = true;
@@ -196,11 +211,11 @@ Options ParseOptions(int argc, char** argv) {
       o.targets = SplitComma(need());
       for (std::size_t k = 0; k < o.targets.size(); ++k) {
         const std::string& t = o.targets[k];
-        if (t != "numagrid" && t != "tbb" && t != "boost-map" &&
-            !IsPeerTarget(t)) {
+        if (t != "numagrid" && t != "numagrid-async" && t != "numagrid-sync" &&
+            t != "tbb" && t != "boost-map" && !IsPeerTarget(t)) {
           BadInput("unknown target '" + t +
-                   "' (numagrid, tbb, boost-map, lmdb, lmdb-sync, redis, "
-                   "redis-aof, memcached)");
+                   "' (numagrid, numagrid-async, numagrid-sync, tbb, "
+                   "boost-map, lmdb, lmdb-sync, redis, redis-aof, memcached)");
         }
         if (IsPeerTarget(t) && !PeerCompiledIn(t)) {
           std::fprintf(stderr, "numagrid-bench: %s\n",
@@ -245,6 +260,10 @@ Options ParseOptions(int argc, char** argv) {
     } else if (arg == "--grid") {
       o.grid = need();
       if (o.grid.empty()) BadInput("--grid needs a name");
+    } else if (arg == "--durability") {
+      o.durability = need();
+      if (o.durability != "async" && o.durability != "sync")
+        BadInput("--durability wants async or sync, not '" + value + "'");
     } else if (arg == "--chase-mib") {
       o.chase_mib = ParseUint(arg, need(), 1, 1U << 16);
     } else if (arg == "--disk-dir") {
@@ -268,13 +287,27 @@ Options ParseOptions(int argc, char** argv) {
   if (o.ops != 0 && seen_seconds)
     BadInput("--ops and --seconds exclude each other");
   if (o.ops != 0) o.seconds = 0;
-  if (!o.grid.empty()) {
-    bool numagrid = false;
-    for (const std::string& t : o.targets)
-      numagrid = numagrid || t == "numagrid";
-    if (!numagrid)
-      BadInput(
-          "--grid applies to the numagrid target, which is not in --target");
+  bool numagrid = false;
+  for (const std::string& t : o.targets) numagrid = numagrid || t == "numagrid";
+  if (!o.grid.empty() && !numagrid) {
+    BadInput("--grid applies to the numagrid target, which is not in --target");
+  }
+  if (!o.durability.empty() && !numagrid) {
+    BadInput(
+        "--durability applies to the numagrid target, which is not in "
+        "--target (numagrid-async and numagrid-sync have their own)");
+  }
+  if (!o.durability.empty() && !o.grid.empty()) {
+    auto report = core::InspectGrid(o.grid, nullptr);
+    const std::string has = report.ok()
+                                ? (report->durability == "none"
+                                       ? "is memory-only (no journal)"
+                                       : "has durability " + report->durability)
+                                : "keeps its own durability";
+    BadInput("--durability is for the temporary grid; grid '" + o.grid + "' " +
+             has +
+             ", set when it was created (numagrid create --journal-dir, "
+             "--durability): drop --durability, or leave out --grid");
   }
   if (o.records >= KeySpace(o.key_size).IdLimit() / 2) {
     BadInput("--records " + std::to_string(o.records) +
@@ -285,7 +318,19 @@ Options ParseOptions(int argc, char** argv) {
 }
 
 std::unique_ptr<Target> MakeTarget(const std::string& name, const Options& o) {
-  if (name == "numagrid") return MakeNumagridTarget(o.grid);
+  if (name == "numagrid" || name == "numagrid-async" ||
+      name == "numagrid-sync") {
+    NumagridTargetOptions n;
+    n.name = name;
+    n.journal_parent_dir = o.disk_dir;
+    if (name == "numagrid") {
+      n.grid = o.grid;
+      n.durability = o.durability;
+    } else {
+      n.durability = name.substr(std::string_view("numagrid-").size());
+    }
+    return MakeNumagridTarget(std::move(n));
+  }
   if (name == "tbb") return MakeTbbTarget();
   if (name == "boost-map") return MakeBoostMapTarget();
   return MakePeerTarget(name, o.peers);

@@ -38,6 +38,11 @@ const OpSummary* FindOp(const RunResult& r, const std::string& op) {
   return nullptr;
 }
 
+// numagrid and its journaled variants (numagrid-async, numagrid-sync).
+bool IsNumagrid(std::string_view target) {
+  return target == "numagrid" || target.starts_with("numagrid-");
+}
+
 std::string P(std::uint32_t procs) { return "procs" + std::to_string(procs); }
 
 void AddRatio(Report& rep, std::string name, double num, double den) {
@@ -52,7 +57,7 @@ void ComputeRatios(Report& rep) {
   const double fdatasync = rep.disk.fdatasync_p50_ns;
   for (const RunResult& r : rep.runs) {
     // Stores that sync each write, against the disk they sync to.
-    if (r.syncs_each_write && r.target != "numagrid") {
+    if (r.syncs_each_write && !IsNumagrid(r.target)) {
       for (const char* op : {"update", "insert"}) {
         const OpSummary* w = FindOp(r, op);
         if (w == nullptr || w->count == 0) continue;
@@ -62,12 +67,13 @@ void ComputeRatios(Report& rep) {
                  static_cast<double>(w->p50_ns), fdatasync);
       }
     }
-    if (r.target != "numagrid") continue;
-    // numagrid against the physical limits.
+    if (!IsNumagrid(r.target)) continue;
+    // numagrid (and each journaled variant) against the physical limits.
     for (const char* op : {"read", "update", "insert"}) {
       const OpSummary* s = FindOp(r, op);
       if (s == nullptr || s->count == 0) continue;
-      const std::string name = "numagrid." + P(r.procs) + "." + op + ".p50_ns";
+      const std::string name =
+          r.target + "." + P(r.procs) + "." + op + ".p50_ns";
       const auto p50 = static_cast<double>(s->p50_ns);
       AddRatio(rep, name + " / dram_ns_per_access", p50,
                rep.dram_ns_per_access);
@@ -76,6 +82,9 @@ void ComputeRatios(Report& rep) {
         AddRatio(rep, name + " / fdatasync_p50_ns", p50, fdatasync);
       }
     }
+    // The memory-only grid against everything else, the journaled variants
+    // included.
+    if (r.target != "numagrid") continue;
     for (const RunResult& peer : rep.runs) {
       if (peer.target == "numagrid" || peer.procs != r.procs) continue;
       // Not scan: numagrid scans a partition, the peers look up N keys.
@@ -193,7 +202,7 @@ std::string OpJson(const OpSummary& s) {
 void PrintPhysicalLimits(const Report& r, std::FILE* out) {
   bool header = false;
   for (const RunResult& run : r.runs) {
-    if (run.target != "numagrid") continue;
+    if (!IsNumagrid(run.target)) continue;
     for (const OpSummary& s : run.ops) {
       if (s.op != "read" && s.op != "update" && s.op != "insert") continue;
       if (s.count == 0) continue;
@@ -202,8 +211,9 @@ void PrintPhysicalLimits(const Report& r, std::FILE* out) {
         header = true;
       }
       const auto p50 = static_cast<double>(s.p50_ns);
-      std::fprintf(out, "  procs %u %-6s p50 %7" PRIu64 " ns", run.procs,
-                   s.op.c_str(), s.p50_ns);
+      std::fprintf(out, "  %sprocs %u %-6s p50 %7" PRIu64 " ns",
+                   run.target == "numagrid" ? "" : (run.target + " ").c_str(),
+                   run.procs, s.op.c_str(), s.p50_ns);
       if (r.dram_ns_per_access > 0) {
         std::fprintf(out, " = %7.2fx DRAM access", p50 / r.dram_ns_per_access);
       }

@@ -85,13 +85,15 @@ struct Report {
   std::vector<Ratio> ratios;
 };
 
-// Fills report.ratios from report.runs and the baselines: numagrid's read
-// and write (update, insert) p50 over one DRAM access, one cache-line round
-// trip and (writes) one fdatasync; the update p50 of every target that
-// syncs each write over one fdatasync; numagrid over each peer at the same
-// process count (p50 of read and writes, total throughput); and each
-// target's throughput at every process count over its first process count.
-// A ratio whose baseline was not measured is left out.
+// Fills report.ratios from report.runs and the baselines: the read and
+// write (update, insert) p50 of numagrid and of its journaled variants
+// (numagrid-async, numagrid-sync) over one DRAM access, one cache-line
+// round trip and (writes) one fdatasync; the update p50 of every other
+// target that syncs each write over one fdatasync; numagrid (the
+// memory-only target) over each other target, its variants included, at
+// the same process count (p50 of read and writes, total throughput); and
+// each target's throughput at every process count over its first process
+// count. A ratio whose baseline was not measured is left out.
 void ComputeRatios(Report& report);
 
 // How latencies are taken (closed loop, coordinated omission), one

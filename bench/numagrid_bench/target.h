@@ -92,9 +92,23 @@ class Target {
   virtual std::string ScanUnsupported() const { return {}; }
 };
 
-// numagrid: attach to grid `grid_name` if given (records are loaded into it
-// and left there), else create a temporary grid and destroy it in Cleanup.
-std::unique_ptr<Target> MakeNumagridTarget(std::string grid_name);
+struct NumagridTargetOptions {
+  // The target's name in the report: "numagrid", "numagrid-async",
+  // "numagrid-sync".
+  std::string name = "numagrid";
+  // An existing grid to attach to (records are loaded into it and left
+  // there); empty: a temporary grid, destroyed in Cleanup.
+  std::string grid;
+  // The temporary grid's durability: "" memory-only (no journal), "async"
+  // or "sync": journaled into a new directory under journal_parent_dir,
+  // with the journal workers run by the target itself from Prepare to
+  // Cleanup, which removes the directory. REQUIRES: empty with `grid`.
+  std::string durability;
+  std::string journal_parent_dir = "/var/tmp";
+};
+
+// numagrid, as `options` says.
+std::unique_ptr<Target> MakeNumagridTarget(NumagridTargetOptions options);
 // oneTBB concurrent_hash_map<std::string, std::string> in this process.
 std::unique_ptr<Target> MakeTbbTarget();
 // boost::unordered_map in a Boost.Interprocess managed_shared_memory segment

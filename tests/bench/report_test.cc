@@ -1,7 +1,8 @@
 // Tests of bench/numagrid_bench/report.h: the JSON report parses as strict
 // JSON and has every key the docs and scripts/bench_peers_report.py rely on,
 // including the physical baselines; unmeasured baselines are null and form
-// no ratio; the ratios against the baselines have the right values. Also
+// no ratio; the ratios against the baselines have the right values, for the
+// journaled variants of numagrid too. Also
 // tests the strict checker itself, so a lenient checker cannot hide a bad
 // report.
 #include "bench/numagrid_bench/report.h"
@@ -188,6 +189,46 @@ TEST(ReportJson, RatiosSetNumagridAgainstEachBaseline) {
   // A read does not wait for the disk: no read ratio to fdatasync.
   EXPECT_EQ(FindRatio(doc, "numagrid.procs1.read.p50_ns / fdatasync_p50_ns"),
             nullptr);
+}
+
+TEST(ReportJson, JournaledVariantsMeetTheBaselinesAndAreRatioedToNumagrid) {
+  Report rep = SampleReport();
+  rep.runs.push_back(bench::Run("numagrid-async", 1, 400, 1000));
+  rep.runs.push_back(bench::Run("numagrid-sync", 1, 400, 120'000));
+  rep.runs.back().syncs_each_write = true;
+  ComputeRatios(rep);
+  const JsonValue doc = Parse(ToJson(rep));
+  const struct {
+    const char* name;
+    double want;
+  } wants[] = {
+      {"numagrid-async.procs1.update.p50_ns / dram_ns_per_access", 10.0},
+      {"numagrid-async.procs1.update.p50_ns / fdatasync_p50_ns", 0.0125},
+      {"numagrid-sync.procs1.update.p50_ns / fdatasync_p50_ns", 1.5},
+      {"numagrid.procs1.update.p50_ns / numagrid-async.procs1.update.p50_ns",
+       0.8},
+      {"numagrid.procs1.update.p50_ns / numagrid-sync.procs1.update.p50_ns",
+       800.0 / 120'000},
+  };
+  for (const auto& w : wants) {
+    const JsonValue* v = FindRatio(doc, w.name);
+    ASSERT_NE(v, nullptr) << w.name;
+    EXPECT_NEAR(v->number, w.want, w.want * 0.01) << w.name;
+  }
+  // Each ratio once (the sync variant's fdatasync ratio is not also formed
+  // as a store that syncs each write), and the variants are not set
+  // against the peers: only the memory-only grid is.
+  int sync_ratios = 0;
+  for (const JsonValue& r : doc["ratios"].array) {
+    const std::string& name = r["name"].string;
+    if (name == "numagrid-sync.procs1.update.p50_ns / fdatasync_p50_ns") {
+      ++sync_ratios;
+    }
+    EXPECT_EQ(name.find("numagrid-async.procs1.update.p50_ns / lmdb"),
+              std::string::npos)
+        << name;
+  }
+  EXPECT_EQ(sync_ratios, 1);
 }
 
 TEST(ReportJson, UnmeasuredBaselinesAreNullAndFormNoRatio) {
