@@ -167,7 +167,7 @@ std::uint64_t PartitionRef::ReadChanges(
   std::uint64_t j = from;
   for (; j < next; ++j) {
     const RingEntry& e = ring()[j & mask];
-    ChangeView v{e.seq, e.seq, e.op, {}, {}, 0};
+    ChangeView v{e.seq, e.seq, e.op, {}, {}, 0, e.visible_ms};
     if (e.op == kOpPut) {
       RecordView r(base_ + e.new_record_off);
       v.version = r.version();
@@ -182,7 +182,11 @@ std::uint64_t PartitionRef::ReadChanges(
   return j;
 }
 
-void PartitionRef::MarkJournaled(std::uint64_t upto) noexcept {
+void PartitionRef::MarkJournaled(std::uint64_t upto,
+                                 std::uint64_t bytes) noexcept {
+  // relaxed: a counter for reports (see PartitionState::journaled_bytes);
+  // only this consumer writes it.
+  if (bytes != 0) BumpOwned(p_->journaled_bytes, bytes);
   // release: the journal bytes are durable before this store; a writer that
   // loads journaled_seq with acquire and sees it past its change may report
   // that change durable, and ReclaimLocked (which loads it with acquire) may
@@ -210,6 +214,9 @@ Status PartitionRef::ResetSequence(std::uint64_t next_seq) noexcept {
   p_->stamped_seq.store(next_seq, std::memory_order_relaxed);
   p_->reclaimed_seq.store(next_seq, std::memory_order_relaxed);
   p_->journaled_seq.store(next_seq, std::memory_order_relaxed);
+  p_->journaled_bytes.store(
+      p_->counters.change_bytes.load(std::memory_order_relaxed),
+      std::memory_order_relaxed);
   p_->next_seq.store(next_seq, std::memory_order_relaxed);
   return Status::Ok();
 }
