@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <regex>
@@ -26,6 +27,7 @@
 #include "core/grid_admin.h"
 #include "core/grid_handle.h"
 #include "core/grid_repair.h"
+#include "core/metrics_server.h"
 #include "core/prometheus_format.h"
 #include "numagrid/grid.h"
 #include "tests/support/journal_grid.h"
@@ -462,6 +464,163 @@ TEST(Prometheus, ExpositionOfALiveJournaledGridIsStrictlyValid) {
     std::fputs(text.c_str(), f);
     std::fclose(f);
     EXPECT_EQ(std::system(("promtool check metrics < " + file).c_str()), 0);
+  }
+}
+
+// ---------------------------------- dashboard and alert rules in docs/
+
+// The repository root, from this file's path (tests/core/stats_test.cc).
+std::string SourceRoot() {
+  std::string f = __FILE__;
+  for (int i = 0; i < 3; ++i) f = f.substr(0, f.rfind('/'));
+  return f;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::string out;
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+// Every numagrid_* name in `text` that is not a family of `exposition`
+// (nor a histogram family's _bucket, _sum or _count).
+std::set<std::string> UnknownMetricNames(const std::string& text,
+                                         const std::string& exposition) {
+  std::set<std::string> families;
+  static const std::regex kHelp(R"(# HELP (numagrid_[a-z_]+) )");
+  for (auto it =
+           std::sregex_iterator(exposition.begin(), exposition.end(), kHelp);
+       it != std::sregex_iterator(); ++it) {
+    families.insert((*it)[1]);
+  }
+  std::set<std::string> unknown;
+  static const std::regex kName(R"(numagrid_[a-z_]+)");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), kName);
+       it != std::sregex_iterator(); ++it) {
+    std::string n = (*it)[0];
+    if (families.count(n) != 0) continue;
+    bool found = false;
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      const std::size_t len = std::strlen(suffix);
+      if (n.size() > len && n.compare(n.size() - len, len, suffix) == 0 &&
+          families.count(n.substr(0, n.size() - len)) != 0) {
+        found = true;
+      }
+    }
+    if (!found) unknown.insert(n);
+  }
+  return unknown;
+}
+
+TEST(Prometheus, DashboardAndAlertRulesUseOnlyExportedMetrics) {
+  TempDir dir;
+  const std::string name = UniqueName("st");
+  GridGuard guard(name);
+  ASSERT_TRUE(core::CreateGrid(name, testing::JournaledOptions(dir.path()),
+                               SystemTopology())
+                  .ok());
+  auto h = core::GridHandle::Attach(name);
+  ASSERT_TRUE(h.ok());
+  const std::string exposition =
+      core::FormatPrometheus(core::CollectStats(**h));
+  for (const char* doc :
+       {"/docs/grafana/numagrid.json", "/docs/prometheus/numagrid-rules.yml",
+        "/docs/monitoring.md"}) {
+    const std::string text = ReadAll(SourceRoot() + doc);
+    ASSERT_FALSE(text.empty()) << SourceRoot() + doc;
+    for (const auto& n : UnknownMetricNames(text, exposition)) {
+      ADD_FAILURE() << doc << " names " << n << ", which is not exported";
+    }
+  }
+  // And the test can see a wrong name.
+  EXPECT_EQ(
+      UnknownMetricNames("rate(numagrid_get_hit_total[5m])", exposition).size(),
+      1u);
+  if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
+    EXPECT_EQ(std::system(("promtool check rules " + SourceRoot() +
+                           "/docs/prometheus/numagrid-rules.yml >/dev/null")
+                              .c_str()),
+              0);
+  }
+}
+
+// ------------------------------------------------------------ /metrics
+
+// Runs `command` and returns its standard output.
+std::string Capture(const std::string& command) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+bool HaveCurl() { return std::system("command -v curl >/dev/null 2>&1") == 0; }
+
+TEST(MetricsServer, ServesTheExpositionAndNothingElse) {
+  if (!HaveCurl()) GTEST_SKIP() << "curl is not installed";
+  TempDir dir;
+  const std::string name = UniqueName("st");
+  GridGuard guard(name);
+  ASSERT_TRUE(core::CreateGrid(name, testing::JournaledOptions(dir.path()),
+                               SystemTopology())
+                  .ok());
+  ASSERT_EQ(Workload(name, "a"), 0);
+  auto listen = core::ParseMetricsListen("127.0.0.1:0", false);
+  ASSERT_TRUE(listen.ok());
+  auto srv = core::MetricsServer::Start(name, *listen);
+  ASSERT_TRUE(srv.ok()) << srv.status().ToString();
+  const std::string base = "http://127.0.0.1:" + std::to_string((*srv)->port());
+
+  const std::string body =
+      Capture("curl -sS --max-time 10 " + base + "/metrics");
+  for (const auto& b : CheckExposition(body)) ADD_FAILURE() << b;
+  EXPECT_NE(body.find("numagrid_get_misses_total{grid=\"" + name + "\"} " +
+                      std::to_string(kMisses) + "\n"),
+            std::string::npos)
+      << body;
+  EXPECT_EQ(Capture("curl -sS --max-time 10 -o /dev/null -w '%{http_code} "
+                    "%{content_type}' " +
+                    base + "/metrics"),
+            "200 text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(Capture("curl -sS --max-time 10 -o /dev/null -w '%{http_code}' " +
+                    base + "/"),
+            "404");
+  EXPECT_EQ(Capture("curl -sS --max-time 10 -o /dev/null -w '%{http_code}' " +
+                    base + "/metricsx"),
+            "404");
+  EXPECT_EQ(Capture("curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "
+                    "-X POST " +
+                    base + "/metrics"),
+            "405");
+  // Fresh numbers on every request.
+  ASSERT_EQ(Workload(name, "b"), 0);
+  EXPECT_NE(Capture("curl -sS --max-time 10 " + base + "/metrics")
+                .find("numagrid_get_misses_total{grid=\"" + name + "\"} " +
+                      std::to_string(2 * kMisses) + "\n"),
+            std::string::npos);
+}
+
+TEST(MetricsServer, RefusesANonLoopbackAddressUnlessAllowed) {
+  EXPECT_TRUE(core::ParseMetricsListen("127.0.0.1:9464", false).ok());
+  EXPECT_TRUE(core::ParseMetricsListen("127.3.2.1:9464", false).ok());
+  EXPECT_TRUE(core::ParseMetricsListen("localhost:9464", false).ok());
+  EXPECT_EQ(core::ParseMetricsListen("0.0.0.0:9464", false).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(core::ParseMetricsListen("10.1.2.3:9464", false).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_TRUE(core::ParseMetricsListen("0.0.0.0:9464", true).ok());
+  for (const char* bad : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
+                          "127.0.0.1:9x", "nohost:1", ":80"}) {
+    EXPECT_FALSE(core::ParseMetricsListen(bad, true).ok()) << bad;
   }
 }
 
