@@ -424,11 +424,6 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     }
     ok = ok && tx.Set(c.puts, c.puts.load(std::memory_order_relaxed) + 1);
   }
-  if (limits.stats) {
-    ok = ok && tx.Set(c.change_bytes,
-                      c.change_bytes.load(std::memory_order_relaxed) +
-                          rq.key.size() + (is_remove ? 0 : value.size()));
-  }
   const std::uint64_t live_bytes = c.live_bytes.load(std::memory_order_relaxed);
   ok = ok && tx.Set(c.live_bytes, live_bytes + new_block - old_block);
   ok =
@@ -439,10 +434,23 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     return ResourceExhausted("internal: undo log full");
   }
 
+  // The change-bytes counter, stored after the commit (see
+  // WriteIntent::change_bytes_after); a change has at least a 1-byte key,
+  // so the value is never the 0 that means "unchanged".
+  const std::uint64_t change_bytes =
+      limits.stats ? c.change_bytes.load(std::memory_order_relaxed) +
+                         rq.key.size() + (is_remove ? 0 : value.size())
+                   : 0;
+  p_->intent.change_bytes_after = change_bytes;
+
   // Commit point. release: publishes the record written above; pairs with
   // the acquire loads in Find and Scan.
   tx.PrepareCommit(slot_index, new_slot);
   s[slot_index].store(new_slot, std::memory_order_release);
+  // relaxed: only the lock holder writes it; a report.
+  if (change_bytes != 0) {
+    c.change_bytes.store(change_bytes, std::memory_order_relaxed);
+  }
   // The entry's retire epoch stays 0 ("not yet stamped"): the reclaimer
   // stamps it later, under this lock, after a fence (ReclaimLocked), which
   // keeps a fence off the write path (docs/adr/0002-data-path.md).

@@ -112,7 +112,15 @@ struct WriteIntent {
   std::uint64_t new_slot;  // the value stored there
   std::uint64_t seq;       // the change's sequence number
   std::uint64_t undo_len;
-  std::uint64_t reserved[3];
+  // PartitionCounters::change_bytes as the operation leaves it, stored
+  // before the commit point (0: this operation does not change it; reset
+  // by every PartitionTx start). The counter itself is stored after the
+  // commit, off the undo log (one word in this line, which the commit
+  // writes anyway, instead of an undo entry); a repair that rolls the
+  // change forward stores this value, so the counter matches the ring
+  // whichever instruction the writer died at.
+  std::uint64_t change_bytes_after;
+  std::uint64_t reserved[2];
   UndoEntry undo[kMaxUndo];
 };
 static_assert(std::is_standard_layout_v<WriteIntent>);
@@ -140,9 +148,11 @@ struct PartitionCounters {
   //   write changes nothing else, so a holder killed around the store
   //   leaves the count right or one short.
   std::atomic<std::uint64_t> cas_failures;
-  // change_bytes: key + value bytes of every change entered in the ring
-  //   (undo-logged with the change, so it matches the ring exactly);
-  //   PartitionState::journaled_bytes is its journaled counterpart.
+  // change_bytes: key + value bytes of every change entered in the ring,
+  //   stored just after the change's commit point and completed by the
+  //   repair's roll-forward (WriteIntent::change_bytes_after), so that it
+  //   matches the ring exactly; PartitionState::journaled_bytes is its
+  //   journaled counterpart.
   std::atomic<std::uint64_t> change_bytes;
   // ring_high_water: the most entries the change ring has held (next_seq -
   //   reclaimed_seq after a write). Not undo-logged: a high-water mark that

@@ -56,6 +56,12 @@ void PartitionRef::RepairIntent() noexcept {
       // release: publishes the completed entry, as in Write.
       p_->next_seq.store(in.seq + 1, std::memory_order_release);
     }
+    // The writer stores the counter after its commit point; it may have
+    // died first. Idempotent. relaxed: under the lock; a report.
+    if (in.change_bytes_after != 0) {
+      p_->counters.change_bytes.store(in.change_bytes_after,
+                                      std::memory_order_relaxed);
+    }
   } else {
     UndoIntent(base_, p_);
   }

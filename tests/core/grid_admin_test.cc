@@ -612,8 +612,8 @@ TEST(GridLayout, VersionsAndSignaturesArePinned) {
   EXPECT_EQ(kControlLayoutSignature, 0x88a7fc93fae7fc81ULL)
       << std::hex << "control signature is now 0x" << kControlLayoutSignature
       << ": bump kControlLayoutVersion and pin the new value";
-  EXPECT_EQ(kDataLayoutVersion, 6u);
-  EXPECT_EQ(kDataLayoutSignature, 0xb4fe96444de122e3ULL)
+  EXPECT_EQ(kDataLayoutVersion, 7u);
+  EXPECT_EQ(kDataLayoutSignature, 0xf91f6dfc7af0f76bULL)
       << std::hex << "data signature is now 0x" << kDataLayoutSignature
       << ": bump kDataLayoutVersion and pin the new value";
 }
