@@ -16,6 +16,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <random>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -32,6 +33,7 @@
 #include "numagrid/grid.h"
 #include "tests/support/journal_grid.h"
 #include "tests/support/test_grid.h"
+#include "tests/support/test_seed.h"
 
 namespace numagrid {
 namespace {
@@ -256,6 +258,67 @@ TEST(Stats, JournalLagCountsUnjournaledChangesAndTheWorkerClearsIt) {
   std::uint64_t high_water = 0;
   for (const auto& p : r.partitions) high_water += p.ring_high_water;
   EXPECT_EQ(high_water, 21u);
+}
+
+// Writers SIGKILLed at random points of their puts and removes (no journal
+// worker runs, so every change stays in its ring): after the repair, each
+// partition's lag in bytes is exactly the key + value bytes of the changes
+// in its ring, whether a killed write was undone or rolled forward.
+TEST(Stats, LagBytesMatchTheRingAfterWritersAreKilledMidWrite) {
+  const std::uint64_t seed = testing::TestSeed();
+  TempDir dir;
+  const std::string name = UniqueName("st");
+  GridGuard guard(name);
+  core::CreateOptions o = testing::JournaledOptions(dir.path());
+  o.memory_bytes = 64ULL << 20;
+  o.ring_capacity = 65536;  // room for every change of the test
+  ASSERT_TRUE(core::CreateGrid(name, o, SystemTopology()).ok());
+  std::mt19937_64 rng(seed);
+  for (int round = 0; round < 12; ++round) {
+    std::vector<pid_t> writers;
+    for (int w = 0; w < 2; ++w) {
+      const std::uint64_t child_seed = rng();
+      writers.push_back(ForkChild([&] {
+        auto g = Grid::Attach(name);
+        if (!g.ok()) return 1;
+        std::mt19937_64 r(child_seed);
+        for (;;) {
+          const std::string k = "k" + std::to_string(r() % 500);
+          if (r() % 4 == 0) {
+            (void)g->Remove(k);
+          } else {
+            (void)g->Put(k, std::string(r() % 64, 'v'));
+          }
+        }
+      }));
+    }
+    usleep(static_cast<useconds_t>(2000 + rng() % 8000));
+    for (pid_t w : writers) {
+      kill(w, SIGKILL);
+      EXPECT_EQ(WaitChild(w), 128 + SIGKILL);
+    }
+    auto h = core::GridHandle::Attach(name);
+    ASSERT_TRUE(h.ok());
+    (void)core::RepairDeadProcesses(**h);
+    for (std::uint32_t p = 0; p < (*h)->partition_count(); ++p) {
+      (void)(*h)->partition(p).RepairIfOwnerDied();
+    }
+    const core::GridStatsReport r = core::CollectStats(**h);
+    for (std::uint32_t p = 0; p < (*h)->partition_count(); ++p) {
+      core::PartitionRef& part = (*h)->partition(p);
+      std::uint64_t bytes = 0;
+      std::uint64_t changes = 0;
+      part.ReadChanges(part.state().journaled_seq.load(),
+                       [&](const core::ChangeView& c) {
+                         bytes += c.key.size() + c.value.size();
+                         ++changes;
+                         return true;
+                       });
+      EXPECT_EQ(r.partitions[p].lag_bytes, bytes)
+          << "partition " << p << ", round " << round << ", seed " << seed;
+      EXPECT_EQ(r.partitions[p].lag_records, changes);
+    }
+  }
 }
 
 TEST(Stats, HistogramBucketsAreLog2) {
