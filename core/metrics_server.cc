@@ -22,6 +22,12 @@ constexpr int kPollMs = 100;
 constexpr int kRequestTimeoutMs = 2000;
 constexpr std::size_t kMaxRequestBytes = 8192;
 
+// strerror, thread-safe (the GNU strerror_r, which returns the text).
+std::string ErrnoText(int err) {
+  char buf[128];
+  return strerror_r(err, buf, sizeof buf);
+}
+
 void WriteAll(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t n = send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
@@ -88,7 +94,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   s->grid_ = std::move(*h);
   s->listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s->listen_fd_ < 0) {
-    return IoError("metrics socket: " + std::string(std::strerror(errno)));
+    return IoError("metrics socket: " + ErrnoText(errno));
   }
   const int one = 1;
   setsockopt(s->listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -102,7 +108,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     close(s->listen_fd_);
     s->listen_fd_ = -1;
     return IoError("metrics: cannot listen on port " +
-                   std::to_string(listen.port) + ": " + std::strerror(err));
+                   std::to_string(listen.port) + ": " + ErrnoText(err));
   }
   socklen_t len = sizeof sa;
   getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&sa), &len);

@@ -35,7 +35,7 @@ std::string Escape(std::string_view v) {
 std::string Number(double v) {
   char buf[64];
   auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
+  return {buf, r.ptr};
 }
 
 class Writer {
@@ -113,7 +113,7 @@ void PartitionFamilies(Writer& w, const GridStatsReport& r) {
     const char* help;
     std::uint64_t PartitionStatsRow::*field;
   };
-  static const Def kDefs[] = {
+  static const Def defs[] = {
       {"numagrid_entries", "gauge", "Live entries in the partition.",
        &PartitionStatsRow::entries},
       {"numagrid_used_bytes", "gauge",
@@ -144,7 +144,7 @@ void PartitionFamilies(Writer& w, const GridStatsReport& r) {
        "The most entries the partition's change ring has held since create.",
        &PartitionStatsRow::ring_high_water},
   };
-  for (const Def& d : kDefs) {
+  for (const Def& d : defs) {
     w.Family(d.name, d.type, d.help);
     for (const auto& p : r.partitions) w.Sample(PartitionLabels(p), p.*d.field);
   }
@@ -157,7 +157,7 @@ void JournalFamilies(Writer& w, const GridStatsReport& r) {
     const char* help;
     std::uint64_t NodeStatsRow::*field;
   };
-  static const Def kDefs[] = {
+  static const Def defs[] = {
       {"numagrid_journal_lag_records", "gauge",
        "Changes visible but not yet durable in the node's journal.",
        &NodeStatsRow::lag_records},
@@ -185,7 +185,7 @@ void JournalFamilies(Writer& w, const GridStatsReport& r) {
       {"numagrid_worker_generation", "gauge",
        "The node's current worker generation.", &NodeStatsRow::generation},
   };
-  for (const Def& d : kDefs) {
+  for (const Def& d : defs) {
     w.Family(d.name, d.type, d.help);
     for (const auto& n : r.nodes) w.Sample(NodeLabels(n.node), n.*d.field);
   }

@@ -1,9 +1,9 @@
 #include "core/stats.h"
 
 #include <sys/stat.h>
-#include <time.h>
 
 #include <algorithm>
+#include <ctime>
 
 #include "core/journal_layout.h"
 #include "core/partition.h"

@@ -1,10 +1,10 @@
 // `numagrid stats`: a grid's monitoring counters as a table, JSON or
 // Prometheus text (docs/monitoring.md), once or every --watch seconds.
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -154,7 +154,8 @@ std::string Table(const GridStatsReport& r) {
       "grid %s%s: gets %llu (hit rate %.1f%%), puts %llu, removes %llu, cas "
       "failures %llu, write errors %llu, backpressure %llu waits / %.3f s\n",
       r.name.c_str(), r.stats_enabled ? "" : " (created --no-stats)",
-      static_cast<unsigned long long>(t.hits + t.misses),
+      static_cast<unsigned long long>(t.hits) +
+          static_cast<unsigned long long>(t.misses),
       100 * HitRate(t.hits, t.misses), static_cast<unsigned long long>(t.puts),
       static_cast<unsigned long long>(t.removes),
       static_cast<unsigned long long>(t.cas_failures),
@@ -255,7 +256,7 @@ int RunStats(const ParsedArgs& a) {
     std::string text = a.Has("json")         ? Json(r)
                        : a.Has("prometheus") ? core::FormatPrometheus(r)
                                              : Table(r);
-    if (watch_s != 0) text = "\033[H\033[2J" + text;  // clear the screen
+    if (watch_s != 0) text.insert(0, "\033[H\033[2J");  // clear the screen
     std::fputs(text.c_str(), stdout);
     std::fflush(stdout);
     if (watch_s == 0) return 0;
