@@ -55,7 +55,7 @@ struct Grid::Impl {
 
   // Adds a write's outcome to this process's counters (its own slot's
   // line: no other process writes it, so no atomic read-modify-write).
-  void CountWrite(core::WriteKind kind, StatusCode code) noexcept {
+  void CountWrite(core::WriteKind kind, StatusCode code) const noexcept {
     core::ProcessCounters* c = h->counters();
     if (c == nullptr) return;
     if (code == StatusCode::kOk) {

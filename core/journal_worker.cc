@@ -321,8 +321,9 @@ class NodeJournaler {
     node_.durable_journal_seq.store(durable_seq_, std::memory_order_release);
     // MarkJournaled stores with release, after the fdatasync returned.
     for (std::size_t i = 0; i < parts_.size(); ++i) {
-      if (upto_[i] != pos_[i])
+      if (upto_[i] != pos_[i]) {
         grid_.partition(parts_[i]).MarkJournaled(upto_[i], batch_bytes_[i]);
+      }
       pos_[i] = upto_[i];
     }
     RecordLag();
