@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "core/journal_layout.h"
+#include "core/stats_layout.h"
 #include "shm/layout_signature.h"
 #include "shm/process_table.h"
 #include "shm/segment_header.h"
@@ -30,7 +31,7 @@
 namespace numagrid::core {
 
 // Bump on any change to a struct in this file (a test pins the signature).
-inline constexpr std::uint32_t kControlLayoutVersion = 5;
+inline constexpr std::uint32_t kControlLayoutVersion = 6;
 
 inline constexpr std::uint32_t kMaxPartitions = 65536;
 inline constexpr std::uint32_t kMaxNodes = 1024;
@@ -40,6 +41,8 @@ inline constexpr std::uint32_t kConfigMemoryBound =
     1u << 0;  // data segments bound to their nodes
 inline constexpr std::uint32_t kConfigPrefaulted =
     1u << 1;  // every page touched at create
+inline constexpr std::uint32_t kConfigNoStats =
+    1u << 2;  // `create --no-stats`: the data path keeps no monitoring counters
 
 struct GridConfig {
   char name[64];  // NUL-terminated grid name
@@ -65,7 +68,11 @@ struct GridConfig {
   std::uint32_t lock_timeout_ms;  // writers wait this long for a partition lock
   std::uint32_t ring_wait_ms;     // ... and this long for change-ring space
   std::uint64_t journal_off;      // JournalBlock (core/journal_layout.h)
-  std::uint64_t reserved[9];      // zero; for later fields
+  std::uint64_t stats_off;        // NodeStats[node_count], then
+                                  // ProcessStats[process_capacity]
+                                  // (core/stats_layout.h), 64-byte aligned
+  std::uint64_t stats_bytes;
+  std::uint64_t reserved[7];  // zero; for later fields
 };
 static_assert(std::is_standard_layout_v<GridConfig>);
 static_assert(std::is_trivially_copyable_v<GridConfig>);
@@ -125,6 +132,13 @@ inline constexpr std::uint64_t kControlLayoutSignature =
         .Add(offsetof(JournalNodeState, generation))
         .Add(sizeof(EventLog))
         .Add(sizeof(EventSlot))
+        .Add(offsetof(GridConfig, stats_off))
+        .Add(sizeof(NodeStats))
+        .Add(sizeof(ProcessStats))
+        .Add(offsetof(NodeStats, lag_ms))
+        .Add(offsetof(NodeStats, lag_last_ms))
+        .Add(kHistogramBuckets)
+        .Add(kConfigNoStats)
         .Add(shm::kProcessTableLayoutSignature)
         .value();
 

@@ -44,12 +44,29 @@ struct Grid::Impl {
     // No epoch pin: the writer reads old records only under the partition
     // lock, and records are freed only under that lock.
     auto r = h->partition(p).Write(rq, h->limits(), core::NowMs());
+    CountWrite(rq.kind, r.ok() ? StatusCode::kOk : r.status().code());
     if (r.ok() && sync) {
       // The change's sequence is its version; durable once journaled_seq
       // passes it.
       NUMAGRID_RETURN_IF_ERROR(h->WaitDurable(p, r->version + 1));
     }
     return r;
+  }
+
+  // Adds a write's outcome to this process's counters (its own slot's
+  // line: no other process writes it, so no atomic read-modify-write).
+  void CountWrite(core::WriteKind kind, StatusCode code) const noexcept {
+    core::ProcessCounters* c = h->counters();
+    if (c == nullptr) return;
+    if (code == StatusCode::kOk) {
+      const bool remove = kind == core::WriteKind::kRemove ||
+                          kind == core::WriteKind::kRemoveIfVersion;
+      core::BumpOwned(remove ? c->removes : c->puts);
+    } else if (code == StatusCode::kConflict) {
+      core::BumpOwned(c->cas_failures);
+    } else {
+      core::BumpOwned(c->write_errors);
+    }
   }
 
   Result<std::uint64_t> WriteVersion(core::WriteKind kind, std::string_view key,
@@ -94,6 +111,10 @@ Status Grid::Visit(
   const std::uint64_t hash = base::KeyHash(key);
   core::GridHandle::EpochGuard pin(*impl_->h);
   auto r = impl_->PartitionFor(hash).Find(key, hash, 0);
+  if (core::ProcessCounters* c = impl_->h->counters(); c != nullptr) {
+    // This process's own line: a plain load and store (BumpOwned).
+    core::BumpOwned(r.ok() ? c->hits : c->misses);
+  }
   if (!r.ok()) return r.status();
   visit(r->value(), r->version());
   return Status::Ok();

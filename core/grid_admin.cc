@@ -275,8 +275,11 @@ Result<CreateReport> CreateGrid(std::string_view name,
   const std::uint64_t procs_bytes =
       shm::ProcessTable::BytesFor(options.process_capacity);
   const std::uint64_t journal_off = RoundUp(procs_off + procs_bytes, 64);
-  const std::uint64_t ctl_bytes =
-      RoundUp(journal_off + JournalBlockBytes(node_count), kPage);
+  const std::uint64_t stats_off =
+      RoundUp(journal_off + JournalBlockBytes(node_count), 64);
+  const std::uint64_t stats_bytes =
+      StatsBytes(node_count, options.process_capacity);
+  const std::uint64_t ctl_bytes = RoundUp(stats_off + stats_bytes, kPage);
   shm::SegmentSpec ctl_spec{ctl_name,
                             ctl_bytes,
                             shm::SegmentKind::kControl,
@@ -296,6 +299,9 @@ Result<CreateReport> CreateGrid(std::string_view name,
     c.memory_bytes = per_node * node_count;
     c.journal_mode = journaled ? kJournalConsumer : kJournalNone;
     c.journal_off = journal_off;
+    // The stats area starts zeroed, as the segment does.
+    c.stats_off = stats_off;
+    c.stats_bytes = stats_bytes;
     auto* jb = reinterpret_cast<JournalBlock*>(static_cast<std::byte*>(base) +
                                                journal_off);
     JournalConfig& jc = jb->config;
@@ -329,7 +335,8 @@ Result<CreateReport> CreateGrid(std::string_view name,
     c.max_key_bytes = options.max_key_bytes;
     c.max_value_bytes = options.max_value_bytes;
     c.flags = (report.all_bound ? kConfigMemoryBound : 0) |
-              (options.prefault ? kConfigPrefaulted : 0);
+              (options.prefault ? kConfigPrefaulted : 0) |
+              (options.stats ? 0 : kConfigNoStats);
     c.mode = access.mode;
     c.gid = access.group ? *access.group : getgid();
     c.nodes_off = nodes_off;

@@ -31,6 +31,9 @@ struct CreateOptions {
   std::uint32_t ring_wait_ms = 1000;
   bool bind = true;      // false only to check that placement tests can fail
   bool prefault = true;  // touch every page at create (no faults later)
+  // Keep the monitoring counters on the data path (docs/monitoring.md);
+  // false: `create --no-stats`.
+  bool stats = true;
 
   // The journal (docs/adr/0003-journal.md). An empty journal_dir makes a
   // memory-only grid: writers mark their own changes journaled and nothing

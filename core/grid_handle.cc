@@ -31,7 +31,10 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
           h->control_.size() ||
       c.procs_off + c.procs_bytes > h->control_.size() ||
       c.journal_off % 64 != 0 ||
-      c.journal_off + JournalBlockBytes(c.node_count) > h->control_.size()) {
+      c.journal_off + JournalBlockBytes(c.node_count) > h->control_.size() ||
+      c.stats_off % 64 != 0 ||
+      c.stats_bytes != StatsBytes(c.node_count, c.process_capacity) ||
+      c.stats_off + c.stats_bytes > h->control_.size()) {
     return Corruption("control segment of grid '" + std::string(name) +
                       "' has an impossible configuration");
   }
@@ -40,6 +43,9 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
       h->control_.At<JournalNodeState>(c.journal_off + sizeof(JournalBlock));
   h->events_ =
       h->control_.At<EventLog>(c.journal_off + EventLogOffset(c.node_count));
+  h->node_stats_ = h->control_.At<NodeStats>(c.stats_off);
+  h->process_stats_ = h->control_.At<ProcessStats>(
+      c.stats_off + sizeof(NodeStats) * c.node_count);
   // acquire: pairs with the release store that ends a recovery; the rebuilt
   // partitions are complete before it.
   if (!allow_recovering && h->journal_->recovery_state.load(
@@ -100,6 +106,7 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
   h->limits_.lock_timeout_ns = std::uint64_t{c.lock_timeout_ms} * 1000000;
   h->limits_.ring_wait_ns = std::uint64_t{c.ring_wait_ms} * 1000000;
   h->limits_.journal_mode = c.journal_mode;
+  h->limits_.stats = (c.flags & kConfigNoStats) == 0;
 
   auto lock = shm::LockFile::Open("/dev/shm/" + LockFileName(name));
   if (!lock.ok()) return lock.status();
@@ -110,6 +117,30 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
                                      "'");
   h->slot_ = *slot;
   h->has_slot_ = true;
+  if (*slot >= c.process_capacity) {
+    return Corruption("process table of grid '" + std::string(name) +
+                      "' is larger than its configuration says");
+  }
+  if (h->limits_.stats) {
+    ProcessStats& ps = h->process_stats_[*slot];
+    // The slot's counters go on from its last owner's (never zeroed, so
+    // totals never drop); remember where this owner began. relaxed: we own
+    // the slot (its lock-file byte); readers take any value.
+    auto copy = [](std::atomic<std::uint64_t>& to,
+                   const std::atomic<std::uint64_t>& from) {
+      to.store(from.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    };
+    copy(ps.at_claim.hits, ps.total.hits);
+    copy(ps.at_claim.misses, ps.total.misses);
+    copy(ps.at_claim.puts, ps.total.puts);
+    copy(ps.at_claim.removes, ps.total.removes);
+    copy(ps.at_claim.cas_failures, ps.total.cas_failures);
+    copy(ps.at_claim.write_errors, ps.total.write_errors);
+    copy(ps.at_claim.backpressure_waits, ps.total.backpressure_waits);
+    copy(ps.at_claim.backpressure_wait_ns, ps.total.backpressure_wait_ns);
+    h->counters_ = &ps.total;
+    for (PartitionRef& p : h->partitions_) p.set_process_counters(h->counters_);
+  }
   return h;
 }
 

@@ -52,6 +52,17 @@ class GridHandle {
   }
   // The grid's event ring (core/event_log.h reads and writes it).
   EventLog& events() noexcept { return *events_; }
+  // Monitoring (core/stats_layout.h). stats_enabled(): false for a grid
+  // created with --no-stats, whose data path keeps no counters.
+  bool stats_enabled() const noexcept { return limits_.stats; }
+  NodeStats& node_stats(std::uint32_t node) noexcept {
+    return node_stats_[node];
+  }
+  const ProcessStats& process_stats(std::uint32_t slot) const noexcept {
+    return process_stats_[slot];
+  }
+  // This handle's own counters (its slot's), or null with --no-stats.
+  ProcessCounters* counters() noexcept { return counters_; }
   std::string journal_dir() const;
   std::uint64_t grid_id() const noexcept { return control_.header().grid_id; }
   const std::string& name() const noexcept { return name_; }
@@ -108,6 +119,9 @@ class GridHandle {
   JournalBlock* journal_ = nullptr;
   JournalNodeState* journal_nodes_ = nullptr;
   EventLog* events_ = nullptr;
+  NodeStats* node_stats_ = nullptr;
+  ProcessStats* process_stats_ = nullptr;
+  ProcessCounters* counters_ = nullptr;  // null: --no-stats
   std::vector<std::uint32_t> partition_nodes_;
   shm::LockFile lock_file_;
   std::optional<shm::ProcessTable> procs_;  // set by Attach

@@ -56,6 +56,7 @@ class NodeJournaler {
       : grid_(grid),
         o_(o),
         node_(grid.journal_node(o.node)),
+        stats_(grid.node_stats(o.node)),
         dir_(grid.journal_dir()),
         generation_(generation) {
     for (std::uint32_t p = 0; p < grid.partition_count(); ++p) {
@@ -63,6 +64,8 @@ class NodeJournaler {
     }
     pos_.resize(parts_.size());
     upto_.resize(parts_.size());
+    batch_bytes_.resize(parts_.size());
+    first_visible_ms_.resize(parts_.size());
   }
 
   Status Run() {
@@ -278,6 +281,8 @@ class NodeJournaler {
     Status append_error;
     for (std::size_t i = 0; i < parts_.size(); ++i) {
       const std::uint32_t p = parts_[i];
+      batch_bytes_[i] = 0;
+      first_visible_ms_[i] = 0;
       upto_[i] =
           grid_.partition(p).ReadChanges(pos_[i], [&](const ChangeView& c) {
             if (bytes >= o_.max_batch_bytes) {
@@ -299,6 +304,10 @@ class NodeJournaler {
             }
             ++records;
             bytes += io::EncodedRecordBytes(r.key.size(), r.value.size());
+            // For the lag measurement: the payload (as the writer counted
+            // it in change_bytes) and the first (oldest) change's time.
+            batch_bytes_[i] += r.key.size() + r.value.size();
+            if (first_visible_ms_[i] == 0) first_visible_ms_[i] = c.visible_ms;
             return true;
           });
       if (!append_error.ok()) return append_error;
@@ -307,7 +316,9 @@ class NodeJournaler {
     // The last look before the batch reaches the disk: a fenced worker
     // drops it unwritten.
     if (Fenced()) return AlreadyExists("fenced");
+    const std::uint64_t flush_start_ns = shm::MonotonicNowNs();
     NUMAGRID_RETURN_IF_ERROR(writer_->Flush());
+    stats_.flush_us.Record((shm::MonotonicNowNs() - flush_start_ns) / 1000);
     // Durable. First the journal position, then the marks: a worker that
     // starts after us keeps the records up to the published position and
     // cuts the rest (they may never have reached the disk); a change is
@@ -319,10 +330,12 @@ class NodeJournaler {
     node_.durable_journal_seq.store(durable_seq_, std::memory_order_release);
     // MarkJournaled stores with release, after the fdatasync returned.
     for (std::size_t i = 0; i < parts_.size(); ++i) {
-      if (upto_[i] != pos_[i])
-        grid_.partition(parts_[i]).MarkJournaled(upto_[i]);
+      if (upto_[i] != pos_[i]) {
+        grid_.partition(parts_[i]).MarkJournaled(upto_[i], batch_bytes_[i]);
+      }
       pos_[i] = upto_[i];
     }
+    RecordLag();
     node_.records.fetch_add(records, std::memory_order_relaxed);
     node_.bytes.fetch_add(bytes, std::memory_order_relaxed);
     node_.flushes.fetch_add(1, std::memory_order_relaxed);
@@ -332,6 +345,30 @@ class NodeJournaler {
     node_.durable_epoch.fetch_add(1, std::memory_order_release);
     shm::FutexWake(&node_.durable_epoch);
     return records;
+  }
+
+  // The batch just marked: how long ago its oldest change became visible.
+  // Ring entries carry the low 32 bits of the writer's coarse wall clock
+  // (0: unknown); an age above 2^31 ms means the clock stepped back, and is
+  // left out. relaxed: reports; only this worker writes them.
+  void RecordLag() {
+    const auto now = static_cast<std::uint32_t>(NowMs());
+    std::uint64_t lag = 0;
+    bool known = false;
+    for (const std::uint32_t v : first_visible_ms_) {
+      if (v == 0) continue;
+      const std::uint32_t age = now - v;  // modulo 2^32
+      if (age > (1U << 31)) continue;
+      lag = std::max<std::uint64_t>(lag, age);
+      known = true;
+    }
+    stats_.batches.fetch_add(1, std::memory_order_relaxed);
+    if (!known) return;
+    stats_.lag_ms.Record(lag);
+    stats_.lag_last_ms.store(lag, std::memory_order_relaxed);
+    if (lag > stats_.lag_max_ms.load(std::memory_order_relaxed)) {
+      stats_.lag_max_ms.store(lag, std::memory_order_relaxed);
+    }
   }
 
   // Takes a snapshot when `numagrid snapshot` asked for one or the journal
@@ -504,10 +541,15 @@ class NodeJournaler {
   GridHandle& grid_;
   const JournalWorkerOptions& o_;
   JournalNodeState& node_;
+  NodeStats& stats_;
   const std::string dir_;
   std::vector<std::uint32_t> parts_;  // this node's partitions
   std::vector<std::uint64_t> pos_;    // next change to journal, per partition
   std::vector<std::uint64_t> upto_;   // end of the batch being flushed
+  // Per partition, of the batch being flushed: key + value bytes, and the
+  // first change's RingEntry::visible_ms.
+  std::vector<std::uint64_t> batch_bytes_;
+  std::vector<std::uint32_t> first_visible_ms_;
   std::unique_ptr<io::JournalDevice> device_;
   std::unique_ptr<io::JournalWriter> writer_;
   std::uint64_t durable_seq_ = 0;

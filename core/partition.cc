@@ -196,6 +196,26 @@ class Unlocker {
 
 }  // namespace
 
+void PartitionRef::MarkOwnBytesJournaled(const WriteLimits& limits) noexcept {
+  if (!limits.stats) return;
+  // relaxed: both are written only by the lock holder (which we are, in
+  // journal mode none, where the writer is its own consumer); a report.
+  p_->journaled_bytes.store(
+      p_->counters.change_bytes.load(std::memory_order_relaxed),
+      std::memory_order_relaxed);
+}
+
+void PartitionRef::CountBackpressure(std::uint64_t wait_deadline,
+                                     const WriteLimits& limits) noexcept {
+  if (wait_deadline == 0 || process_counters_ == nullptr) return;
+  // The wait began ring_wait_ns before its deadline.
+  const std::uint64_t began = wait_deadline - limits.ring_wait_ns;
+  const std::uint64_t now = MonotonicNs();
+  BumpOwned(process_counters_->backpressure_waits);
+  BumpOwned(process_counters_->backpressure_wait_ns,
+            now > began ? now - began : 0);
+}
+
 Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
                                         const WriteLimits& limits,
                                         std::uint64_t now_ms) noexcept {
@@ -216,6 +236,7 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
       // release: publishes the entries (already complete) as consumed, for
       // symmetry with a journal consumer; read with acquire by stats.
       p_->journaled_seq.store(next, std::memory_order_release);
+      MarkOwnBytesJournaled(limits);
     }
     std::uint64_t in_use =
         next - p_->reclaimed_seq.load(std::memory_order_relaxed);
@@ -233,9 +254,13 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     } else if (reclaim_backoff_ > 0) {
       --reclaim_backoff_;
     }
-    if (in_use < cap) break;
+    if (in_use < cap) {
+      CountBackpressure(wait_deadline, limits);
+      break;
+    }
     if (wait_deadline == 0) wait_deadline = MonotonicNs() + limits.ring_wait_ns;
     if (MonotonicNs() >= wait_deadline) {
+      CountBackpressure(wait_deadline, limits);
       return ResourceExhausted("partition " + std::to_string(p_->partition_id) +
                                ": change ring full (" + std::to_string(cap) +
                                " changes not yet journaled or reclaimed) for " +
@@ -301,6 +326,8 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     case WriteKind::kRemoveIfVersion:
       if (!live) return NotFound("key not found");
       if (old.version() != rq.expected_version) {
+        // Only the lock holder writes the counter (BumpOwned's rule).
+        if (limits.stats) BumpOwned(p_->counters.cas_failures);
         return Conflict("version is " + std::to_string(old.version()) +
                         ", expected " + std::to_string(rq.expected_version));
       }
@@ -407,6 +434,7 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
   e.new_record_off = new_off;
   e.old_record_off = present_raw ? SlotOffset(probe.found_value) : 0;
   e.retire_epoch = 0;
+  e.visible_ms = limits.stats ? static_cast<std::uint32_t>(now_ms) : 0;
 
   const std::uint64_t live_now = c.live_entries.load(std::memory_order_relaxed);
   bool ok = true;
@@ -433,10 +461,23 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     return ResourceExhausted("internal: undo log full");
   }
 
+  // The change-bytes counter, stored after the commit (see
+  // WriteIntent::change_bytes_after); a change has at least a 1-byte key,
+  // so the value is never the 0 that means "unchanged".
+  const std::uint64_t change_bytes =
+      limits.stats ? c.change_bytes.load(std::memory_order_relaxed) +
+                         rq.key.size() + (is_remove ? 0 : value.size())
+                   : 0;
+  p_->intent.change_bytes_after = change_bytes;
+
   // Commit point. release: publishes the record written above; pairs with
   // the acquire loads in Find and Scan.
   tx.PrepareCommit(slot_index, new_slot);
   s[slot_index].store(new_slot, std::memory_order_release);
+  // relaxed: only the lock holder writes it; a report.
+  if (change_bytes != 0) {
+    c.change_bytes.store(change_bytes, std::memory_order_relaxed);
+  }
   // The entry's retire epoch stays 0 ("not yet stamped"): the reclaimer
   // stamps it later, under this lock, after a fence (ReclaimLocked), which
   // keeps a fence off the write path (docs/adr/0002-data-path.md).
@@ -446,6 +487,15 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
   tx.Finish();
   if (limits.journal_mode == kJournalNone) {
     p_->journaled_seq.store(seq + 1, std::memory_order_release);  // as above
+    MarkOwnBytesJournaled(limits);
+  }
+  if (limits.stats) {
+    // relaxed: only the lock holder writes it; a report.
+    const std::uint64_t depth =
+        seq + 1 - p_->reclaimed_seq.load(std::memory_order_relaxed);
+    if (depth > c.ring_high_water.load(std::memory_order_relaxed)) {
+      c.ring_high_water.store(depth, std::memory_order_relaxed);
+    }
   }
   if (is_remove && s[(slot_index + 1) & mask].load(std::memory_order_relaxed) ==
                        kSlotEmpty) {

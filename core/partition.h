@@ -27,6 +27,7 @@
 #include "core/data_layout.h"
 #include "core/partition_layout.h"
 #include "core/record.h"
+#include "core/stats_layout.h"
 #include "numagrid/status.h"
 
 namespace numagrid::shm {
@@ -49,6 +50,10 @@ struct WriteLimits {
   std::uint64_t ring_wait_ns =
       1'000'000'000;  // ... and this long for ring space
   std::uint32_t journal_mode = kJournalNone;
+  // Keep the monitoring counters (PartitionCounters' cas_failures,
+  // change_bytes, ring_high_water; RingEntry::visible_ms); false for a grid
+  // created with --no-stats.
+  bool stats = true;
 };
 
 enum class WriteKind {
@@ -94,6 +99,7 @@ struct ChangeView {
   std::string_view key;
   std::string_view value;  // kOpPut only
   std::uint64_t expire_at_ms;
+  std::uint32_t visible_ms;  // RingEntry::visible_ms: 0 unknown
 };
 
 struct PartitionCheckReport {
@@ -162,8 +168,10 @@ class PartitionRef {
 
   // Publishes that every change below `upto` is durable: writers waiting for
   // durability may return, and reclamation may free what those changes
-  // replaced. REQUIRES: journaled_seq <= upto <= next_seq; a single consumer.
-  void MarkJournaled(std::uint64_t upto) noexcept;
+  // replaced. `bytes`: the key + value bytes of the changes marked (for the
+  // lag in bytes, PartitionState::journaled_bytes). REQUIRES: journaled_seq
+  // <= upto <= next_seq; a single consumer.
+  void MarkJournaled(std::uint64_t upto, std::uint64_t bytes = 0) noexcept;
 
   // Recovery only: after the last restore, frees every replaced record and
   // moves every ring cursor to `next_seq` (>= the current one) so that new
@@ -206,12 +214,24 @@ class PartitionRef {
     journal_wake_ = wake;
   }
 
+  // This process's counters (core/stats_layout.h), where a write that waits
+  // for ring space adds its wait. Null: not kept (--no-stats).
+  void set_process_counters(ProcessCounters* counters) noexcept {
+    process_counters_ = counters;
+  }
+
  private:
   friend class PartitionWriter;
   Status LockForWrite(const WriteLimits& limits) noexcept;
   void RepairLocked() noexcept;
   void RepairIntent() noexcept;
   void ClearDeletedRun(std::uint64_t slot_index) noexcept;
+  // In journal mode none: journaled_bytes follows change_bytes.
+  void MarkOwnBytesJournaled(const WriteLimits& limits) noexcept;
+  // Adds a finished ring-space wait (begun if wait_deadline != 0) to this
+  // process's counters.
+  void CountBackpressure(std::uint64_t wait_deadline,
+                         const WriteLimits& limits) noexcept;
   std::uint64_t ReclaimLocked(std::uint64_t max_entries) noexcept;
   std::atomic<std::uint64_t>* slots() const noexcept {
     return reinterpret_cast<std::atomic<std::uint64_t>*>(base_ + p_->index_off);
@@ -233,6 +253,7 @@ class PartitionRef {
   // nothing. Process-local; touched under the partition lock.
   std::uint32_t reclaim_backoff_ = 0;
   std::atomic<std::uint32_t>* journal_wake_ = nullptr;
+  ProcessCounters* process_counters_ = nullptr;  // owned by this process
 };
 
 }  // namespace numagrid::core

@@ -65,7 +65,10 @@ struct RingEntry {
   std::uint64_t retire_epoch;    // 0 until reclamation stamps it (an epoch read
                                  // after the unlink)
   std::uint32_t op;              // kOp*
-  std::uint32_t reserved;
+  // The low 32 bits of the writer's coarse wall clock (NowMs) when the
+  // change was made, for the journal-lag measurement; 0: unknown (a repair
+  // roll-forward, a recovery restore, or a grid created with --no-stats).
+  std::uint32_t visible_ms;
 };
 static_assert(std::is_standard_layout_v<RingEntry>);
 static_assert(std::is_trivially_copyable_v<RingEntry>);
@@ -109,7 +112,15 @@ struct WriteIntent {
   std::uint64_t new_slot;  // the value stored there
   std::uint64_t seq;       // the change's sequence number
   std::uint64_t undo_len;
-  std::uint64_t reserved[3];
+  // PartitionCounters::change_bytes as the operation leaves it, stored
+  // before the commit point (0: this operation does not change it; reset
+  // by every PartitionTx start). The counter itself is stored after the
+  // commit, off the undo log (one word in this line, which the commit
+  // writes anyway, instead of an undo entry); a repair that rolls the
+  // change forward stores this value, so the counter matches the ring
+  // whichever instruction the writer died at.
+  std::uint64_t change_bytes_after;
+  std::uint64_t reserved[2];
   UndoEntry undo[kMaxUndo];
 };
 static_assert(std::is_standard_layout_v<WriteIntent>);
@@ -131,6 +142,22 @@ struct PartitionCounters {
   std::atomic<std::uint64_t> chunk_bytes;  // chunks this partition owns
   std::atomic<std::uint64_t> puts;
   std::atomic<std::uint64_t> removes;
+  // Monitoring (docs/monitoring.md); not kept with `create --no-stats`.
+  // cas_failures: compare-and-set and remove-if-version refused for a
+  //   version mismatch. Stored after the decision, not undo-logged: the
+  //   write changes nothing else, so a holder killed around the store
+  //   leaves the count right or one short.
+  std::atomic<std::uint64_t> cas_failures;
+  // change_bytes: key + value bytes of every change entered in the ring,
+  //   stored just after the change's commit point and completed by the
+  //   repair's roll-forward (WriteIntent::change_bytes_after), so that it
+  //   matches the ring exactly; PartitionState::journaled_bytes is its
+  //   journaled counterpart.
+  std::atomic<std::uint64_t> change_bytes;
+  // ring_high_water: the most entries the change ring has held (next_seq -
+  //   reclaimed_seq after a write). Not undo-logged: a high-water mark that
+  //   counts an undone change is one entry high, which a report tolerates.
+  std::atomic<std::uint64_t> ring_high_water;
 };
 
 // Crash safety (a process may die at any instruction):
@@ -170,11 +197,17 @@ struct alignas(64) PartitionState {
   //   lock only, and not undo-logged: a stamp is conservative whenever it is
   //   written, so a holder that dies mid-stamp leaves nothing to repair.
   std::atomic<std::uint64_t> stamped_seq;
-  std::uint64_t reserved2[4];
+  // journaled_bytes: key + value bytes of the changes below journaled_seq
+  //   (PartitionCounters::change_bytes of those changes); written with
+  //   journaled_seq, by the same writer, relaxed (a report: the lag in bytes
+  //   is change_bytes - journaled_bytes, clamped at 0 when the two are read
+  //   a change apart).
+  std::atomic<std::uint64_t> journaled_bytes;
+  std::uint64_t reserved2[3];
 
   // Cache lines 3-4: counters.
   PartitionCounters counters;
-  std::uint64_t reserved3[7];
+  std::uint64_t reserved3[4];
 
   // Allocator (guarded by lock; every change undo-logged).
   std::atomic<std::uint64_t> cur_chunk_off;   // chunk being carved, 0 if none
@@ -188,6 +221,8 @@ struct alignas(64) PartitionState {
 static_assert(std::is_standard_layout_v<PartitionState>);
 static_assert(offsetof(PartitionState, partition_id) == 64);
 static_assert(offsetof(PartitionState, next_seq) == 128);
+static_assert(offsetof(PartitionState, counters) == 192);
+static_assert(offsetof(PartitionState, cur_chunk_off) == 320);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // ------------------------------------------------------------ chunk owners

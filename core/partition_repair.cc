@@ -56,6 +56,12 @@ void PartitionRef::RepairIntent() noexcept {
       // release: publishes the completed entry, as in Write.
       p_->next_seq.store(in.seq + 1, std::memory_order_release);
     }
+    // The writer stores the counter after its commit point; it may have
+    // died first. Idempotent. relaxed: under the lock; a report.
+    if (in.change_bytes_after != 0) {
+      p_->counters.change_bytes.store(in.change_bytes_after,
+                                      std::memory_order_relaxed);
+    }
   } else {
     UndoIntent(base_, p_);
   }
@@ -167,7 +173,7 @@ std::uint64_t PartitionRef::ReadChanges(
   std::uint64_t j = from;
   for (; j < next; ++j) {
     const RingEntry& e = ring()[j & mask];
-    ChangeView v{e.seq, e.seq, e.op, {}, {}, 0};
+    ChangeView v{e.seq, e.seq, e.op, {}, {}, 0, e.visible_ms};
     if (e.op == kOpPut) {
       RecordView r(base_ + e.new_record_off);
       v.version = r.version();
@@ -182,7 +188,11 @@ std::uint64_t PartitionRef::ReadChanges(
   return j;
 }
 
-void PartitionRef::MarkJournaled(std::uint64_t upto) noexcept {
+void PartitionRef::MarkJournaled(std::uint64_t upto,
+                                 std::uint64_t bytes) noexcept {
+  // relaxed: a counter for reports (see PartitionState::journaled_bytes);
+  // only this consumer writes it.
+  if (bytes != 0) BumpOwned(p_->journaled_bytes, bytes);
   // release: the journal bytes are durable before this store; a writer that
   // loads journaled_seq with acquire and sees it past its change may report
   // that change durable, and ReclaimLocked (which loads it with acquire) may
@@ -210,6 +220,9 @@ Status PartitionRef::ResetSequence(std::uint64_t next_seq) noexcept {
   p_->stamped_seq.store(next_seq, std::memory_order_relaxed);
   p_->reclaimed_seq.store(next_seq, std::memory_order_relaxed);
   p_->journaled_seq.store(next_seq, std::memory_order_relaxed);
+  p_->journaled_bytes.store(
+      p_->counters.change_bytes.load(std::memory_order_relaxed),
+      std::memory_order_relaxed);
   p_->next_seq.store(next_seq, std::memory_order_relaxed);
   return Status::Ok();
 }

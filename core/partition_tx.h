@@ -39,6 +39,7 @@ class PartitionTx {
     p_->intent.undo_len = 0;
     p_->intent.slot_index = kNoSlot;
     p_->intent.new_slot = 0;
+    p_->intent.change_bytes_after = 0;
     p_->intent.seq = p_->next_seq.load(std::memory_order_relaxed);
     // release: the fields above are in memory before the intent counts as
     // active, for a repairer that reads them after this process died (a

@@ -6,6 +6,7 @@
 //
 // Data: 100k keys (or --keys=N) "user" + 12-digit number (16 bytes), 100-byte
 // values. The grid "bench<pid>" is created on first use and destroyed at exit.
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -208,6 +209,124 @@ void BM_NumagridIncrement(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// ------------------------------------------- monitoring counters on vs off
+
+// Two grids loaded alike, one created with --no-stats. Each benchmark
+// iteration times a block of kStatsBlock operations on one grid, then the
+// same operations (same keys, same order) on the other, so that both see
+// the same machine load (other processes, frequency changes); which grid
+// goes first alternates, so that neither always finds the keys' strings
+// and the index array warmed by the other. The counters are ns per
+// operation of each and their ratio, the overhead (averaged over threads).
+constexpr std::size_t kStatsBlock = 512;
+std::once_flag stats_once;
+std::string stats_on_name;
+std::string stats_off_name;
+
+std::uint64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+void CreateStatsGrids() {
+  std::call_once(stats_once, [] {
+    const Data& d = GetData();
+    auto topology = numa::Topology::Load();
+    if (!topology.ok()) Die("Topology::Load", topology.status());
+    const std::string pid = std::to_string(::getpid());
+    stats_on_name = "bstatson" + pid;
+    stats_off_name = "bstatsoff" + pid;
+    for (bool on : {true, false}) {
+      core::CreateOptions options;
+      options.partitions = 64;
+      options.memory_bytes =
+          std::max<std::uint64_t>(64ULL << 20, g_key_count * 320);
+      options.max_entries = g_key_count * 2;
+      options.stats = on;
+      const std::string& name = on ? stats_on_name : stats_off_name;
+      auto created = core::CreateGrid(name, options, *topology);
+      if (!created.ok()) Die("CreateGrid", created.status());
+      auto grid = Grid::Attach(name);
+      if (!grid.ok()) Die("Attach", grid.status());
+      for (const std::string& k : d.keys) {
+        auto r = grid->Put(k, d.value);
+        if (!r.ok()) Die("load Put", r.status());
+      }
+    }
+  });
+}
+
+void DestroyStatsGrids() {
+  for (const std::string* n : {&stats_on_name, &stats_off_name}) {
+    if (!n->empty()) (void)core::DestroyGrid(*n);
+  }
+}
+
+// Runs `op(grid, i)` for a block on each grid per iteration; reports
+// on_ns, off_ns (per operation) and on_off_ratio.
+template <typename Op>
+void StatsOnOff(benchmark::State& state, Op op) {
+  CreateStatsGrids();
+  auto on = Grid::Attach(stats_on_name);
+  auto off = Grid::Attach(stats_off_name);
+  if (!on.ok() || !off.ok()) {
+    state.SkipWithError("Attach failed");
+    return;
+  }
+  std::uint64_t on_ns = 0;
+  std::uint64_t off_ns = 0;
+  std::size_t i = StartOf(state);
+  bool on_first = true;
+  for (auto _ : state) {
+    const std::size_t start = i;
+    Grid& first = on_first ? *on : *off;
+    Grid& second = on_first ? *off : *on;
+    const std::uint64_t t0 = NowNs();
+    for (std::size_t n = 0; n < kStatsBlock; ++n) op(first, i++);
+    const std::uint64_t t1 = NowNs();
+    i = start;  // the same keys, in the same order
+    for (std::size_t n = 0; n < kStatsBlock; ++n) op(second, i++);
+    const std::uint64_t t2 = NowNs();
+    (on_first ? on_ns : off_ns) += t1 - t0;
+    (on_first ? off_ns : on_ns) += t2 - t1;
+    on_first = !on_first;
+  }
+  const double ops = static_cast<double>(state.iterations() * kStatsBlock);
+  using benchmark::Counter;
+  state.counters["on_ns"] =
+      Counter(static_cast<double>(on_ns) / ops, Counter::kAvgThreads);
+  state.counters["off_ns"] =
+      Counter(static_cast<double>(off_ns) / ops, Counter::kAvgThreads);
+  state.counters["on_off_ratio"] = Counter(
+      off_ns == 0 ? 0.0
+                  : static_cast<double>(on_ns) / static_cast<double>(off_ns),
+      Counter::kAvgThreads);
+  state.SetItemsProcessed(state.iterations() * kStatsBlock * 2);
+}
+
+// get of a present key with counters on vs off (on_off_ratio).
+void BM_StatsGetHit(benchmark::State& state) {
+  const Data& d = GetData();
+  char buf[kValueBytes * 2];
+  StatsOnOff(state, [&](Grid& g, std::size_t i) {
+    auto r = g.GetInto(d.keys[d.index[i & (kIndexCount - 1)]], buf, sizeof buf);
+    if (!r.ok()) std::abort();
+    benchmark::DoNotOptimize(buf);
+  });
+}
+
+// put replacing a present key's value with counters on vs off.
+void BM_StatsPutUpdate(benchmark::State& state) {
+  const Data& d = GetData();
+  StatsOnOff(state, [&](Grid& g, std::size_t i) {
+    const std::string& v = (i & 1) ? d.value : d.value2;
+    auto r = g.Put(d.keys[d.index[i & (kIndexCount - 1)]], v);
+    if (!r.ok()) std::abort();
+  });
+}
+
 // ------------------------------------------------------------- oneTBB map
 
 using TbbMap = tbb::concurrent_hash_map<std::string, std::string>;
@@ -356,6 +475,8 @@ BENCHMARK(BM_TbbPutUpdate)->Threads(1)->Threads(2);
 BENCHMARK(BM_NumagridInsertRemove);
 BENCHMARK(BM_TbbInsertRemove);
 BENCHMARK(BM_NumagridIncrement);
+BENCHMARK(BM_StatsGetHit)->Threads(1)->Threads(2);
+BENCHMARK(BM_StatsPutUpdate)->Threads(1)->Threads(2);
 BENCHMARK(BM_TbbIncrement);
 
 }  // namespace
@@ -385,5 +506,6 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   numagrid::DestroyBenchGrid();
+  numagrid::DestroyStatsGrids();
   return 0;
 }

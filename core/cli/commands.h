@@ -14,6 +14,7 @@ std::vector<CommandSpec> DataCommands();      // put, get, del, scan, check
 std::vector<CommandSpec> CopyCommands();      // copy
 std::vector<CommandSpec> WatchdogCommands();  // start, stop, events
 std::vector<CommandSpec>
-JournalCommands();  // worker, recover, snapshot, status
+JournalCommands();                         // worker, recover, snapshot, status
+std::vector<CommandSpec> StatsCommands();  // stats
 
 }  // namespace numagrid::cli

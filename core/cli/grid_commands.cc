@@ -130,6 +130,7 @@ int RunCreate(const ParsedArgs& a) {
   }
   o.bind = !a.Has("no-bind");
   o.prefault = !a.Has("no-prefault");
+  o.stats = !a.Has("no-stats");
 
   auto topo = numa::Topology::Load();
   if (!topo.ok()) return Fail("create", topo.status());
@@ -369,6 +370,8 @@ std::vector<CommandSpec> GridCommands() {
          "the worker also snapshots its node this often when anything was "
          "journaled, e.g. 15m (default: not by time)"},
         {"no-prefault", "", "do not touch the pages at create"},
+        {"no-stats", "",
+         "keep no monitoring counters on the data path (docs/monitoring.md)"},
         {"no-bind", "", "testing only: do not bind segments to their nodes",
          true},
         {"json", "", "print the result as JSON"}},

@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +27,7 @@
 #include "core/grid_status.h"
 #include "core/journal_dir.h"
 #include "core/journal_worker.h"
+#include "core/metrics_server.h"
 #include "core/recovery.h"
 #include "core/snapshot.h"
 #include "core/watchdog.h"
@@ -106,6 +109,25 @@ int RunStart(const ParsedArgs& a) {
                                        "' already has a watchdog (pid " +
                                        std::to_string(pid) + ")"));
   }
+  std::optional<core::MetricsListen> metrics_at;
+  if (a.Has("metrics-listen")) {
+    auto l = core::ParseMetricsListen(a.Get("metrics-listen"),
+                                      a.Has("metrics-listen-any"));
+    if (!l.ok()) return Fail("start", l.status());
+    metrics_at = *l;
+  } else if (a.Has("metrics-listen-any")) {
+    return Fail("start", InvalidArgument("--metrics-listen-any needs "
+                                         "--metrics-listen ADDRESS:PORT"));
+  }
+  // Serves /metrics for as long as the watchdog runs (on this process's
+  // side of the fork: threads do not survive it).
+  auto start_metrics = [&]() -> Result<std::unique_ptr<core::MetricsServer>> {
+    if (!metrics_at) return std::unique_ptr<core::MetricsServer>();
+    auto srv = core::MetricsServer::Start(name, *metrics_at);
+    if (!srv.ok()) return srv.status();
+    WatchdogLog("serving /metrics on port " + std::to_string((*srv)->port()));
+    return srv;
+  };
   struct sigaction sa {};
   sa.sa_handler = OnWatchdogStop;
   sigemptyset(&sa.sa_mask);
@@ -113,6 +135,8 @@ int RunStart(const ParsedArgs& a) {
   sigaction(SIGINT, &sa, nullptr);
 
   if (a.Has("foreground")) {
+    auto metrics = start_metrics();
+    if (!metrics.ok()) return Fail("start", metrics.status());
     Status s = core::RunWatchdog(name, o);
     return s.ok() ? 0 : Fail("start", s);
   }
@@ -144,6 +168,14 @@ int RunStart(const ParsedArgs& a) {
     if (null >= 0) dup2(null, STDIN_FILENO);
     dup2(log, STDOUT_FILENO);
     dup2(log, STDERR_FILENO);
+    auto metrics = start_metrics();
+    if (!metrics.ok()) {
+      WatchdogLog(metrics.status().ToString());
+      const char code = static_cast<char>(metrics.status().code());
+      (void)!write(fd, "\0", 1);
+      (void)!write(fd, &code, 1);
+      _exit(static_cast<int>(metrics.status().code()));
+    }
     o.ready = [fd] {
       const char ok = 1;
       (void)!write(fd, &ok, 1);
@@ -413,7 +445,8 @@ int RunFence(const ParsedArgs& a) {
 std::vector<CommandSpec> WatchdogCommands() {
   return {
       {"start",
-       "NAME [--foreground] [--heartbeat-timeout T] [--journal-dir DIR]",
+       "NAME [--foreground] [--heartbeat-timeout T] [--journal-dir DIR] "
+       "[--metrics-listen ADDRESS:PORT [--metrics-listen-any]]",
        "run the grid's watchdog: a journal worker per node, restarted when "
        "it dies",
        "The watchdog starts one `numagrid worker NAME --node N` process per\n"
@@ -429,8 +462,15 @@ std::vector<CommandSpec> WatchdogCommands() {
        "the journal directory, and returns once the workers run. When the\n"
        "grid's segments are gone but DIR (default /var/lib/numagrid/NAME)\n"
        "has its journal, the grid is recovered first. A second watchdog of\n"
-       "the same grid exits 4 naming the first.",
+       "the same grid exits 4 naming the first. With --metrics-listen it\n"
+       "serves the grid's Prometheus metrics at http://ADDRESS:PORT/metrics\n"
+       "(docs/monitoring.md); only on a loopback address unless\n"
+       "--metrics-listen-any (there is no authentication).",
        {{"foreground", "", "do not detach (for systemd or a terminal)"},
+        {"metrics-listen", "ADDRESS:PORT",
+         "serve /metrics there, e.g. 127.0.0.1:9464"},
+        {"metrics-listen-any", "",
+         "allow a non-loopback --metrics-listen address"},
         {"heartbeat-timeout", "T",
          "replace a worker silent this long "
          "(default 3s)"},

@@ -672,5 +672,43 @@ TEST(Cli, DoubleDashEndsOptionsSoAKeyMayStartWithDash) {
   EXPECT_THAT(RunCli({"get", name, "-k"}).err, Not(HasSubstr("not found")));
 }
 
+TEST(Cli, StatsCountsTheCliOperationsInEveryFormat) {
+  const std::string name = CreateGrid();
+  ASSERT_EQ(RunCli({"put", name, "k", "v"}).exit_code, 0);
+  ASSERT_EQ(RunCli({"get", name, "k"}).exit_code, 0);
+  ASSERT_EQ(RunCli({"get", name, "absent"}).exit_code, 3);
+  const CliRun table = RunCli({"stats", name});
+  ASSERT_EQ(table.exit_code, 0) << Describe(table);
+  EXPECT_THAT(table.out, HasSubstr("gets 2 (hit rate 50.0%), puts 1"));
+  const CliRun json = RunCli({"stats", name, "--json"});
+  ASSERT_EQ(json.exit_code, 0) << Describe(json);
+  std::optional<Json> j = JsonParser(json.out).Parse();
+  ASSERT_TRUE(j.has_value()) << "not JSON: " << json.out;
+  ASSERT_NE(j->Find("totals"), nullptr);
+  EXPECT_EQ(j->Find("totals")->Find("get_misses")->number, 1);
+  EXPECT_EQ(j->Find("hit_rate")->number, 0.5);
+  const CliRun prom = RunCli({"stats", name, "--prometheus"});
+  ASSERT_EQ(prom.exit_code, 0) << Describe(prom);
+  EXPECT_THAT(prom.out, HasSubstr("# TYPE numagrid_get_hits_total counter\n"
+                                  "numagrid_get_hits_total{grid=\"" +
+                                  name + "\"} 1\n"));
+}
+
+TEST(Cli, StatsRefusesContradictoryOrBadOptions) {
+  const std::string name = CreateGrid();
+  EXPECT_EQ(RunCli({"stats", name, "--json", "--prometheus"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"stats", name, "--watch", "0"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"stats", name, "--watch", "x"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"stats", UniqueName()}).exit_code, 3);
+}
+
+TEST(Cli, StartRefusesANonLoopbackMetricsAddress) {
+  const std::string name = CreateGrid();
+  const CliRun r = RunCli(
+      {"start", name, "--foreground", "--metrics-listen", "0.0.0.0:9464"});
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("--metrics-listen-any"));
+}
+
 }  // namespace
 }  // namespace numagrid

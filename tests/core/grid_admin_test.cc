@@ -608,12 +608,12 @@ TEST(GridAdmin, ControlSegmentWithAnotherLayoutSignatureIsRefused) {
 // A change to a shared struct changes its signature, and this test fails
 // until the layout version is bumped and the new values are pinned here.
 TEST(GridLayout, VersionsAndSignaturesArePinned) {
-  EXPECT_EQ(kControlLayoutVersion, 5u);
-  EXPECT_EQ(kControlLayoutSignature, 0x2a4871447403b72dULL)
+  EXPECT_EQ(kControlLayoutVersion, 6u);
+  EXPECT_EQ(kControlLayoutSignature, 0x88a7fc93fae7fc81ULL)
       << std::hex << "control signature is now 0x" << kControlLayoutSignature
       << ": bump kControlLayoutVersion and pin the new value";
-  EXPECT_EQ(kDataLayoutVersion, 5u);
-  EXPECT_EQ(kDataLayoutSignature, 0x05993159912fa4f7ULL)
+  EXPECT_EQ(kDataLayoutVersion, 7u);
+  EXPECT_EQ(kDataLayoutSignature, 0xf91f6dfc7af0f76bULL)
       << std::hex << "data signature is now 0x" << kDataLayoutSignature
       << ": bump kDataLayoutVersion and pin the new value";
 }

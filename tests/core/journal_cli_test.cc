@@ -1,9 +1,12 @@
 // Tests for the journal commands of the `numagrid` tool: worker, recover,
 // snapshot, and destroy --purge, run as child processes against a grid with
 // its own journal directory (mkdtemp), removed at the end.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -364,6 +367,67 @@ TEST_F(RecoveryCli, WatchdogReplacesKilledAndStoppedWorkersAndStopDrains) {
   const CliRun json = Run({"events", name, "--json"});
   EXPECT_EQ(json.exit_code, 0) << Describe(json);
   EXPECT_THAT(json.out, HasSubstr("\"event\":\"worker_restarted\""));
+}
+
+// A port nobody listens on now (bound to port 0, then released).
+std::uint16_t FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
+    if (fd >= 0) close(fd);
+    return 0;
+  }
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+std::string Curl(const std::string& url) {
+  std::string out;
+  FILE* p =
+      popen(("curl -sS --max-time 5 " + url + " 2>/dev/null").c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+TEST_F(RecoveryCli, WatchdogServesMetricsWhileItRuns) {
+  if (std::system("command -v curl >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "curl is not installed";
+  }
+  TempDir journal;
+  const std::string name = CreateWithTool(journal.path());
+  const std::uint16_t port = FreePort();
+  ASSERT_NE(port, 0);
+  const std::string url =
+      "http://127.0.0.1:" + std::to_string(port) + "/metrics";
+  CliChild watchdog({"start", name, "--foreground", "--metrics-listen",
+                     "127.0.0.1:" + std::to_string(port)},
+                    scratch_.path());
+  // Once the worker runs, /metrics says so.
+  const std::string up =
+      "numagrid_worker_up{grid=\"" + name + "\",node=\"0\"} 1\n";
+  std::string body;
+  ASSERT_TRUE(PollUntil([&] {
+    body = Curl(url);
+    return body.find(up) != std::string::npos;
+  })) << body;
+  auto g = Grid::Attach(name);
+  ASSERT_TRUE(g.ok());
+  ASSERT_TRUE(g->Put("k", "v").ok());
+  EXPECT_THAT(Curl(url),
+              HasSubstr("numagrid_puts_total{grid=\"" + name +
+                        "\",node=\"0\",partition=\"" +
+                        std::to_string(g->PartitionOfKey("k")) + "\"} 1\n"));
+  EXPECT_EQ(Run({"stop", name}).exit_code, 0);
+  EXPECT_EQ(watchdog.Wait().exit_code, 0);
+  EXPECT_EQ(Curl(url), "");  // the server went with the watchdog
 }
 
 TEST_F(RecoveryCli, WatchdogRepairsTheSlotOfAnAttachedProcessThatDied) {

@@ -1,0 +1,181 @@
+#include "core/stats.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "core/journal_layout.h"
+#include "core/partition.h"
+#include "core/watchdog.h"
+#include "io/snapshot_file.h"
+
+namespace numagrid::core {
+namespace {
+
+// relaxed throughout this file: a report of independent counters, each
+// written by one party (see core/stats_layout.h); a stale value is fine.
+std::uint64_t Load(const std::atomic<std::uint64_t>& a) {
+  return a.load(std::memory_order_relaxed);
+}
+
+OpCounts Read(const ProcessCounters& c) {
+  OpCounts o;
+  o.hits = Load(c.hits);
+  o.misses = Load(c.misses);
+  o.puts = Load(c.puts);
+  o.removes = Load(c.removes);
+  o.cas_failures = Load(c.cas_failures);
+  o.write_errors = Load(c.write_errors);
+  o.backpressure_waits = Load(c.backpressure_waits);
+  o.backpressure_wait_ns = Load(c.backpressure_wait_ns);
+  return o;
+}
+
+// a - b per field, 0 where b is ahead (at_claim half-written).
+OpCounts Minus(const OpCounts& a, const OpCounts& b) {
+  auto d = [](std::uint64_t x, std::uint64_t y) { return x > y ? x - y : 0; };
+  OpCounts o;
+  o.hits = d(a.hits, b.hits);
+  o.misses = d(a.misses, b.misses);
+  o.puts = d(a.puts, b.puts);
+  o.removes = d(a.removes, b.removes);
+  o.cas_failures = d(a.cas_failures, b.cas_failures);
+  o.write_errors = d(a.write_errors, b.write_errors);
+  o.backpressure_waits = d(a.backpressure_waits, b.backpressure_waits);
+  o.backpressure_wait_ns = d(a.backpressure_wait_ns, b.backpressure_wait_ns);
+  return o;
+}
+
+HistogramReading Read(const Log2Histogram& h, double unit_seconds) {
+  HistogramReading r;
+  r.unit_seconds = unit_seconds;
+  r.buckets.resize(kHistogramBuckets);
+  for (std::uint32_t i = 0; i < kHistogramBuckets; ++i) {
+    r.buckets[i] = Load(h.buckets[i]);
+    r.count += r.buckets[i];  // so that count agrees with the buckets read
+  }
+  r.sum = Load(h.sum);
+  return r;
+}
+
+// Seconds since the newest snapshot file of `node` was written; -1 if none.
+double SnapshotAge(const std::string& dir, std::uint32_t node) {
+  auto snaps = io::ListSnapshots(dir, node);
+  if (!snaps.ok() || snaps->empty()) return -1;
+  struct stat st {};
+  if (stat(snaps->back().path.c_str(), &st) != 0) return -1;
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  const double age =
+      static_cast<double>(now.tv_sec - st.st_mtim.tv_sec) +
+      static_cast<double>(now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
+  return std::max(age, 0.0);
+}
+
+}  // namespace
+
+OpCounts& OpCounts::operator+=(const OpCounts& o) {
+  hits += o.hits;
+  misses += o.misses;
+  puts += o.puts;
+  removes += o.removes;
+  cas_failures += o.cas_failures;
+  write_errors += o.write_errors;
+  backpressure_waits += o.backpressure_waits;
+  backpressure_wait_ns += o.backpressure_wait_ns;
+  return *this;
+}
+
+GridStatsReport CollectStats(GridHandle& h) {
+  GridStatsReport r;
+  const GridConfig& c = h.config();
+  r.name = h.name();
+  r.stats_enabled = h.stats_enabled();
+  r.journaled = h.journaled();
+  r.ring_capacity = c.ring_capacity;
+  r.process_capacity = c.process_capacity;
+
+  for (std::uint32_t i = 0; i < c.process_capacity; ++i) {
+    const ProcessStats& ps = h.process_stats(i);
+    const OpCounts total = Read(ps.total);
+    r.totals += total;
+    const shm::ProcessSlot& slot = h.procs().slot(i);
+    if (slot.state.load(std::memory_order_acquire) != shm::kSlotClaimed) {
+      continue;
+    }
+    ProcessStatsRow row;
+    row.slot = i;
+    row.pid = slot.pid.load(std::memory_order_relaxed);
+    row.since_attach = Minus(total, Read(ps.at_claim));
+    r.processes.push_back(row);
+  }
+
+  r.nodes.resize(c.node_count);
+  const std::string dir = h.journaled() ? h.journal_dir() : "";
+  for (std::uint32_t n = 0; n < c.node_count; ++n) {
+    NodeStatsRow& row = r.nodes[n];
+    row.node = n;
+    const NodeStats& ns = h.node_stats(n);
+    row.lag = Read(ns.lag_ms, 1e-3);
+    row.flush = Read(ns.flush_us, 1e-6);
+    row.lag_last_ms = Load(ns.lag_last_ms);
+    row.lag_max_ms = Load(ns.lag_max_ms);
+    if (!h.journaled()) continue;
+    const JournalNodeState& j = h.journal_node(n);
+    row.journal_records = Load(j.records);
+    row.journal_bytes = Load(j.bytes);
+    row.flushes = Load(j.flushes);
+    row.io_errors = Load(j.io_errors);
+    row.restarts = Load(j.restarts);
+    row.fences = Load(j.fences);
+    row.generation = Load(j.generation);
+    row.worker_generation = Load(j.worker_generation);
+    row.worker_up =
+        j.worker_state.load(std::memory_order_relaxed) == kWorkerRunning &&
+        ProcessRunning(Load(j.worker_pid));
+    row.snapshot_age_s = SnapshotAge(dir, n);
+  }
+
+  r.partitions.resize(h.partition_count());
+  for (std::uint32_t p = 0; p < h.partition_count(); ++p) {
+    const PartitionState& st = h.partition(p).state();
+    const PartitionCounters& pc = st.counters;
+    PartitionStatsRow& row = r.partitions[p];
+    row.partition = p;
+    row.node = h.node_of(p);
+    row.entries = Load(pc.live_entries);
+    row.used_bytes = Load(pc.live_bytes);
+    row.retired_bytes = Load(pc.retired_bytes);
+    row.free_bytes = Load(pc.free_bytes);
+    row.chunk_bytes = Load(pc.chunk_bytes);
+    row.puts = Load(pc.puts);
+    row.removes = Load(pc.removes);
+    row.cas_failures = Load(pc.cas_failures);
+    row.ring_high_water = Load(pc.ring_high_water);
+    // Consumer's counters first: the writer's are then at least as new,
+    // so a difference is never negative but for a stale pair (clamped).
+    const std::uint64_t journaled_bytes = Load(st.journaled_bytes);
+    const std::uint64_t journaled = Load(st.journaled_seq);
+    const std::uint64_t reclaimed = Load(st.reclaimed_seq);
+    const std::uint64_t next = Load(st.next_seq);
+    const std::uint64_t change_bytes = Load(pc.change_bytes);
+    row.ring_depth = next > reclaimed ? next - reclaimed : 0;
+    if (h.journaled()) {
+      row.lag_records = next > journaled ? next - journaled : 0;
+      row.lag_bytes =
+          change_bytes > journaled_bytes ? change_bytes - journaled_bytes : 0;
+    }
+    NodeStatsRow& nr = r.nodes[row.node];
+    nr.entries += row.entries;
+    nr.used_bytes += row.used_bytes;
+    nr.free_bytes += row.free_bytes;
+    nr.ring_depth = std::max(nr.ring_depth, row.ring_depth);
+    nr.ring_high_water = std::max(nr.ring_high_water, row.ring_high_water);
+    nr.lag_records += row.lag_records;
+    nr.lag_bytes += row.lag_bytes;
+  }
+  return r;
+}
+
+}  // namespace numagrid::core
