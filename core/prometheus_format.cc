@@ -182,6 +182,9 @@ void JournalFamilies(Writer& w, const GridStatsReport& r) {
       {"numagrid_worker_fences_total", "counter",
        "Journal workers of the node that stepped down, fenced.",
        &NodeStatsRow::fences},
+      {"numagrid_expirations_total", "counter",
+       "Expired entries the node's workers removed (journaled removes).",
+       &NodeStatsRow::expirations},
       {"numagrid_worker_generation", "gauge",
        "The node's current worker generation.", &NodeStatsRow::generation},
   };

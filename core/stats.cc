@@ -129,6 +129,7 @@ GridStatsReport CollectStats(GridHandle& h) {
     row.io_errors = Load(j.io_errors);
     row.restarts = Load(j.restarts);
     row.fences = Load(j.fences);
+    row.expirations = Load(j.expired_reclaimed);
     row.generation = Load(j.generation);
     row.worker_generation = Load(j.worker_generation);
     row.worker_up =

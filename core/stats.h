@@ -72,6 +72,7 @@ struct NodeStatsRow {
   std::uint64_t io_errors = 0;
   std::uint64_t restarts = 0;
   std::uint64_t fences = 0;
+  std::uint64_t expirations = 0;  // expired entries the workers removed
   std::uint64_t generation = 0;
   std::uint64_t worker_generation = 0;
   bool worker_up = false;

@@ -85,6 +85,7 @@ std::string Json(const GridStatsReport& r) {
         .Field("worker_up", n.worker_up)
         .Field("restarts", n.restarts)
         .Field("fences", n.fences)
+        .Field("expirations", n.expirations)
         .Field("generation", n.generation)
         .Field("worker_generation", n.worker_generation)
         .Field("snapshot_age_s", n.snapshot_age_s);

@@ -15,6 +15,7 @@
 #include "core/journal_layout.h"
 #include "core/partition.h"
 #include "core/recovery.h"
+#include "core/stats.h"
 #include "numagrid/grid.h"
 #include "numagrid/status.h"
 #include "tests/support/journal_grid.h"
@@ -73,6 +74,7 @@ TEST_F(Expiry, TheWorkerRemovesExpiredEntriesAsJournaledChanges) {
     ASSERT_TRUE(worker.Stop().ok());
   }
   EXPECT_EQ(h_->journal_node(0).expired_reclaimed.load(), 200u);
+  EXPECT_EQ(CollectStats(*h_).nodes.at(0).expirations, 200u);
 
   // Each expired entry is a journaled remove, and nothing else was removed.
   const JournalRead j = ReadJournal(dir_.path());
