@@ -276,15 +276,7 @@ TEST_F(RecoveryCli, HelpOfTheJournalCommandsListsTheirOptions) {
 
 // The pid of node 0's journal worker once one journals, else 0.
 std::uint64_t RunningWorker(const std::string& name) {
-  auto h = GridHandle::Attach(name);
-  if (!h.ok()) return 0;
-  const JournalNodeState& n = (*h)->journal_node(0);
-  const std::uint64_t pid = n.worker_pid.load();
-  if (pid == 0 || n.worker_state.load() != kWorkerRunning ||
-      kill(static_cast<pid_t>(pid), 0) != 0) {
-    return 0;
-  }
-  return pid;
+  return ::numagrid::testing::RunningWorkerPid(name);
 }
 
 TEST_F(RecoveryCli, WatchdogReplacesKilledAndStoppedWorkersAndStopDrains) {

@@ -113,15 +113,7 @@ class WatchdogUnderLoad : public ::testing::Test {
   }
   // The pid of node 0's worker if one journals (alive, running), else 0.
   std::uint64_t WorkerPid() {
-    auto h = GridHandle::Attach(name_);
-    if (!h.ok()) return 0;
-    const JournalNodeState& n = (*h)->journal_node(0);
-    const std::uint64_t pid = n.worker_pid.load();
-    if (pid == 0 || n.worker_state.load() != kWorkerRunning ||
-        kill(static_cast<pid_t>(pid), 0) != 0) {
-      return 0;
-    }
-    return pid;
+    return ::numagrid::testing::RunningWorkerPid(name_);
   }
   std::uint64_t WaitForWorker(std::uint64_t other_than = 0) {
     std::uint64_t pid = 0;

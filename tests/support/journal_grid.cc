@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -140,6 +141,18 @@ core::CreateOptions JournaledOptions(const std::string& dir) {
 }
 
 GridGuard::~GridGuard() { (void)core::DestroyGrid(name_); }
+
+std::uint64_t RunningWorkerPid(const std::string& name, std::uint32_t node) {
+  auto h = core::GridHandle::Attach(name);
+  if (!h.ok()) return 0;
+  const core::JournalNodeState& n = (*h)->journal_node(node);
+  const std::uint64_t pid = n.worker_pid.load();
+  if (pid == 0 || n.worker_state.load() != core::kWorkerRunning ||
+      kill(static_cast<pid_t>(pid), 0) != 0) {
+    return 0;
+  }
+  return pid;
+}
 
 void JournaledGridTest::SetUp() {
   name_ = UniqueName("jg");

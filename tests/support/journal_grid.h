@@ -173,6 +173,10 @@ bool PollUntil(const std::function<bool()>& done,
 // next_seq).
 bool AllJournaled(core::GridHandle& h);
 
+// The pid of the journal worker of node `node` of grid `name` if one
+// journals (published, state running, the process alive), else 0.
+std::uint64_t RunningWorkerPid(const std::string& name, std::uint32_t node = 0);
+
 // A fixture: a journaled grid (JournaledOptions) with a journal directory
 // of its own, attached as h_, destroyed with its directory at the end.
 class JournaledGridTest : public ::testing::Test {
