@@ -6,7 +6,12 @@
 // with `numagrid start --metrics-listen ADDRESS:PORT`.
 //
 // Thread safety: Start and the destructor from one thread; the server's
-// own thread does the rest.
+// own thread does the rest. Its atomics are process-local (a stop flag).
+//
+// Crash safety: it only reads the grid, through a handle of its own (a
+// process slot, repaired like any attached process's when the watchdog
+// dies); a kill leaves a half-sent response, which the scraper sees as a
+// failed scrape, and nothing in shared memory.
 #pragma once
 
 #include <atomic>
