@@ -38,7 +38,7 @@ void PrintUsage(const std::vector<CommandSpec>& all, FILE* out) {
                "\nExit codes: 0 ok, 2 invalid argument, 3 not found, 4 already "
                "exists, 5 conflict,\n6 version mismatch, 7 corruption, 8 "
                "resource exhausted, 9 permission denied,\n10 I/O error, 11 "
-               "panic (docs/cli.md).\n");
+               "panic, 12 unavailable (docs/cli.md).\n");
 }
 
 }  // namespace
