@@ -776,8 +776,11 @@ TEST_F(JournalWorker, IoErrorsAreRetriedWithoutMarkingOrLosingAnything) {
   EXPECT_EQ(ValueOf("during"), "faults");
 
   devices.failing.store(false);
-  ASSERT_TRUE(PollUntil([&] { return AllJournaled(*h_); }));
-  EXPECT_EQ(node().worker_state.load(), kWorkerRunning);
+  // The worker marks the batch, then says it runs again: poll for both.
+  ASSERT_TRUE(PollUntil([&] {
+    return AllJournaled(*h_) && node().worker_state.load() == kWorkerRunning;
+  })) << "state "
+      << node().worker_state.load();
   for (int i = 0; i < 10; ++i) Put("after" + std::to_string(i), "ok");
   ASSERT_TRUE(g().Flush().ok());
   ASSERT_TRUE(worker.Stop().ok());
