@@ -26,7 +26,12 @@ for preset in "${presets[@]}"; do
     # TSan: the unit suites and the multi-threaded stress (TSan cannot see
     # that two processes share memory, so the cross-process suites add
     # nothing under it; they run in release and asan).
-    tsan) ctest --preset tsan -L unit && ctest --preset tsan -R MultiThreadGrid ;;
+    # Two commands, not an `&&` list: set -e ignores a failure on the left
+    # of `&&`, which once let a failing TSan suite pass CI.
+    tsan)
+      ctest --preset tsan -L unit
+      ctest --preset tsan -R MultiThreadGrid
+      ;;
     *) ctest --preset "$preset" ;;
   esac
 done
