@@ -62,6 +62,19 @@ std::string SelfExe() {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
+// The journal directory: --journal-dir, or the existing grid's, or the
+// default (where a grid whose shared memory is gone is recovered from).
+std::string JournalDirOf(const ParsedArgs& a, const std::string& name) {
+  std::string dir = a.Get("journal-dir");
+  if (dir.empty()) {
+    auto info = core::InspectGrid(name, nullptr);
+    dir = info.ok() && !info->journal_dir.empty()
+              ? info->journal_dir
+              : core::DefaultJournalDir(name);
+  }
+  return dir;
+}
+
 int RunStart(const ParsedArgs& a) {
   const std::string& name = a.positional()[0];
   if (a.Has("workers-per-node") && a.Get("workers-per-node") != "1") {
@@ -83,15 +96,7 @@ int RunStart(const ParsedArgs& a) {
     }
     o.heartbeat_timeout_ms = static_cast<std::uint32_t>(*us / 1000);
   }
-  // The journal directory: given, or the existing grid's, or the default
-  // (where a grid whose shared memory is gone is recovered from).
-  std::string dir = a.Get("journal-dir");
-  if (dir.empty()) {
-    auto info = core::InspectGrid(name, nullptr);
-    dir = info.ok() && !info->journal_dir.empty()
-              ? info->journal_dir
-              : core::DefaultJournalDir(name);
-  }
+  const std::string dir = JournalDirOf(a, name);
   if (!shm::Segment::Exists("numagrid." + name + ".ctl") &&
       core::ReadManifest(dir).ok()) {
     auto topo = numa::Topology::Load();
@@ -352,13 +357,7 @@ int RunEvents(const ParsedArgs& a) {
       lines.push_back(core::EventJson(e, name));
     }
   } else {
-    std::string dir = a.Get("journal-dir");
-    if (dir.empty()) {
-      auto info = core::InspectGrid(name, nullptr);
-      dir = info.ok() && !info->journal_dir.empty()
-                ? info->journal_dir
-                : core::DefaultJournalDir(name);
-    }
+    const std::string dir = JournalDirOf(a, name);
     auto read = ReadEventsLog(name, dir + "/events.log");
     if (!read.ok()) return Fail("events", read.status());
     lines = std::move(*read);
