@@ -42,7 +42,8 @@ std::uint64_t LedgerCounterOf(const std::string& v, int w, int k);
 // A writer process (ForkChild): puts to keys (w, 0..keys-1) chosen from
 // `seed` with `options`, each recorded in the ledger (an OK put as
 // acknowledged; kUnavailable or kResourceExhausted as not confirmed), and
-// with `async_too` an async put to a key of its own after each. Exits 0
+// with `async_too` an async put to a key of its own after each. Counters go
+// on from the largest one a previous writer w attempted. Exits 0
 // when told to stop, 4 on any other error of a put, 5 of an async put, 2 if
 // it cannot attach.
 pid_t StartLedgerWriter(const std::string& name, int w, int keys,
