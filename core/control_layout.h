@@ -4,7 +4,9 @@
 //
 // Process safety: everything in this file is written once by `create` before
 // the segment's magic is published, and is constant afterwards, so any number
-// of processes read it without synchronization.
+// of processes read it without synchronization. (The journal, stats and
+// eviction blocks it points at are not: their own headers say how they
+// change.)
 //
 // Crash safety (a process may die at any instruction):
 //   Leaves behind: a create killed before publishing the magic leaves a
@@ -22,6 +24,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/eviction_layout.h"
 #include "core/journal_layout.h"
 #include "core/stats_layout.h"
 #include "shm/layout_signature.h"
@@ -31,7 +34,7 @@
 namespace numagrid::core {
 
 // Bump on any change to a struct in this file (a test pins the signature).
-inline constexpr std::uint32_t kControlLayoutVersion = 6;
+inline constexpr std::uint32_t kControlLayoutVersion = 7;
 
 inline constexpr std::uint32_t kMaxPartitions = 65536;
 inline constexpr std::uint32_t kMaxNodes = 1024;
@@ -72,7 +75,10 @@ struct GridConfig {
                                   // ProcessStats[process_capacity]
                                   // (core/stats_layout.h), 64-byte aligned
   std::uint64_t stats_bytes;
-  std::uint64_t reserved[7];  // zero; for later fields
+  // EvictionSettings (core/eviction_layout.h), 64-byte aligned: unlike
+  // everything else here, changed after create (`numagrid config`).
+  std::uint64_t eviction_off;
+  std::uint64_t reserved[6];  // zero; for later fields
 };
 static_assert(std::is_standard_layout_v<GridConfig>);
 static_assert(std::is_trivially_copyable_v<GridConfig>);
@@ -126,6 +132,10 @@ inline constexpr std::uint64_t kControlLayoutSignature =
         .Add(sizeof(PartitionEntry))
         .Add(sizeof(ControlBlock))
         .Add(offsetof(GridConfig, journal_off))
+        .Add(offsetof(GridConfig, eviction_off))
+        .AddType<EvictionSettings>()
+        .Add(offsetof(EvictionSettings, max_entries))
+        .Add(offsetof(EvictionSettings, changes))
         .Add(sizeof(JournalBlock))
         .Add(sizeof(JournalNodeState))
         .Add(offsetof(JournalNodeState, wake))

@@ -30,6 +30,7 @@ constexpr std::string_view kKindNames[] = {
     "repair",
     "recovery",
     "worker_stepped_down",
+    "config_changed",
 };
 
 std::uint64_t UnixNowMs() {

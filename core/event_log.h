@@ -32,6 +32,7 @@ enum class EventKind : std::uint32_t {
   kRepair,
   kRecovery,
   kWorkerSteppedDown,  // a fenced worker noticed and exited
+  kConfigChanged,      // `numagrid config` changed the eviction settings
 };
 
 // "worker_fenced", ...; "unknown" for a value no EventKind has.

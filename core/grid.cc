@@ -1,16 +1,119 @@
 // numagrid::Grid on top of core::GridHandle.
 #include "numagrid/grid.h"
 
+#include <unistd.h>
+
 #include <cstring>
 
 #include "core/base/key_hash.h"
+#include "core/eviction_config.h"
+#include "core/evictor.h"
 #include "core/grid_handle.h"
+#include "core/partition_alloc.h"
+#include "core/record_access.h"
 #include "shm/robust_mutex.h"
 
 namespace numagrid {
 
+namespace {
+
+// A writer that finds no room evicts at most this many entries of its
+// partition per round, for at most this many rounds, before it gives up
+// with the error (docs/eviction.md: the writer-side bound).
+constexpr std::uint64_t kWriterEvictBatch = 8;
+constexpr int kWriterEvictRounds = 4;
+
+bool EvictionHelps(core::Exhaustion e) {
+  return e == core::Exhaustion::kMemory || e == core::Exhaustion::kIndex;
+}
+
+}  // namespace
+
 struct Grid::Impl {
   std::unique_ptr<core::GridHandle> h;
+  std::unique_ptr<core::Evictor> evictor;  // made on the first need
+  std::uint64_t random = 0;                // for the LFU counter
+
+  std::uint64_t NextRandom() noexcept {
+    std::uint64_t z = (random += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+
+  // A read of `r` at now: false if the entry is idle past the grid's
+  // max-idle (then it is a miss); else records the access in the record's
+  // access word, when a policy or max-idle needs it, storing only if the
+  // word changes (so a hot record's line stays shared among readers).
+  bool Touch(const core::RecordView& r) noexcept {
+    const core::EvictionSettings& ev = h->eviction();
+    // relaxed: settings are independent words (core/eviction_layout.h).
+    const std::uint64_t max_idle =
+        ev.max_idle_ms.load(std::memory_order_relaxed);
+    const std::uint32_t policy = ev.policy.load(std::memory_order_relaxed);
+    if (max_idle == 0 && policy != core::kEvictLru &&
+        policy != core::kEvictLfu && policy != core::kEvictTtlFirst) {
+      return true;
+    }
+    const std::uint64_t now = core::NowMs();
+    auto access = r.access();
+    // relaxed: the access word is a hint (core/record.h).
+    const std::uint64_t word = access.load(std::memory_order_relaxed);
+    if (core::IdleExpired(word, now, max_idle)) return false;
+    const std::uint64_t touched =
+        core::Touched(word, now, policy == core::kEvictLfu,
+                      policy == core::kEvictLfu ? NextRandom() : 0);
+    if (touched != word) access.store(touched, std::memory_order_relaxed);
+    return true;
+  }
+
+  core::Evictor& WriterEvictor() {
+    if (evictor == nullptr) {
+      std::vector<std::uint32_t> all(h->partition_count());
+      for (std::uint32_t p = 0; p < all.size(); ++p) all[p] = p;
+      evictor =
+          std::make_unique<core::Evictor>(*h, std::move(all), NextRandom());
+    }
+    return *evictor;
+  }
+
+  // The write found no memory or no index slot: evict a bounded amount of
+  // its partition and try again (docs/eviction.md). In a journaled grid
+  // the evicted entries' memory is free once their removes are journaled,
+  // so each round waits for that.
+  Result<core::WriteResult> WriteEvicting(std::uint32_t p,
+                                          const core::WriteRequest& rq,
+                                          Result<core::WriteResult> r) {
+    core::PartitionRef& part = h->partition(p);
+    for (int round = 0; round < kWriterEvictRounds; ++round) {
+      // Out of memory: blocks of the size this record needs help; a full
+      // index: any entry does.
+      std::uint64_t block = 0;
+      if (part.last_exhaustion() == core::Exhaustion::kMemory) {
+        const std::uint64_t value_len =
+            rq.kind == core::WriteKind::kIncrement ? 8 : rq.value.size();
+        block = core::BlockBytes(
+            part.node(),
+            core::RecordBytes(rq.key.size(), value_len, rq.expire_at_ms != 0));
+      }
+      if (WriterEvictor().EvictFrom(p, kWriterEvictBatch, h->limits(), block) ==
+          0) {
+        break;
+      }
+      if (h->journaled()) {
+        // acquire: the evictions are below it.
+        const std::uint64_t upto =
+            part.state().next_seq.load(std::memory_order_acquire);
+        if (!h->WaitDurable(p, upto).ok()) break;
+      }
+      r = part.Write(rq, h->limits(), core::NowMs());
+      if (r.ok() || r.status().code() != StatusCode::kResourceExhausted ||
+          !EvictionHelps(part.last_exhaustion())) {
+        break;
+      }
+    }
+    return r;
+  }
 
   Status Usable() const {
     if (h->usable()) return Status::Ok();
@@ -41,9 +144,25 @@ struct Grid::Impl {
     }
     rq.hash = base::KeyHash(rq.key);
     const std::uint32_t p = base::PartitionOf(rq.hash, h->partition_count());
+    const core::EvictionConfig ev = core::LoadEvictionConfig(h->eviction());
+    rq.max_idle_ms = ev.max_idle_ms;
+    const std::uint64_t now = core::NowMs();
+    const bool creates_record = rq.kind != core::WriteKind::kRemove &&
+                                rq.kind != core::WriteKind::kRemoveIfVersion;
+    if (creates_record && rq.expire_at_ms == 0 && ev.default_ttl_ms != 0) {
+      rq.expire_at_ms = ev.default_ttl_ms > UINT64_MAX - 1 - now
+                            ? UINT64_MAX - 1
+                            : now + ev.default_ttl_ms;
+    }
     // No epoch pin: the writer reads old records only under the partition
     // lock, and records are freed only under that lock.
-    auto r = h->partition(p).Write(rq, h->limits(), core::NowMs());
+    core::PartitionRef& part = h->partition(p);
+    auto r = part.Write(rq, h->limits(), now);
+    if (!r.ok() && r.status().code() == StatusCode::kResourceExhausted &&
+        ev.policy != core::kEvictNone &&
+        EvictionHelps(part.last_exhaustion())) {
+      r = WriteEvicting(p, rq, std::move(r));
+    }
     CountWrite(rq.kind, r.ok() ? StatusCode::kOk : r.status().code());
     if (r.ok() && sync) {
       // The change's sequence is its version; durable once journaled_seq
@@ -100,6 +219,8 @@ Result<Grid> Grid::Attach(std::string_view name) {
   if (!h.ok()) return h.status();
   auto impl = std::make_unique<Impl>();
   impl->h = std::move(*h);
+  impl->random = static_cast<std::uint64_t>(getpid()) * 0x9E3779B97F4A7C15ULL ^
+                 shm::MonotonicNowNs();
   return Grid(std::move(impl));
 }
 
@@ -111,6 +232,7 @@ Status Grid::Visit(
   const std::uint64_t hash = base::KeyHash(key);
   core::GridHandle::EpochGuard pin(*impl_->h);
   auto r = impl_->PartitionFor(hash).Find(key, hash, 0);
+  if (r.ok() && !impl_->Touch(*r)) r = NotFound("key not found");
   if (core::ProcessCounters* c = impl_->h->counters(); c != nullptr) {
     // This process's own line: a plain load and store (BumpOwned).
     core::BumpOwned(r.ok() ? c->hits : c->misses);
@@ -251,10 +373,19 @@ Status Grid::Scan(const std::function<bool(std::string_view, std::string_view,
       partition < 0 ? 0 : static_cast<std::uint32_t>(partition);
   const std::uint32_t last = partition < 0 ? n : first + 1;
   bool go_on = true;
+  // relaxed: as in Touch.
+  const std::uint64_t max_idle =
+      impl_->h->eviction().max_idle_ms.load(std::memory_order_relaxed);
+  const std::uint64_t now = core::NowMs();
   for (std::uint32_t p = first; p < last && go_on; ++p) {
     core::GridHandle::EpochGuard pin(*impl_->h);
     impl_->h->partition(p).Scan(
         [&](const core::RecordView& r) {
+          // A scan is not an access: it leaves the access words alone.
+          if (core::IdleExpired(r.access().load(std::memory_order_relaxed), now,
+                                max_idle)) {
+            return true;
+          }
           go_on = visit(r.key(), r.value(), r.version());
           return go_on;
         },

@@ -165,6 +165,12 @@ Result<CreateReport> CreateGrid(std::string_view name,
     return AlreadyExists("grid '" + std::string(name) + "' already exists");
   }
 
+  const std::uint64_t max_entries = options.max_entries != 0
+                                        ? options.max_entries
+                                        : options.memory_bytes / 128;
+  EvictionConfig eviction = options.eviction;
+  if (eviction.max_entries == 0) eviction.max_entries = max_entries;
+  NUMAGRID_RETURN_IF_ERROR(ValidateEvictionConfig(eviction, max_entries));
   const std::uint64_t grid_id =
       options.grid_id != 0 ? options.grid_id : NewGridId();
   const bool journaled = !options.journal_dir.empty();
@@ -174,9 +180,6 @@ Result<CreateReport> CreateGrid(std::string_view name,
   }
   const std::uint64_t per_node =
       (options.memory_bytes + node_count - 1) / node_count;
-  const std::uint64_t max_entries = options.max_entries != 0
-                                        ? options.max_entries
-                                        : options.memory_bytes / 128;
   const std::uint64_t per_partition =
       (max_entries + options.partitions - 1) / options.partitions;
   const std::uint64_t index_slots =
@@ -279,7 +282,10 @@ Result<CreateReport> CreateGrid(std::string_view name,
       RoundUp(journal_off + JournalBlockBytes(node_count), 64);
   const std::uint64_t stats_bytes =
       StatsBytes(node_count, options.process_capacity);
-  const std::uint64_t ctl_bytes = RoundUp(stats_off + stats_bytes, kPage);
+  const std::uint64_t eviction_off = RoundUp(stats_off + stats_bytes, 64);
+  const std::uint64_t ctl_bytes =
+      RoundUp(eviction_off + sizeof(EvictionSettings), kPage);
+
   shm::SegmentSpec ctl_spec{ctl_name,
                             ctl_bytes,
                             shm::SegmentKind::kControl,
@@ -302,6 +308,10 @@ Result<CreateReport> CreateGrid(std::string_view name,
     // The stats area starts zeroed, as the segment does.
     c.stats_off = stats_off;
     c.stats_bytes = stats_bytes;
+    c.eviction_off = eviction_off;
+    StoreEvictionConfig(*reinterpret_cast<EvictionSettings*>(
+                            static_cast<std::byte*>(base) + eviction_off),
+                        eviction);
     auto* jb = reinterpret_cast<JournalBlock*>(static_cast<std::byte*>(base) +
                                                journal_off);
     JournalConfig& jc = jb->config;
@@ -378,6 +388,7 @@ Result<CreateReport> CreateGrid(std::string_view name,
     m.sync_wait_ms = options.sync_wait_ms;
     m.snapshot_bytes = options.snapshot_bytes;
     m.snapshot_interval_s = options.snapshot_interval_s;
+    m.eviction = options.eviction;
     NUMAGRID_RETURN_IF_ERROR(
         WriteManifest(options.journal_dir, m, access.mode, access.group));
     wrote_manifest = true;
@@ -414,6 +425,7 @@ CreateOptions OptionsFromManifest(const GridManifest& m,
   o.sync_wait_ms = m.sync_wait_ms;
   o.snapshot_bytes = m.snapshot_bytes;
   o.snapshot_interval_s = m.snapshot_interval_s;
+  o.eviction = m.eviction;
   o.grid_id = m.grid_id;
   return o;
 }

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/eviction_config.h"
 #include "core/journal_dir.h"
 #include "numa/topology.h"
 #include "numagrid/status.h"
@@ -34,6 +35,9 @@ struct CreateOptions {
   // Keep the monitoring counters on the data path (docs/monitoring.md);
   // false: `create --no-stats`.
   bool stats = true;
+  // Eviction and expiry (docs/eviction.md); changeable later with
+  // `numagrid config`. eviction.max_entries 0: the index's size.
+  EvictionConfig eviction;
 
   // The journal (docs/adr/0003-journal.md). An empty journal_dir makes a
   // memory-only grid: writers mark their own changes journaled and nothing

@@ -34,7 +34,9 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
       c.journal_off + JournalBlockBytes(c.node_count) > h->control_.size() ||
       c.stats_off % 64 != 0 ||
       c.stats_bytes != StatsBytes(c.node_count, c.process_capacity) ||
-      c.stats_off + c.stats_bytes > h->control_.size()) {
+      c.stats_off + c.stats_bytes > h->control_.size() ||
+      c.eviction_off % 64 != 0 ||
+      c.eviction_off + sizeof(EvictionSettings) > h->control_.size()) {
     return Corruption("control segment of grid '" + std::string(name) +
                       "' has an impossible configuration");
   }
@@ -44,6 +46,7 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
   h->events_ =
       h->control_.At<EventLog>(c.journal_off + EventLogOffset(c.node_count));
   h->node_stats_ = h->control_.At<NodeStats>(c.stats_off);
+  h->eviction_ = h->control_.At<EvictionSettings>(c.eviction_off);
   h->process_stats_ = h->control_.At<ProcessStats>(
       c.stats_off + sizeof(NodeStats) * c.node_count);
   // acquire: pairs with the release store that ends a recovery; the rebuilt

@@ -61,6 +61,9 @@ class GridHandle {
   const ProcessStats& process_stats(std::uint32_t slot) const noexcept {
     return process_stats_[slot];
   }
+  // The eviction and expiry settings (core/eviction_layout.h), which
+  // `numagrid config` changes while the grid runs.
+  EvictionSettings& eviction() noexcept { return *eviction_; }
   // This handle's own counters (its slot's), or null with --no-stats.
   ProcessCounters* counters() noexcept { return counters_; }
   std::string journal_dir() const;
@@ -120,6 +123,7 @@ class GridHandle {
   JournalNodeState* journal_nodes_ = nullptr;
   EventLog* events_ = nullptr;
   NodeStats* node_stats_ = nullptr;
+  EvictionSettings* eviction_ = nullptr;
   ProcessStats* process_stats_ = nullptr;
   ProcessCounters* counters_ = nullptr;  // null: --no-stats
   std::vector<std::uint32_t> partition_nodes_;

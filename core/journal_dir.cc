@@ -149,7 +149,14 @@ Status WriteManifest(const std::string& dir, const GridManifest& m,
       << "segment_bytes=" << m.segment_bytes << "\n"
       << "sync_wait_ms=" << m.sync_wait_ms << "\n"
       << "snapshot_bytes=" << m.snapshot_bytes << "\n"
-      << "snapshot_interval_s=" << m.snapshot_interval_s << "\n";
+      << "snapshot_interval_s=" << m.snapshot_interval_s << "\n"
+      << "eviction=" << EvictionPolicyName(m.eviction.policy) << "\n"
+      << "high_watermark_pct=" << m.eviction.high_watermark_pct << "\n"
+      << "low_watermark_pct=" << m.eviction.low_watermark_pct << "\n"
+      << "eviction_samples=" << m.eviction.samples << "\n"
+      << "eviction_max_entries=" << m.eviction.max_entries << "\n"
+      << "default_ttl_ms=" << m.eviction.default_ttl_ms << "\n"
+      << "max_idle_ms=" << m.eviction.max_idle_ms << "\n";
   const std::string text = out.str();
   const std::string path = dir + "/" + std::string(kManifestFileName);
   const std::string tmp = path + ".tmp";
@@ -247,6 +254,22 @@ Result<GridManifest> ReadManifest(const std::string& dir) {
       ok = ParseNumber(val, &m.snapshot_bytes);
     } else if (key == "snapshot_interval_s") {
       ok = ParseNumber(val, &m.snapshot_interval_s);
+    } else if (key == "eviction") {
+      auto policy = ParseEvictionPolicy(val);
+      ok = policy.ok();
+      if (ok) m.eviction.policy = *policy;
+    } else if (key == "high_watermark_pct") {
+      ok = ParseNumber(val, &m.eviction.high_watermark_pct);
+    } else if (key == "low_watermark_pct") {
+      ok = ParseNumber(val, &m.eviction.low_watermark_pct);
+    } else if (key == "eviction_samples") {
+      ok = ParseNumber(val, &m.eviction.samples);
+    } else if (key == "eviction_max_entries") {
+      ok = ParseNumber(val, &m.eviction.max_entries);
+    } else if (key == "default_ttl_ms") {
+      ok = ParseNumber(val, &m.eviction.default_ttl_ms);
+    } else if (key == "max_idle_ms") {
+      ok = ParseNumber(val, &m.eviction.max_idle_ms);
     }  // unknown keys: written by a later version; ignored
     if (!ok) return bad("bad value for " + std::string(key));
   }

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/eviction_config.h"
 #include "numagrid/status.h"
 
 namespace numagrid::core {
@@ -41,6 +42,9 @@ struct GridManifest {
   std::uint32_t sync_wait_ms = 0;
   std::uint64_t snapshot_bytes = 0;
   std::uint32_t snapshot_interval_s = 0;
+  // Written by `create` and `config`; a manifest from before eviction
+  // existed has none of these lines and reads as the defaults.
+  EvictionConfig eviction;
 };
 
 // The default journal directory of grid `name`.

@@ -7,11 +7,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "core/base/key_hash.h"
 #include "core/event_log.h"
+#include "core/evictor.h"
 #include "core/journal_dir.h"
 #include "core/journal_layout.h"
 #include "core/partition.h"
@@ -43,6 +45,10 @@ constexpr std::uint64_t kStopPollNs = 50'000'000;
 // index slots / kExpirySlotsPerRound * max(kExpiryRoundMs, flush interval).
 constexpr std::uint64_t kExpirySlotsPerRound = 4096;
 constexpr std::uint64_t kExpiryRoundMs = 10;
+// Evictions per worker round at most: a round then takes a few ms, and the
+// worker goes on with the next one at once while the node is above its low
+// watermark (docs/eviction.md gives the resulting eviction rate).
+constexpr std::uint64_t kEvictionsPerRound = 1024;
 
 io::RecordOp OpOf(std::uint32_t ring_op) {
   return ring_op == kOpPut ? io::RecordOp::kPut : io::RecordOp::kRemove;
@@ -62,6 +68,8 @@ class NodeJournaler {
     for (std::uint32_t p = 0; p < grid.partition_count(); ++p) {
       if (grid.node_of(p) == o.node) parts_.push_back(p);
     }
+    evictor_.emplace(grid, parts_,
+                     static_cast<std::uint64_t>(getpid()) ^ generation);
     pos_.resize(parts_.size());
     upto_.resize(parts_.size());
     batch_bytes_.resize(parts_.size());
@@ -123,6 +131,7 @@ class NodeJournaler {
       }
       ReclaimIdle(*n == 0);
       ReclaimExpired();
+      if (Evict()) more = true;  // above the low watermark still
       MaybeSnapshot();
       // A graceful stop drains what was written before it arrived, even
       // while writers go on.
@@ -471,6 +480,9 @@ class NodeJournaler {
     }
     last_expiry_round_ = t;
     const std::uint64_t now = NowMs();
+    // relaxed: a setting (core/eviction_layout.h).
+    const std::uint64_t max_idle =
+        grid_.eviction().max_idle_ms.load(std::memory_order_relaxed);
     WriteLimits limits = grid_.limits();
     limits.lock_timeout_ns = 0;
     limits.ring_wait_ns = 0;
@@ -492,9 +504,10 @@ class NodeJournaler {
         {
           // The records stay allocated while pinned; keys are copied.
           GridHandle::EpochGuard pin(grid_);
-          part.ScanExpired(expiry_slot_, step, now, [&](const RecordView& r) {
-            expired.emplace_back(std::string(r.key()), r.version());
-          });
+          part.ScanExpired(
+              expiry_slot_, step, now, max_idle, [&](const RecordView& r) {
+                expired.emplace_back(std::string(r.key()), r.version());
+              });
         }
         for (const auto& [key, version] : expired) {
           WriteRequest rq;
@@ -502,6 +515,7 @@ class NodeJournaler {
           rq.key = key;
           rq.hash = base::KeyHash(key);
           rq.expected_version = version;
+          rq.max_idle_ms = max_idle;
           if (part.Write(rq, limits, now).ok()) {
             // relaxed: a counter for `status`.
             node_.expired_reclaimed.fetch_add(1, std::memory_order_relaxed);
@@ -515,6 +529,20 @@ class NodeJournaler {
         expiry_part_ = (expiry_part_ + 1) % parts_.size();
       }
     }
+  }
+
+  // Background eviction (core/evictor.h): keeps the node below its high
+  // watermark. Never waits for a lock or ring space (a busy partition is
+  // left for the next round), and not while draining for a stop. Returns
+  // true while the node is still above its low watermark.
+  bool Evict() {
+    if (parts_.empty() || Stopping(o_)) return false;
+    WriteLimits limits = grid_.limits();
+    limits.lock_timeout_ns = 0;
+    limits.ring_wait_ns = 0;
+    bool still_above = false;
+    evictor_->Run(kEvictionsPerRound, limits, &still_above);
+    return still_above;
   }
 
   // Frees what journaled changes replaced when writers have gone quiet
@@ -558,6 +586,7 @@ class NodeJournaler {
   std::size_t expiry_part_ = 0;    // index into parts_ of the sweep
   std::uint64_t expiry_slot_ = 0;  // next index slot the sweep looks at
   std::chrono::steady_clock::time_point last_expiry_round_{};
+  std::optional<Evictor> evictor_;           // over parts_
   std::vector<std::uint64_t> stop_targets_;  // set when a stop arrives
   std::uint64_t bytes_since_snapshot_ = 0;
   std::uint64_t snapshots_handled_ = 0;

@@ -16,6 +16,7 @@
 #include "core/base/check.h"
 #include "core/partition_alloc.h"
 #include "core/partition_tx.h"
+#include "core/record_access.h"
 #include "shm/futex.h"
 #include "shm/robust_mutex.h"
 
@@ -114,6 +115,7 @@ Result<RecordView> PartitionRef::Find(std::string_view key, std::uint64_t hash,
 
 std::uint64_t PartitionRef::ScanExpired(
     std::uint64_t from_slot, std::uint64_t max_slots, std::uint64_t now_ms,
+    std::uint64_t max_idle_ms,
     const std::function<void(const RecordView&)>& visit) const {
   const std::atomic<std::uint64_t>* s = slots();
   const std::uint64_t mask = p_->index_mask;
@@ -126,9 +128,32 @@ std::uint64_t PartitionRef::ScanExpired(
     const std::uint64_t off = SlotOffset(v);
     if (!InArena(off, sizeof(RecordHeader))) continue;  // Check reports it
     const RecordView r(base_ + off);
-    if (r.ExpiredAt(now_ms)) visit(r);
+    if (r.ExpiredAt(now_ms) ||
+        IdleExpired(r.access().load(std::memory_order_relaxed), now_ms,
+                    max_idle_ms)) {
+      visit(r);
+    }
   }
   return i;
+}
+
+bool PartitionRef::RecordAtOrAfter(std::uint64_t* slot, std::uint64_t max_slots,
+                                   RecordView* record) const noexcept {
+  const std::atomic<std::uint64_t>* s = slots();
+  const std::uint64_t mask = p_->index_mask;
+  std::uint64_t i = *slot & mask;
+  for (std::uint64_t n = 0; n < max_slots && n <= mask;
+       ++n, i = (i + 1) & mask) {
+    // acquire: as in Find.
+    const std::uint64_t v = s[i].load(std::memory_order_acquire);
+    if (!SlotHoldsRecord(v)) continue;
+    const std::uint64_t off = SlotOffset(v);
+    if (!InArena(off, sizeof(RecordHeader))) continue;  // Check reports it
+    *slot = i;
+    *record = RecordView(base_ + off);
+    return true;
+  }
+  return false;
 }
 
 void PartitionRef::Scan(const std::function<bool(const RecordView&)>& visit,
@@ -219,10 +244,12 @@ void PartitionRef::CountBackpressure(std::uint64_t wait_deadline,
 Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
                                         const WriteLimits& limits,
                                         std::uint64_t now_ms) noexcept {
-  const bool is_remove = rq.kind == WriteKind::kRemove ||
-                         rq.kind == WriteKind::kRemoveIfVersion ||
-                         rq.kind == WriteKind::kRemoveExpired;
+  const bool is_remove =
+      rq.kind == WriteKind::kRemove || rq.kind == WriteKind::kRemoveIfVersion ||
+      rq.kind == WriteKind::kRemoveExpired || rq.kind == WriteKind::kEvict;
+  last_exhaustion_ = Exhaustion::kLock;  // until the lock is ours
   NUMAGRID_RETURN_IF_ERROR(LockForWrite(limits));
+  last_exhaustion_ = Exhaustion::kNone;
   Unlocker unlock(p_->lock);
 
   // Room in the change ring: reclaim what we can, else wait a bounded time
@@ -261,6 +288,7 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     if (wait_deadline == 0) wait_deadline = MonotonicNs() + limits.ring_wait_ns;
     if (MonotonicNs() >= wait_deadline) {
       CountBackpressure(wait_deadline, limits);
+      last_exhaustion_ = Exhaustion::kRing;
       return ResourceExhausted("partition " + std::to_string(p_->partition_id) +
                                ": change ring full (" + std::to_string(cap) +
                                " changes not yet journaled or reclaimed) for " +
@@ -268,6 +296,7 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
                                " ms; nothing was written");
     }
     unlock.Release();
+    last_exhaustion_ = Exhaustion::kLock;  // if the relock times out
     if (waits == 0 && journal_wake_ != nullptr) {
       // release: pairs with the worker's acquire load of the word.
       journal_wake_->fetch_add(1, std::memory_order_release);
@@ -279,6 +308,7 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
     NUMAGRID_RETURN_IF_ERROR(LockForWrite(limits));
+    last_exhaustion_ = Exhaustion::kNone;
     unlock.Reacquired();
   }
 
@@ -313,7 +343,11 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
   const bool present_raw = probe.found_slot != kNoSlot;
   const RecordView old(present_raw ? base_ + SlotOffset(probe.found_value)
                                    : nullptr);
-  const bool live = present_raw && !old.ExpiredAt(now_ms);
+  // An entry past its TTL or idle past the grid's max-idle is invisible to
+  // readers, so a write treats it as absent too.
+  const bool live = present_raw && !old.ExpiredAt(now_ms) &&
+                    !IdleExpired(old.access().load(std::memory_order_relaxed),
+                                 now_ms, rq.max_idle_ms);
   switch (rq.kind) {
     case WriteKind::kInsert:
       if (live) return AlreadyExists("key already exists");
@@ -334,6 +368,13 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
       break;
     case WriteKind::kRemoveExpired:
       if (!present_raw || live) return NotFound("no expired entry of the key");
+      if (old.version() != rq.expected_version) {
+        return Conflict("version is " + std::to_string(old.version()) +
+                        ", expected " + std::to_string(rq.expected_version));
+      }
+      break;
+    case WriteKind::kEvict:
+      if (!present_raw) return NotFound("key not found");
       if (old.version() != rq.expected_version) {
         return Conflict("version is " + std::to_string(old.version()) +
                         ", expected " + std::to_string(rq.expected_version));
@@ -363,6 +404,7 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
   }
   if (is_remove && !present_raw) return NotFound("key not found");
   if (!present_raw && probe.insert_slot == kNoSlot) {
+    last_exhaustion_ = Exhaustion::kIndex;
     return ResourceExhausted(
         "partition " + std::to_string(p_->partition_id) + ": index full (" +
         std::to_string(mask + 1) +
@@ -378,6 +420,7 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
                              cnt.deleted_slots.load(std::memory_order_relaxed) +
                              1 >
                          (mask + 1) * 7 / 8) {
+    last_exhaustion_ = Exhaustion::kIndex;
     return ResourceExhausted(
         "partition " + std::to_string(p_->partition_id) + ": index full (" +
         std::to_string(cnt.live_entries.load(std::memory_order_relaxed)) +
@@ -415,11 +458,20 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     }
     if (!block.ok()) {
       tx.Abort();
+      if (block.status().code() == StatusCode::kResourceExhausted) {
+        last_exhaustion_ = Exhaustion::kMemory;
+      }
       return block.status();
     }
     new_off = *block;
     new_block = BlockBytes(*node_, bytes);
-    WriteRecord(base_ + new_off, version, rq.key, value, expire);
+    // A new key starts with the initial LFU count; a replaced one keeps its
+    // count (an update is an access too, and a hot key stays hot).
+    const std::uint32_t lfu =
+        live ? AccessLfu(old.access().load(std::memory_order_relaxed))
+             : kLfuInit;
+    WriteRecord(base_ + new_off, version, rq.key, value, expire,
+                PackAccess(now_ms, lfu));
     new_slot = MakeSlot(new_off, rq.hash);
   }
   const std::uint64_t slot_index =
@@ -442,7 +494,8 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     ok = ok && tx.Set(c.live_entries, live_now - 1);
     ok = ok && tx.Set(c.deleted_slots,
                       c.deleted_slots.load(std::memory_order_relaxed) + 1);
-    ok = ok && tx.Set(c.removes, c.removes.load(std::memory_order_relaxed) + 1);
+    auto& count = rq.kind == WriteKind::kEvict ? c.evictions : c.removes;
+    ok = ok && tx.Set(count, count.load(std::memory_order_relaxed) + 1);
   } else {
     if (!present_raw) ok = ok && tx.Set(c.live_entries, live_now + 1);
     if (reused_deleted) {

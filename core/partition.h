@@ -68,6 +68,20 @@ enum class WriteKind {
   // the background reclaim of an expired entry (a remove in the ring and
   // the journal). kNotFound if absent or not expired.
   kRemoveExpired,
+  // Only if present (live, expired or idle) with version == expected_version:
+  // an eviction (core/evictor.h). A remove in the ring and the journal,
+  // counted in PartitionCounters::evictions instead of removes.
+  kEvict,
+};
+
+// Why a write failed with kResourceExhausted (PartitionRef::
+// last_exhaustion), so that a writer knows whether evicting would help.
+enum class Exhaustion : std::uint8_t {
+  kNone,
+  kMemory,  // no block for the record
+  kIndex,   // the partition's index is full
+  kRing,    // the change ring stayed full
+  kLock,    // the lock stayed held
 };
 
 struct WriteRequest {
@@ -78,6 +92,9 @@ struct WriteRequest {
   std::uint64_t expected_version = 0;
   std::uint64_t expire_at_ms = 0;  // 0: never
   std::int64_t delta = 0;
+  // The grid's max-idle (EvictionSettings::max_idle_ms): an entry idle for
+  // longer counts as expired, as one past its TTL does. 0: never.
+  std::uint64_t max_idle_ms = 0;
   // Recovery only (kUpsert, kRemove): the version the record had when it was
   // journaled, instead of a new one (the ring entry keeps its own sequence;
   // ResetSequence moves the sequence past every restored version at the
@@ -148,9 +165,17 @@ class PartitionRef {
   // from_slot + max_slots) (wrapping at the end of the index) and returns
   // the slot to continue from. REQUIRES: an epoch pinned while the views
   // are used.
+  // An entry idle for longer than max_idle_ms (if not 0) counts as expired.
   std::uint64_t ScanExpired(
       std::uint64_t from_slot, std::uint64_t max_slots, std::uint64_t now_ms,
+      std::uint64_t max_idle_ms,
       const std::function<void(const RecordView&)>& visit) const;
+  // Lock-free: the record in index slot `slot` (wrapping), or the first
+  // one after it within `max_slots` slots; false if there is none. For
+  // sampling eviction candidates. `*slot` is set to where it was found.
+  // REQUIRES: an epoch pinned while the view is used.
+  bool RecordAtOrAfter(std::uint64_t* slot, std::uint64_t max_slots,
+                       RecordView* record) const noexcept;
   std::uint64_t index_slots() const noexcept { return p_->index_mask + 1; }
 
   void Scan(const std::function<bool(const RecordView&)>& visit,
@@ -206,6 +231,11 @@ class PartitionRef {
   bool RepairIfOwnerDied() noexcept;
 
   const PartitionState& state() const noexcept { return *p_; }
+  const NodeHeader& node() const noexcept { return *node_; }
+
+  // Why this handle's last failed write was kResourceExhausted
+  // (process-local; kNone after a write that was not).
+  Exhaustion last_exhaustion() const noexcept { return last_exhaustion_; }
 
   // The futex word of this partition's journal worker (JournalNodeState::
   // wake): a writer that finds the ring full wakes the worker, so that it
@@ -254,6 +284,7 @@ class PartitionRef {
   std::uint32_t reclaim_backoff_ = 0;
   std::atomic<std::uint32_t>* journal_wake_ = nullptr;
   ProcessCounters* process_counters_ = nullptr;  // owned by this process
+  Exhaustion last_exhaustion_ = Exhaustion::kNone;
 };
 
 }  // namespace numagrid::core

@@ -158,6 +158,9 @@ struct PartitionCounters {
   //   reclaimed_seq after a write). Not undo-logged: a high-water mark that
   //   counts an undone change is one entry high, which a report tolerates.
   std::atomic<std::uint64_t> ring_high_water;
+  // evictions: entries removed by eviction (WriteKind::kEvict), undo-logged
+  //   with the eviction like removes, so it is exact.
+  std::atomic<std::uint64_t> evictions;
 };
 
 // Crash safety (a process may die at any instruction):
@@ -207,7 +210,7 @@ struct alignas(64) PartitionState {
 
   // Cache lines 3-4: counters.
   PartitionCounters counters;
-  std::uint64_t reserved3[4];
+  std::uint64_t reserved3[3];
 
   // Allocator (guarded by lock; every change undo-logged).
   std::atomic<std::uint64_t> cur_chunk_off;   // chunk being carved, 0 if none

@@ -137,6 +137,10 @@ void PartitionFamilies(Writer& w, const GridStatsReport& r) {
        "Compare-and-set and remove-if-version writes refused for a version "
        "mismatch.",
        &PartitionStatsRow::cas_failures},
+      {"numagrid_evictions_total", "counter",
+       "Entries evicted from the partition to keep its node below the "
+       "memory or entry watermark (docs/eviction.md).",
+       &PartitionStatsRow::evictions},
       {"numagrid_ring_depth", "gauge",
        "Entries in the partition's change ring not yet reclaimed.",
        &PartitionStatsRow::ring_depth},

@@ -7,7 +7,9 @@
 // it (epochs). So readers need no lock to read one.
 #pragma once
 
+#include <atomic>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -28,15 +30,26 @@ inline constexpr std::uint16_t kRecordHasExpiry =
 //     its free list), at once.
 //   Holds in every reachable state: a record reachable from an index slot or
 //     a ring entry is complete and never changes.
+//
+// The one exception to "never changes": `access`, the record's access word
+// (core/record_access.h), which readers overwrite, relaxed, through
+// std::atomic_ref, to keep the recency and frequency that eviction and
+// max-idle use. It is never part of what a reader returns or a check
+// compares, so a lost or torn-by-race update (two readers storing at once:
+// one store wins whole) costs eviction accuracy, never correctness. A
+// reader killed at any instruction leaves the old or the new word.
 struct RecordHeader {
   std::uint64_t version;  // the partition sequence number of the change
   std::uint32_t value_len;
   std::uint16_t key_len;
   std::uint16_t flags;  // kRecord*
+  // Only through std::atomic_ref<std::uint64_t> once published.
+  std::uint64_t access;
 };
 static_assert(std::is_standard_layout_v<RecordHeader>);
 static_assert(std::is_trivially_copyable_v<RecordHeader>);
-static_assert(sizeof(RecordHeader) == 16);
+static_assert(sizeof(RecordHeader) == 24);
+static_assert(offsetof(RecordHeader, access) % 8 == 0);
 
 inline constexpr std::uint64_t kRecordAlign = 16;
 
@@ -78,6 +91,11 @@ class RecordView {
     const std::uint64_t e = expire_at_ms();
     return e != 0 && now_ms >= e;
   }
+  // The access word (core/record_access.h). relaxed: see RecordHeader.
+  std::atomic_ref<std::uint64_t> access() const noexcept {
+    return std::atomic_ref<std::uint64_t>(
+        const_cast<RecordHeader&>(header()).access);
+  }
 
  private:
   std::uint64_t KeyOffset() const noexcept {
@@ -87,13 +105,15 @@ class RecordView {
 };
 
 // Writes a record into `dst` (RecordBytes(...) bytes).
+// `access`: the initial access word (core/record_access.h).
 inline void WriteRecord(std::byte* dst, std::uint64_t version,
                         std::string_view key, std::string_view value,
-                        std::uint64_t expire_at_ms) noexcept {
+                        std::uint64_t expire_at_ms,
+                        std::uint64_t access) noexcept {
   RecordHeader h{
       version, static_cast<std::uint32_t>(value.size()),
       static_cast<std::uint16_t>(key.size()),
-      static_cast<std::uint16_t>(expire_at_ms ? kRecordHasExpiry : 0)};
+      static_cast<std::uint16_t>(expire_at_ms ? kRecordHasExpiry : 0), access};
   std::memcpy(dst, &h, sizeof h);
   std::byte* p = dst + sizeof h;
   if (expire_at_ms != 0) {

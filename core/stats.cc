@@ -153,6 +153,7 @@ GridStatsReport CollectStats(GridHandle& h) {
     row.puts = Load(pc.puts);
     row.removes = Load(pc.removes);
     row.cas_failures = Load(pc.cas_failures);
+    row.evictions = Load(pc.evictions);
     row.ring_high_water = Load(pc.ring_high_water);
     // Consumer's counters first: the writer's are then at least as new,
     // so a difference is never negative but for a stale pair (clamped).
@@ -169,6 +170,7 @@ GridStatsReport CollectStats(GridHandle& h) {
     }
     NodeStatsRow& nr = r.nodes[row.node];
     nr.entries += row.entries;
+    nr.evictions += row.evictions;
     nr.used_bytes += row.used_bytes;
     nr.free_bytes += row.free_bytes;
     nr.ring_depth = std::max(nr.ring_depth, row.ring_depth);

@@ -47,6 +47,7 @@ struct PartitionStatsRow {
   std::uint64_t puts = 0;
   std::uint64_t removes = 0;
   std::uint64_t cas_failures = 0;
+  std::uint64_t evictions = 0;   // entries evicted (docs/eviction.md)
   std::uint64_t ring_depth = 0;  // entries not yet reclaimed
   std::uint64_t ring_high_water = 0;
   std::uint64_t lag_records = 0;  // visible, not yet durable
@@ -73,6 +74,7 @@ struct NodeStatsRow {
   std::uint64_t restarts = 0;
   std::uint64_t fences = 0;
   std::uint64_t expirations = 0;  // expired entries the workers removed
+  std::uint64_t evictions = 0;    // the sum of its partitions'
   std::uint64_t generation = 0;
   std::uint64_t worker_generation = 0;
   bool worker_up = false;

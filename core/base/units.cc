@@ -86,9 +86,9 @@ Result<std::uint64_t> ParseDurationUs(std::string_view text,
   const std::string number(text.substr(0, i));
   const std::string_view unit = text.substr(i);
   auto bad = [&] {
-    return InvalidArgument(std::string(what) + ": bad duration '" +
-                           std::string(text) +
-                           "': use a number and us, ms, s or m (e.g. 10ms)");
+    return InvalidArgument(
+        std::string(what) + ": bad duration '" + std::string(text) +
+        "': use a number and us, ms, s, m, h or d (e.g. 10ms)");
   };
   if (number.empty() || number.front() == '.') return bad();
   double mult = 0;
@@ -100,6 +100,10 @@ Result<std::uint64_t> ParseDurationUs(std::string_view text,
     mult = 1e6;
   } else if (unit == "m") {
     mult = 60e6;
+  } else if (unit == "h") {
+    mult = 3600e6;
+  } else if (unit == "d") {
+    mult = 86400e6;
   } else {
     return bad();
   }

@@ -21,8 +21,8 @@ std::string FormatSize(std::uint64_t bytes);
 Result<std::uint64_t> ParseUint(std::string_view text, std::string_view what,
                                 std::uint64_t max = UINT64_MAX);
 
-// "250us", "10ms", "1.5s", "2m": a duration in microseconds. A bare number
-// is milliseconds. Rejects negatives, garbage and overflow with
+// "250us", "10ms", "1.5s", "2m", "1h", "7d": a duration in microseconds. A bare
+// number is milliseconds. Rejects negatives, garbage and overflow with
 // kInvalidArgument naming `what`.
 Result<std::uint64_t> ParseDurationUs(std::string_view text,
                                       std::string_view what);

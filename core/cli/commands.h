@@ -14,7 +14,8 @@ std::vector<CommandSpec> DataCommands();      // put, get, del, scan, check
 std::vector<CommandSpec> CopyCommands();      // copy
 std::vector<CommandSpec> WatchdogCommands();  // start, stop, events
 std::vector<CommandSpec>
-JournalCommands();                         // worker, recover, snapshot, status
-std::vector<CommandSpec> StatsCommands();  // stats
+JournalCommands();                          // worker, recover, snapshot, status
+std::vector<CommandSpec> StatsCommands();   // stats
+std::vector<CommandSpec> ConfigCommands();  // config
 
 }  // namespace numagrid::cli

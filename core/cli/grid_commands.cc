@@ -6,6 +6,7 @@
 #include "core/base/units.h"
 #include "core/cli/command.h"
 #include "core/cli/commands.h"
+#include "core/cli/eviction_options.h"
 #include "core/grid_admin.h"
 #include "core/journal_dir.h"
 #include "core/journal_layout.h"
@@ -131,6 +132,18 @@ int RunCreate(const ParsedArgs& a) {
   o.bind = !a.Has("no-bind");
   o.prefault = !a.Has("no-prefault");
   o.stats = !a.Has("no-stats");
+  if (a.Has("max-entries")) {
+    auto n = base::ParseUint(a.Get("max-entries"), "--max-entries");
+    if (!n.ok()) return Fail("create", n.status());
+    if (*n == 0) {
+      return Fail("create",
+                  InvalidArgument("--max-entries must be at least 1"));
+    }
+    o.max_entries = *n;
+  }
+  if (Status s = ParseEvictionOptions(a, &o.eviction); !s.ok()) {
+    return Fail("create", s);
+  }
 
   auto topo = numa::Topology::Load();
   if (!topo.ok()) return Fail("create", topo.status());
@@ -323,11 +336,12 @@ int RunList(const ParsedArgs& a) {
 }  // namespace
 
 std::vector<CommandSpec> GridCommands() {
-  return {
+  std::vector<CommandSpec> commands = {
       {"create",
        "NAME [--partitions P] [--memory SIZE] [--group G] [--max-key N] "
        "[--max-value SIZE] [--journal-dir DIR | --no-journal] "
-       "[--durability async|sync] [--flush-interval T] [--json]",
+       "[--durability async|sync] [--flush-interval T] [--eviction POLICY] "
+       "[--json]",
        "create a grid: a control segment and one data segment per NUMA node",
        "Partitions are spread evenly over the NUMA nodes (partition p on node\n"
        "p mod nodes). Each data segment is bound to its node's memory before\n"
@@ -342,7 +356,12 @@ std::vector<CommandSpec> GridCommands() {
        "once visible and is durable within the flush interval (the most a\n"
        "host crash can lose); sync: a write returns once its journal record\n"
        "is on disk. A directory that holds another grid's journal is\n"
-       "refused (exit 4).",
+       "refused (exit 4).\n"
+       "--memory bounds the records' memory; the index and change rings come\n"
+       "on top (`info` shows each segment's size). With --eviction other\n"
+       "than none, the workers evict between the watermarks and a writer\n"
+       "that still finds no room evicts a few entries of its partition\n"
+       "itself (docs/eviction.md); `numagrid config` changes these later.",
        {{"partitions", "P", "number of partitions, 1..65536 (default 64)"},
         {"memory", "SIZE",
          "data memory of all nodes together, e.g. 1GiB "
@@ -374,6 +393,9 @@ std::vector<CommandSpec> GridCommands() {
          "keep no monitoring counters on the data path (docs/monitoring.md)"},
         {"no-bind", "", "testing only: do not bind segments to their nodes",
          true},
+        {"max-entries", "N",
+         "size the index for N entries (default: --memory / 128 bytes); a "
+         "full index refuses new keys, or evicts with --eviction"},
         {"json", "", "print the result as JSON"}},
        1,
        1,
@@ -411,6 +433,11 @@ std::vector<CommandSpec> GridCommands() {
        0,
        RunList},
   };
+  // create's eviction options, shared with `config`, before its --json.
+  std::vector<OptionSpec>& create = commands[0].options;
+  const std::vector<OptionSpec> eviction = EvictionOptionSpecs();
+  create.insert(create.end() - 1, eviction.begin(), eviction.end());
+  return commands;
 }
 
 }  // namespace numagrid::cli

@@ -86,6 +86,7 @@ std::string Json(const GridStatsReport& r) {
         .Field("restarts", n.restarts)
         .Field("fences", n.fences)
         .Field("expirations", n.expirations)
+        .Field("evictions", n.evictions)
         .Field("generation", n.generation)
         .Field("worker_generation", n.worker_generation)
         .Field("snapshot_age_s", n.snapshot_age_s);
@@ -106,6 +107,7 @@ std::string Json(const GridStatsReport& r) {
         .Field("puts", p.puts)
         .Field("removes", p.removes)
         .Field("cas_failures", p.cas_failures)
+        .Field("evictions", p.evictions)
         .Field("ring_depth", p.ring_depth)
         .Field("ring_high_water", p.ring_high_water)
         .Field("journal_lag_records", p.lag_records)
@@ -191,20 +193,23 @@ std::string Table(const GridStatsReport& r) {
         r.journaled ? (n.worker_up ? "up" : "down") : "-");
     out += line;
   }
-  std::snprintf(line, sizeof line, "\n%-9s %-4s %10s %10s %10s %10s %8s %11s\n",
-                "partition", "node", "entries", "used", "puts", "removes",
-                "cas_fail", "ring");
+  std::snprintf(line, sizeof line,
+                "\n%-9s %-4s %10s %10s %10s %10s %8s %10s %11s\n", "partition",
+                "node", "entries", "used", "puts", "removes", "cas_fail",
+                "evictions", "ring");
   out += line;
   for (const auto& p : r.partitions) {
     const std::string ring =
         std::to_string(p.ring_depth) + "/" + std::to_string(p.ring_high_water);
-    std::snprintf(
-        line, sizeof line, "%-9u %-4u %10llu %10s %10llu %10llu %8llu %11s\n",
-        p.partition, p.node, static_cast<unsigned long long>(p.entries),
-        base::FormatSize(p.used_bytes).c_str(),
-        static_cast<unsigned long long>(p.puts),
-        static_cast<unsigned long long>(p.removes),
-        static_cast<unsigned long long>(p.cas_failures), ring.c_str());
+    std::snprintf(line, sizeof line,
+                  "%-9u %-4u %10llu %10s %10llu %10llu %8llu %10llu %11s\n",
+                  p.partition, p.node,
+                  static_cast<unsigned long long>(p.entries),
+                  base::FormatSize(p.used_bytes).c_str(),
+                  static_cast<unsigned long long>(p.puts),
+                  static_cast<unsigned long long>(p.removes),
+                  static_cast<unsigned long long>(p.cas_failures),
+                  static_cast<unsigned long long>(p.evictions), ring.c_str());
     out += line;
   }
   std::snprintf(line, sizeof line, "\n%-5s %-8s %10s %10s %10s %10s %8s %9s\n",

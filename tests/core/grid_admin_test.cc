@@ -608,12 +608,12 @@ TEST(GridAdmin, ControlSegmentWithAnotherLayoutSignatureIsRefused) {
 // A change to a shared struct changes its signature, and this test fails
 // until the layout version is bumped and the new values are pinned here.
 TEST(GridLayout, VersionsAndSignaturesArePinned) {
-  EXPECT_EQ(kControlLayoutVersion, 6u);
-  EXPECT_EQ(kControlLayoutSignature, 0x88a7fc93fae7fc81ULL)
+  EXPECT_EQ(kControlLayoutVersion, 7u);
+  EXPECT_EQ(kControlLayoutSignature, 0x784a87c66e748396ULL)
       << std::hex << "control signature is now 0x" << kControlLayoutSignature
       << ": bump kControlLayoutVersion and pin the new value";
-  EXPECT_EQ(kDataLayoutVersion, 7u);
-  EXPECT_EQ(kDataLayoutSignature, 0xf91f6dfc7af0f76bULL)
+  EXPECT_EQ(kDataLayoutVersion, 8u);
+  EXPECT_EQ(kDataLayoutSignature, 0xbc96ba4b73a21fabULL)
       << std::hex << "data signature is now 0x" << kDataLayoutSignature
       << ": bump kDataLayoutVersion and pin the new value";
 }

@@ -1,0 +1,239 @@
+#include "core/evictor.h"
+
+#include <algorithm>
+#include <set>
+
+#include "core/base/key_hash.h"
+#include "core/partition_alloc.h"
+#include "core/record_access.h"
+
+namespace numagrid::core {
+namespace {
+
+// Candidates kept between draws. Redis keeps 16; more costs a re-read of
+// each at eviction time for little accuracy.
+constexpr std::size_t kPoolSize = 16;
+// Slots looked at from a random position to find one record: an index is
+// at most 7/8 full, so a record is usually within a few slots; an emptier
+// one gives up on this draw instead of walking the whole index.
+constexpr std::uint64_t kProbeSlots = 32;
+// Re-measure the pressure after this many evictions (a measure reads a
+// counter line of every partition).
+constexpr std::uint64_t kMeasureEvery = 16;
+// Draws of a writer that looks for entries of one block size.
+constexpr std::uint64_t kWriterDraws = 64;
+
+// Products of a limit and a percentage or a partition count overflow 64 bits
+// only for absurd limits; 128 bits make that impossible.
+__extension__ using Wide = unsigned __int128;
+
+}  // namespace
+
+std::uint64_t EvictionRank(std::uint32_t policy, const RecordView& r,
+                           std::uint64_t now_ms, std::uint64_t max_idle_ms,
+                           std::uint64_t random) noexcept {
+  // relaxed: the access word is a hint (RecordHeader).
+  const std::uint64_t word = r.access().load(std::memory_order_relaxed);
+  if (r.ExpiredAt(now_ms) || IdleExpired(word, now_ms, max_idle_ms)) return 0;
+  const std::uint64_t last = AccessMs(word);
+  switch (policy) {
+    case kEvictLfu:
+      return (static_cast<std::uint64_t>(DecayedLfu(word, now_ms)) << 48) |
+             last;
+    case kEvictRandom:
+      return random | 1;  // never 0, which means expired
+    case kEvictTtlFirst:
+      if (r.has_expiry()) return r.expire_at_ms();
+      return (1ULL << 62) | last;
+    case kEvictLru:
+    default:
+      return last + 1;
+  }
+}
+
+bool MemoryPressure::Above(std::uint32_t pct) const noexcept {
+  // In 128-bit arithmetic: limits can be large.
+  const auto over = [pct](std::uint64_t used, std::uint64_t limit) {
+    return limit != 0 &&
+           static_cast<Wide>(used) * 100 > static_cast<Wide>(limit) * pct;
+  };
+  return over(used_bytes, limit_bytes) || over(entries, entry_limit);
+}
+
+Evictor::Evictor(GridHandle& grid, std::vector<std::uint32_t> partitions,
+                 std::uint64_t seed)
+    : grid_(grid), partitions_(std::move(partitions)), random_(seed) {}
+
+std::uint64_t Evictor::Next() noexcept {
+  // splitmix64: fast, and good enough to pick slots and break ties.
+  std::uint64_t z = (random_ += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+MemoryPressure Evictor::Measure() const {
+  MemoryPressure m;
+  std::set<std::uint32_t> nodes;
+  for (std::uint32_t p : partitions_) {
+    PartitionRef& part = grid_.partition(p);
+    const PartitionCounters& c = part.state().counters;
+    // relaxed: counters for a decision that tolerates one change of skew.
+    m.used_bytes += c.live_bytes.load(std::memory_order_relaxed) +
+                    c.retired_bytes.load(std::memory_order_relaxed);
+    m.entries += c.live_entries.load(std::memory_order_relaxed);
+    if (nodes.insert(grid_.node_of(p)).second) {
+      m.limit_bytes += part.node().arena_bytes;
+    }
+  }
+  const EvictionConfig config = LoadEvictionConfig(grid_.eviction());
+  m.entry_limit = static_cast<std::uint64_t>(
+      static_cast<Wide>(config.max_entries) * partitions_.size() /
+      std::max<std::uint32_t>(1, grid_.partition_count()));
+  return m;
+}
+
+void Evictor::Sample(std::int64_t partition, const EvictionConfig& config,
+                     std::uint64_t now_ms, std::uint64_t draws,
+                     std::uint64_t block_bytes) {
+  GridHandle::EpochGuard pin(grid_);  // the records stay while we read them
+  if (partition < 0 && partitions_.size() == 1) partition = partitions_[0];
+  // An index no larger than the sample is looked at whole: the choice is
+  // then exact, which small grids (and the policies' tests) rely on.
+  const bool whole =
+      partition >= 0 &&
+      grid_.partition(static_cast<std::uint32_t>(partition)).index_slots() <=
+          config.samples;
+  if (whole) {
+    draws =
+        grid_.partition(static_cast<std::uint32_t>(partition)).index_slots();
+  } else if (draws == 0) {
+    draws = config.samples;
+  }
+  for (std::uint64_t i = 0; i < draws; ++i) {
+    const std::uint32_t p =
+        partition >= 0 ? static_cast<std::uint32_t>(partition)
+                       : partitions_[Next() % std::max<std::size_t>(
+                                                  1, partitions_.size())];
+    PartitionRef& part = grid_.partition(p);
+    std::uint64_t slot = whole ? i : Next() % part.index_slots();
+    RecordView r(nullptr);
+    if (!part.RecordAtOrAfter(&slot, whole ? 1 : kProbeSlots, &r)) continue;
+    if (block_bytes != 0 && BlockBytes(part.node(), r.bytes()) != block_bytes) {
+      continue;
+    }
+    Candidate c;
+    c.rank = EvictionRank(config.policy, r, now_ms, config.max_idle_ms, Next());
+    if (pool_.size() >= kPoolSize && c.rank >= pool_.back().rank) continue;
+    c.partition = p;
+    c.version = r.version();
+    // The same record drawn twice would take two pool places.
+    const bool known =
+        std::any_of(pool_.begin(), pool_.end(), [&](const Candidate& o) {
+          return o.partition == p && o.version == c.version;
+        });
+    if (known) continue;
+    c.key.assign(r.key());
+    pool_.insert(std::upper_bound(pool_.begin(), pool_.end(), c,
+                                  [](const Candidate& a, const Candidate& b) {
+                                    return a.rank < b.rank;
+                                  }),
+                 std::move(c));
+    if (pool_.size() > kPoolSize) pool_.pop_back();
+  }
+}
+
+bool Evictor::EvictBest(const EvictionConfig& config, const WriteLimits& limits,
+                        std::uint64_t now_ms) {
+  while (!pool_.empty()) {
+    Candidate c = std::move(pool_.front());
+    pool_.erase(pool_.begin());
+    const std::uint64_t hash = base::KeyHash(c.key);
+    PartitionRef& part = grid_.partition(c.partition);
+    {
+      // Re-read: a key read or rewritten since it was drawn may no longer
+      // be the best choice (or no longer exist).
+      GridHandle::EpochGuard pin(grid_);
+      auto r = part.Find(c.key, hash, 1);  // 1: expired entries count too
+      if (!r.ok() || r->version() != c.version) continue;
+      const std::uint64_t rank =
+          EvictionRank(config.policy, *r, now_ms, config.max_idle_ms, c.rank);
+      if (rank > c.rank && !pool_.empty() && rank > pool_.front().rank) {
+        c.rank = rank;  // back in line, where it now belongs
+        pool_.insert(
+            std::upper_bound(pool_.begin(), pool_.end(), c,
+                             [](const Candidate& a, const Candidate& b) {
+                               return a.rank < b.rank;
+                             }),
+            c);
+        if (pool_.size() > kPoolSize) pool_.pop_back();
+        continue;
+      }
+    }
+    WriteRequest rq;
+    rq.kind = WriteKind::kEvict;
+    rq.key = c.key;
+    rq.hash = hash;
+    rq.expected_version = c.version;
+    if (part.Write(rq, limits, now_ms).ok()) return true;
+    // Rewritten or removed meanwhile, or the partition is busy: next one.
+  }
+  return false;
+}
+
+std::uint64_t Evictor::Run(std::uint64_t max_victims, const WriteLimits& limits,
+                           bool* still_above) {
+  if (still_above != nullptr) *still_above = false;
+  const EvictionConfig config = LoadEvictionConfig(grid_.eviction());
+  if (config.policy == kEvictNone || partitions_.empty()) {
+    evicting_ = false;
+    pool_.clear();
+    return 0;
+  }
+  MemoryPressure m = Measure();
+  if (!evicting_ && !m.Above(config.high_watermark_pct)) return 0;
+  evicting_ = true;
+  const std::uint64_t now = NowMs();
+  std::uint64_t evicted = 0;
+  std::uint64_t failures = 0;
+  while (evicted < max_victims) {
+    if (!m.Above(config.low_watermark_pct)) {
+      evicting_ = false;
+      return evicted;
+    }
+    Sample(-1, config, now);
+    if (EvictBest(config, limits, now)) {
+      ++evicted;
+      if (evicted % kMeasureEvery == 0) m = Measure();
+    } else if (++failures > max_victims) {
+      break;  // nothing evictable right now (busy or empty partitions)
+    }
+  }
+  if (still_above != nullptr) *still_above = true;
+  return evicted;
+}
+
+std::uint64_t Evictor::EvictFrom(std::uint32_t p, std::uint64_t n,
+                                 const WriteLimits& limits,
+                                 std::uint64_t block_bytes) {
+  const EvictionConfig config = LoadEvictionConfig(grid_.eviction());
+  if (config.policy == kEvictNone) return 0;
+  const std::uint64_t now = NowMs();
+  // Its own pool: candidates of other partitions would not help this one.
+  std::vector<Candidate> saved = std::move(pool_);
+  pool_.clear();
+  std::uint64_t evicted = 0;
+  for (std::uint64_t tries = 0; evicted < n && tries < 2 * n; ++tries) {
+    if (block_bytes != 0) {
+      // Entries of the needed size first: a wider draw, since only a
+      // share of the records qualifies; any entry if none did.
+      Sample(p, config, now, kWriterDraws, block_bytes);
+    }
+    if (pool_.empty()) Sample(p, config, now);
+    if (EvictBest(config, limits, now)) ++evicted;
+  }
+  pool_ = std::move(saved);
+  return evicted;
+}
+
+}  // namespace numagrid::core

@@ -1,0 +1,104 @@
+// Eviction: choosing entries to give up when a node's memory or entry count
+// passes its high watermark, and removing them (docs/eviction.md).
+//
+// Choice is sampled, as Redis does it: each victim is the best of a few
+// index slots drawn at random (EvictionSettings::samples) and of a small
+// pool of the best candidates left over from earlier draws, each re-read
+// before it goes, so that a key read since it was sampled is spared. An
+// eviction is an ordinary change (WriteKind::kEvict): under the partition's
+// lock, undo-logged, in the change ring and the journal, so a process
+// killed at any instruction leaves what any killed writer leaves, and a
+// recovered grid does not bring the entry back.
+//
+// Who evicts: each node's journal worker, in the background, from the high
+// watermark down to the low one (Run); and a writer that still finds no
+// room, a bounded amount of its own partition (EvictFrom). A memory-only
+// grid has no workers: there, only writers evict.
+//
+// Thread safety: an Evictor is one thread's (its pool and random state);
+// the grid it works on is shared as PartitionRef::Write allows.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/eviction_config.h"
+#include "core/grid_handle.h"
+
+namespace numagrid::core {
+
+// Where a policy puts a candidate: the lowest rank goes first. Expired or
+// idle-expired entries rank 0 under every policy (they are invisible
+// already). lru: the last access; lfu: the decayed access count, then the
+// last access; random: `random`; ttl-first: the expiry time, and entries
+// without a TTL after every entry with one, least recently used first.
+std::uint64_t EvictionRank(std::uint32_t policy, const RecordView& record,
+                           std::uint64_t now_ms, std::uint64_t max_idle_ms,
+                           std::uint64_t random) noexcept;
+
+// How full a set of partitions is, against the limits the watermarks are
+// percentages of.
+struct MemoryPressure {
+  std::uint64_t used_bytes = 0;   // blocks of live and replaced records
+  std::uint64_t limit_bytes = 0;  // the arenas' bytes (`create --memory`)
+  std::uint64_t entries = 0;      // live entries
+  std::uint64_t entry_limit = 0;  // the share of EvictionSettings::max_entries
+
+  // True if bytes or entries are above `pct` percent of their limit.
+  bool Above(std::uint32_t pct) const noexcept;
+};
+
+class Evictor {
+ public:
+  // Works on `partitions` of `grid` (a node's, for a worker).
+  Evictor(GridHandle& grid, std::vector<std::uint32_t> partitions,
+          std::uint64_t seed);
+
+  MemoryPressure Measure() const;
+
+  // Background eviction: once the partitions pass the high watermark,
+  // evicts until they are below the low one, at most `max_victims` per
+  // call (it goes on at the next call). `limits` as for a write; a worker
+  // passes zero waits so that it never blocks behind a writer. Returns how
+  // many entries it evicted; *still_above: the low watermark is not yet
+  // reached.
+  std::uint64_t Run(std::uint64_t max_victims, const WriteLimits& limits,
+                    bool* still_above = nullptr);
+
+  // Writer-side eviction: up to `n` entries of partition `p` (whatever the
+  // watermarks say: the writer found no room). `block_bytes`, if not 0: the
+  // block the writer needs; entries in blocks of that size are preferred,
+  // because a freed block serves only its own size class. Returns how many.
+  std::uint64_t EvictFrom(std::uint32_t p, std::uint64_t n,
+                          const WriteLimits& limits,
+                          std::uint64_t block_bytes = 0);
+
+ private:
+  struct Candidate {
+    std::uint64_t rank = 0;
+    std::uint32_t partition = 0;
+    std::uint64_t version = 0;
+    std::string key;
+  };
+
+  // Adds `draws` draws (0: the configured samples) from `partition` (or
+  // from random partitions of this evictor's, if partition < 0) to the
+  // pool; with `block_bytes`, only records in blocks of that size.
+  void Sample(std::int64_t partition, const EvictionConfig& config,
+              std::uint64_t now_ms, std::uint64_t draws = 0,
+              std::uint64_t block_bytes = 0);
+  // Evicts the best candidate of the pool that is still what it was when
+  // sampled. False if none was.
+  bool EvictBest(const EvictionConfig& config, const WriteLimits& limits,
+                 std::uint64_t now_ms);
+  std::uint64_t Next() noexcept;
+
+  GridHandle& grid_;
+  std::vector<std::uint32_t> partitions_;
+  std::vector<Candidate> pool_;  // the best first, at most kPoolSize
+  std::uint64_t random_;
+  bool evicting_ = false;  // between the high and the low watermark
+};
+
+}  // namespace numagrid::core
