@@ -16,5 +16,6 @@ std::vector<CommandSpec> WatchdogCommands();  // start, stop, events
 std::vector<CommandSpec>
 JournalCommands();                         // worker, recover, snapshot, status
 std::vector<CommandSpec> StatsCommands();  // stats
+std::vector<CommandSpec> TopCommands();    // top
 
 }  // namespace numagrid::cli
