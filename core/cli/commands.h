@@ -17,5 +17,6 @@ std::vector<CommandSpec>
 JournalCommands();                          // worker, recover, snapshot, status
 std::vector<CommandSpec> StatsCommands();   // stats
 std::vector<CommandSpec> ConfigCommands();  // config
+std::vector<CommandSpec> TopCommands();     // top
 
 }  // namespace numagrid::cli

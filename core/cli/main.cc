@@ -21,6 +21,7 @@ std::vector<CommandSpec> AllCommands() {
   for (auto& c : numagrid::cli::JournalCommands()) all.push_back(std::move(c));
   for (auto& c : numagrid::cli::StatsCommands()) all.push_back(std::move(c));
   for (auto& c : numagrid::cli::ConfigCommands()) all.push_back(std::move(c));
+  for (auto& c : numagrid::cli::TopCommands()) all.push_back(std::move(c));
   for (auto& c : numagrid::cli::TopologyCommands()) all.push_back(std::move(c));
   return all;
 }

@@ -1,0 +1,230 @@
+// Tests for the frame of `numagrid top` (core/top_frame.h), from synthetic
+// readings: rates as exact counter deltas over the elapsed time, hit rates,
+// the busiest partitions cut to the terminal's height, the width limit,
+// workers and the last failover-type events.
+#include "core/top_frame.h"
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace numagrid::core {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct PartitionCounts {
+  std::uint32_t node = 0;
+  std::uint64_t puts = 0;
+  std::uint64_t removes = 0;
+  std::uint64_t entries = 0;
+};
+
+// A memory-only grid of `nodes` nodes with `parts` as its partitions and
+// `hits`/`misses` as its process totals, read at 1'000'000 ms.
+TopReading Reading(std::uint32_t nodes,
+                   const std::vector<PartitionCounts>& parts,
+                   std::uint64_t hits = 0, std::uint64_t misses = 0) {
+  TopReading r;
+  r.stats.name = "g1";
+  r.stats.totals.hits = hits;
+  r.stats.totals.misses = misses;
+  for (std::uint32_t n = 0; n < nodes; ++n) {
+    NodeStatsRow row;
+    row.node = n;
+    r.stats.nodes.push_back(row);
+    NodeStatus s;
+    s.node = n;
+    r.status.nodes.push_back(s);
+  }
+  for (std::uint32_t p = 0; p < parts.size(); ++p) {
+    PartitionStatsRow row;
+    row.partition = p;
+    row.node = parts[p].node;
+    row.puts = parts[p].puts;
+    row.removes = parts[p].removes;
+    row.entries = parts[p].entries;
+    r.stats.partitions.push_back(row);
+    r.stats.nodes[row.node].entries += row.entries;
+  }
+  r.status.durability = "none";
+  r.unix_ms = 1'000'000;
+  return r;
+}
+
+std::vector<std::string> Lines(const std::string& frame) {
+  std::vector<std::string> lines;
+  std::istringstream in(frame);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  return lines;
+}
+
+// The line that starts with `prefix`, or "".
+std::string LineStarting(const std::string& frame, const std::string& prefix) {
+  for (const std::string& l : Lines(frame)) {
+    if (l.rfind(prefix, 0) == 0) return l;
+  }
+  return "";
+}
+
+TEST(TopFrame, RatesAreCounterDeltasDividedByTheElapsedTime) {
+  const TopReading before = Reading(2, {{0, 10, 0}, {1, 0, 0}}, 100, 0);
+  const TopReading after =
+      Reading(2, {{0, 10, 0}, {1, 1000, 250}}, 100 + 300, 100);
+  const TopView v = ComputeTopView(before, after, 0.5);
+  ASSERT_TRUE(v.has_rates);
+  EXPECT_EQ(v.puts_per_s, 2000.0);
+  EXPECT_EQ(v.removes_per_s, 500.0);
+  EXPECT_EQ(v.gets_per_s, 800.0);  // 300 hits + 100 misses in 0.5 s
+  EXPECT_EQ(v.hit_rate, 0.75);
+  EXPECT_EQ(v.total_hit_rate, 0.8);  // 400 of 500 since create
+  ASSERT_EQ(v.nodes.size(), 2u);
+  EXPECT_EQ(v.nodes[0].puts_per_s, 0.0);
+  EXPECT_EQ(v.nodes[1].puts_per_s, 2000.0);
+  EXPECT_EQ(v.nodes[1].removes_per_s, 500.0);
+
+  const std::string frame = RenderTopFrame(before, after, 0.5, {}, 1);
+  EXPECT_EQ(frame.substr(0, frame.find('\n')),
+            "numagrid top: g1 | every 1s | memory only");
+  EXPECT_THAT(frame, HasSubstr("gets 800/s  hit rate 75.0% (since create "
+                               "80.0%)  puts 2000/s  removes 500/s"));
+  EXPECT_THAT(LineStarting(frame, "1 "),
+              ::testing::MatchesRegex("1 +0 +0 +0 +2000 +500 .*"));
+}
+
+TEST(TopFrame, TheFirstFrameHasNoRates) {
+  const TopReading r = Reading(1, {{0, 5, 1}}, 3, 1);
+  const TopView v = ComputeTopView(r, r, 0);
+  EXPECT_FALSE(v.has_rates);
+  EXPECT_EQ(v.hit_rate, -1);
+  EXPECT_EQ(v.total_hit_rate, 0.75);
+  EXPECT_THAT(RenderTopFrame(r, r, 0, {}, 1),
+              HasSubstr("gets -/s  hit rate - (since create 75.0%)  puts -/s  "
+                        "removes -/s"));
+}
+
+TEST(TopFrame, ACounterThatWentBackIsNoRate) {
+  EXPECT_EQ(PerSecond(10, 5, 1), 0.0);
+  EXPECT_EQ(PerSecond(10, 10, 1), 0.0);
+  EXPECT_EQ(PerSecond(0, 10, 0), 0.0);
+  EXPECT_EQ(PerSecond(0, 3, 2), 1.5);
+}
+
+TEST(TopFrame, ShowsTheBusiestPartitionsThatFitTheTerminalHeight) {
+  const TopReading before = Reading(2, {{0}, {1}, {0}, {1}, {0}, {1}});
+  const TopReading after =
+      Reading(2, {{0, 10}, {1, 0, 0}, {0, 0, 40}, {1, 30}, {0, 10}, {1, 0, 5}});
+  // Everything fits: the busiest first, equal rates in partition order.
+  const std::string tall = RenderTopFrame(before, after, 1, {60, 80}, 1);
+  std::vector<std::uint32_t> order;
+  bool in_table = false;
+  for (const std::string& l : Lines(tall)) {
+    if (l.rfind("part ", 0) == 0) {
+      in_table = true;
+    } else if (in_table) {
+      order.push_back(static_cast<std::uint32_t>(std::stoul(l)));
+    }
+  }
+  EXPECT_EQ(order, (std::vector<std::uint32_t>{2, 3, 0, 4, 5, 1}));
+  EXPECT_THAT(tall, HasSubstr("busiest first by put/s + del/s: 6 of 6"));
+
+  // Two rows of room below the partition header: the two busiest.
+  const std::size_t fixed = Lines(tall).size() - 6;
+  const TerminalSize small{static_cast<std::uint32_t>(fixed + 2), 80};
+  const std::string cut = RenderTopFrame(before, after, 1, small, 1);
+  const std::vector<std::string> lines = Lines(cut);
+  ASSERT_EQ(lines.size(), small.rows) << cut;
+  EXPECT_EQ(lines[lines.size() - 2].substr(0, 2), "2 ");
+  EXPECT_EQ(lines[lines.size() - 1].substr(0, 2), "3 ");
+  EXPECT_THAT(cut, HasSubstr("busiest first by put/s + del/s: 2 of 6"));
+
+  // A terminal too short for any partition cuts the frame at its height.
+  const std::string tiny = RenderTopFrame(before, after, 1, {3, 80}, 1);
+  EXPECT_EQ(Lines(tiny).size(), 3u);
+}
+
+TEST(TopFrame, NoLineIsWiderThanTheTerminal) {
+  TopReading r = Reading(2, {{0, 1234567, 0, 98765432}, {1}});
+  r.stats.name = "a-rather-long-grid-name-for-a-narrow-terminal";
+  r.stats.nodes[0].used_bytes = 1536;
+  for (std::uint32_t cols : {20u, 40u, 80u}) {
+    const std::string frame = RenderTopFrame(r, r, 1, {24, cols}, 1);
+    for (const std::string& l : Lines(frame)) {
+      EXPECT_LE(l.size(), cols) << l;
+    }
+  }
+  // Large numbers are shortened so that the columns hold them.
+  const std::string frame = RenderTopFrame(r, r, 1, {24, 80}, 1);
+  EXPECT_THAT(LineStarting(frame, "0 "),
+              ::testing::MatchesRegex("0 +98.8M +1.5K +0 .*"));
+}
+
+TEST(TopFrame, ShowsWorkersOfAJournaledGrid) {
+  TopReading r = Reading(2, {{0}, {1}});
+  r.stats.journaled = true;
+  r.status.durability = "async";
+  r.status.watchdog_pid = 4242;
+  r.stats.nodes[1].lag_records = 17;
+  r.stats.nodes[1].lag_bytes = 2048;
+  r.stats.nodes[1].lag_last_ms = 12;
+  r.stats.nodes[1].generation = 7;
+  r.stats.nodes[1].restarts = 3;
+  r.status.nodes[0].worker_state = "dead";
+  r.status.nodes[1].worker_state = "running";
+  r.status.nodes[1].worker_alive = true;
+  r.status.nodes[1].generation = 7;
+  r.status.nodes[1].worker_generation = 7;
+  std::string frame = RenderTopFrame(r, r, 1, {}, 0.5);
+  EXPECT_THAT(frame, HasSubstr("numagrid top: g1 | every 0.5s | journal async, "
+                               "watchdog pid 4242\n"));
+  EXPECT_THAT(LineStarting(frame, "0 "), HasSubstr(" dead "));
+  EXPECT_THAT(LineStarting(frame, "1 "),
+              ::testing::MatchesRegex(".* 17 +2.0K +12 run +7 +3"));
+  // A worker that holds an older generation than the node's is fenced.
+  r.status.nodes[1].generation = 8;
+  frame = RenderTopFrame(r, r, 1, {}, 1);
+  EXPECT_THAT(LineStarting(frame, "1 "), HasSubstr(" fenced "));
+}
+
+TEST(TopFrame, ShowsTheLastFailoverEventOfTheGridAndOfEachNode) {
+  TopReading r = Reading(2, {{0}, {1}});
+  auto event = [](EventKind kind, std::int32_t node, std::uint64_t t_ms) {
+    GridEvent e;
+    e.kind = kind;
+    e.node = node;
+    e.time_unix_ms = t_ms;
+    return e;
+  };
+  r.events.push_back(event(EventKind::kWorkerRestarted, 0, 900'000));
+  r.events.push_back(event(EventKind::kWorkerRestarted, 1, 950'000));
+  r.events.back().pid = 77;
+  r.events.back().generation = 5;
+  r.events.back().cause = "exit 1\033[2J";
+  r.events.push_back(event(EventKind::kWorkerStarted, 1, 990'000));
+  r.events.push_back(event(EventKind::kWatchdogStopped, -1, 995'000));
+  EXPECT_TRUE(IsFailoverEvent(EventKind::kWorkerSteppedDown));
+  EXPECT_TRUE(IsFailoverEvent(EventKind::kRecovery));
+  EXPECT_FALSE(IsFailoverEvent(EventKind::kWorkerStarted));
+  EXPECT_FALSE(IsFailoverEvent(static_cast<EventKind>(999)));
+
+  const std::string frame = RenderTopFrame(r, r, 1, {24, 200}, 1);
+  // Control bytes from the shared ring never reach the terminal.
+  EXPECT_THAT(frame, HasSubstr("last failover: worker_restarted node 1 pid 77 "
+                               "generation 5, 50s ago: exit 1?[2J"));
+  EXPECT_THAT(frame, Not(HasSubstr("\033")));
+  EXPECT_THAT(LineStarting(frame, "0 "),
+              HasSubstr("worker_restarted 100s ago"));
+  EXPECT_THAT(LineStarting(frame, "1 "), HasSubstr("worker_restarted 50s ago"));
+
+  r.events.clear();
+  EXPECT_THAT(RenderTopFrame(r, r, 1, {}, 1),
+              HasSubstr("last failover: none in the event ring"));
+}
+
+}  // namespace
+}  // namespace numagrid::core
