@@ -201,6 +201,7 @@ bool IsFailoverEvent(EventKind kind) {
     case EventKind::kWatchdogStopped:
     case EventKind::kWorkerStarted:
     case EventKind::kWorkerStoppedByWatchdog:
+    case EventKind::kConfigChanged:
       return false;
   }
   return false;  // a kind from a newer writer
