@@ -101,10 +101,16 @@ struct Grid::Impl {
         break;
       }
       if (h->journaled()) {
-        // acquire: the evictions are below it.
+        // acquire: the evictions are below it. Bounded like a wait for
+        // ring space (a write's other bounded wait), not by the longer
+        // sync wait: without a running worker, nothing will free them.
         const std::uint64_t upto =
             part.state().next_seq.load(std::memory_order_acquire);
-        if (!h->WaitDurable(p, upto).ok()) break;
+        if (!h->WaitDurable(p, upto,
+                            shm::MonotonicNowNs() + h->limits().ring_wait_ns)
+                 .ok()) {
+          break;
+        }
       }
       r = part.Write(rq, h->limits(), core::NowMs());
       if (r.ok() || r.status().code() != StatusCode::kResourceExhausted ||

@@ -11,10 +11,13 @@
 # the check found the grid consistent and in agreement with its journal and
 # every kill was accounted for. The grid must exist with a journal; its
 # watchdog is started if it does not run, and left running.
+# --start-args ARGS adds ARGS to every `numagrid start` (for example
+# "--metrics-listen 127.0.0.1:9464", to watch /metrics through the chaos).
 #   scripts/grid-chaos.sh NAME [--seconds S] [--interval SECONDS] [--seed N]
+#                         [--start-args ARGS]
 set -euo pipefail
 if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; [[ $# -ge 1 ]] && exit 0 || exit 2
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; [[ $# -ge 1 ]] && exit 0 || exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 ng=${NUMAGRID:-numagrid}
@@ -23,12 +26,13 @@ bench=${NUMAGRID_BENCH:-numagrid-bench}
 command -v "$bench" >/dev/null ||
   bench="$here/../build/release/bench/numagrid_bench/numagrid-bench"
 name=$1; shift
-seconds=20 interval=0.5 seed=$RANDOM
+seconds=20 interval=0.5 seed=$RANDOM start_args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --interval) interval=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
+    --start-args) read -r -a start_args <<<"$2"; shift 2 ;;
     *) echo "grid-chaos.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,11 +49,26 @@ watchdog_pid() {
 
 jdir=$("$ng" info "$name" --json | sed -n 's/.*"journal_dir": "\(.*\)".*/\1/p')
 [[ -n "$jdir" ]] || { echo "grid-chaos.sh: grid '$name' has no journal" >&2; exit 2; }
-"$ng" start "$name" --heartbeat-timeout 1s --quiet 2>/dev/null || true
+"$ng" start "$name" --heartbeat-timeout 1s --quiet "${start_args[@]}" 2>/dev/null || true
 
-"$bench" --grid "$name" --target numagrid --workload A --procs 2 \
-  --seconds "$seconds" --warmup 0 --records 20000 >/dev/null 2>&1 &
-load=$!
+# Small baselines: the load's latencies are not reported, and the default
+# ones (a 256 MiB pointer chase, a disk test) would delay the writes.
+start_load() {
+  "$bench" --grid "$name" --target numagrid --workload A --procs 2 \
+    --seconds "$1" --warmup 0 --records 20000 --chase-mib 8 \
+    --no-disk-baseline >/dev/null 2>&1 &
+  load=$!
+}
+start_load "$seconds"
+# The chaos begins once the load writes (after its setup and baselines),
+# so that every action meets writers; at most a minute later.
+grid_puts() { "$ng" stats "$name" --json | sed -n 's/.*"puts": \([0-9]*\).*/\1/p' | head -n 1; }
+puts0=$(grid_puts)
+for _ in $(seq 1 600); do
+  [[ "$(grid_puts)" != "$puts0" ]] && break
+  kill -0 "$load" 2>/dev/null || break
+  sleep 0.1
+done
 declare -A did=()
 killed_workers=() killed_watchdogs=()
 stopped=()
@@ -57,6 +76,11 @@ resume_at=0
 end=$((SECONDS + seconds))
 while ((SECONDS < end)); do
   sleep "$interval"
+  # A killed writer ends its load run: start another for the time left.
+  if ! kill -0 "$load" 2>/dev/null && ((end - SECONDS > 1)); then
+    did[load_restart]=$((${did[load_restart]:-0} + 1))
+    start_load $((end - SECONDS))
+  fi
   if ((SECONDS >= resume_at)); then
     for p in "${stopped[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
     stopped=()
@@ -82,7 +106,7 @@ while ((SECONDS < end)); do
        if [[ -n "$w" ]] && kill -KILL "$w" 2>/dev/null; then
          did[watchdog_kill]=$((${did[watchdog_kill]:-0} + 1)); killed_watchdogs+=("$w"); say "SIGKILL watchdog $w, start a new one"
          sleep 0.1
-         "$ng" start "$name" --heartbeat-timeout 1s --quiet || say "start failed: $?"
+         "$ng" start "$name" --heartbeat-timeout 1s --quiet "${start_args[@]}" || say "start failed: $?"
        fi ;;
     3) writers=$(pgrep -P "$load" || true)
        w=$(echo "$writers" | shuf -n 1 --random-source=<(yes "$seed") 2>/dev/null || true)
@@ -94,7 +118,7 @@ done
 for p in "${stopped[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
 wait "$load" 2>/dev/null || true
 # Let the watchdog replace what died and repair the dead writers' slots.
-"$ng" start "$name" --heartbeat-timeout 1s --quiet 2>/dev/null || true
+"$ng" start "$name" --heartbeat-timeout 1s --quiet "${start_args[@]}" 2>/dev/null || true
 for _ in $(seq 1 100); do
   "$ng" status "$name" --json | grep -q '"worker_state": "running"' && break
   sleep 0.1
