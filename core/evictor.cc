@@ -60,6 +60,11 @@ bool MemoryPressure::Above(std::uint32_t pct) const noexcept {
   return over(used_bytes, limit_bytes) || over(entries, entry_limit);
 }
 
+bool MemoryPressure::EntriesAbove(std::uint32_t pct) const noexcept {
+  return entry_limit != 0 && static_cast<Wide>(entries) * 100 >
+                                 static_cast<Wide>(entry_limit) * pct;
+}
+
 Evictor::Evictor(GridHandle& grid, std::vector<std::uint32_t> partitions,
                  std::uint64_t seed)
     : grid_(grid), partitions_(std::move(partitions)), random_(seed) {}
@@ -95,7 +100,7 @@ MemoryPressure Evictor::Measure() const {
 
 void Evictor::Sample(std::int64_t partition, const EvictionConfig& config,
                      std::uint64_t now_ms, std::uint64_t draws,
-                     std::uint64_t block_bytes) {
+                     VictimNeed need) {
   GridHandle::EpochGuard pin(grid_);  // the records stay while we read them
   if (partition < 0 && partitions_.size() == 1) partition = partitions_[0];
   // An index no larger than the sample is looked at whole: the choice is
@@ -118,8 +123,17 @@ void Evictor::Sample(std::int64_t partition, const EvictionConfig& config,
     PartitionRef& part = grid_.partition(p);
     std::uint64_t slot = whole ? i : Next() % part.index_slots();
     RecordView r(nullptr);
-    if (!part.RecordAtOrAfter(&slot, whole ? 1 : kProbeSlots, &r)) continue;
-    if (block_bytes != 0 && BlockBytes(part.node(), r.bytes()) != block_bytes) {
+    if (need.frees_slot) {
+      // The record that ends a run of occupied slots: drawing a random
+      // record would rarely give one, since runs are long in a full index.
+      if (!part.RecordBeforeEmpty(&slot, whole ? 1 : 4 * kProbeSlots, &r)) {
+        continue;
+      }
+    } else if (!part.RecordAtOrAfter(&slot, whole ? 1 : kProbeSlots, &r)) {
+      continue;
+    }
+    if (need.block_bytes != 0 &&
+        BlockBytes(part.node(), r.bytes()) != need.block_bytes) {
       continue;
     }
     Candidate c;
@@ -201,7 +215,13 @@ std::uint64_t Evictor::Run(std::uint64_t max_victims, const WriteLimits& limits,
       evicting_ = false;
       return evicted;
     }
-    Sample(-1, config, now);
+    if (m.EntriesAbove(config.low_watermark_pct)) {
+      // Entry pressure: only victims whose removal frees an index slot
+      // lower the index's fill (VictimNeed).
+      pool_.clear();
+      Sample(-1, config, now, 0, VictimNeed{0, true});
+    }
+    if (pool_.empty()) Sample(-1, config, now);
     if (EvictBest(config, limits, now)) {
       ++evicted;
       if (evicted % kMeasureEvery == 0) m = Measure();
@@ -214,8 +234,7 @@ std::uint64_t Evictor::Run(std::uint64_t max_victims, const WriteLimits& limits,
 }
 
 std::uint64_t Evictor::EvictFrom(std::uint32_t p, std::uint64_t n,
-                                 const WriteLimits& limits,
-                                 std::uint64_t block_bytes) {
+                                 const WriteLimits& limits, VictimNeed need) {
   const EvictionConfig config = LoadEvictionConfig(grid_.eviction());
   if (config.policy == kEvictNone) return 0;
   const std::uint64_t now = NowMs();
@@ -223,11 +242,14 @@ std::uint64_t Evictor::EvictFrom(std::uint32_t p, std::uint64_t n,
   std::vector<Candidate> saved = std::move(pool_);
   pool_.clear();
   std::uint64_t evicted = 0;
+  const bool needy = need.block_bytes != 0 || need.frees_slot;
   for (std::uint64_t tries = 0; evicted < n && tries < 2 * n; ++tries) {
-    if (block_bytes != 0) {
-      // Entries of the needed size first: a wider draw, since only a
-      // share of the records qualifies; any entry if none did.
-      Sample(p, config, now, kWriterDraws, block_bytes);
+    if (needy) {
+      // Entries that meet the need, from a wider draw, since only a share
+      // of the records qualifies; any entry if none did. A fresh pool each
+      // time: a leftover that does not meet the need would win on rank.
+      pool_.clear();
+      Sample(p, config, now, kWriterDraws, need);
     }
     if (pool_.empty()) Sample(p, config, now);
     if (EvictBest(config, limits, now)) ++evicted;

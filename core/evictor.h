@@ -47,6 +47,20 @@ struct MemoryPressure {
 
   // True if bytes or entries are above `pct` percent of their limit.
   bool Above(std::uint32_t pct) const noexcept;
+  // True if the entries are (whatever the bytes are).
+  bool EntriesAbove(std::uint32_t pct) const noexcept;
+};
+
+// What a victim must have to help (docs/eviction.md, "the slack"):
+//   block_bytes: a block of this size (0: any), because a freed block
+//     serves only its own size class;
+//   frees_slot: an empty index slot right after it, because removing an
+//     entry leaves a deleted slot that still counts against the index's
+//     fill limit, unless the slot after it is empty: then the removal
+//     turns it (and the deleted slots before it) back into empty ones.
+struct VictimNeed {
+  std::uint64_t block_bytes = 0;
+  bool frees_slot = false;
 };
 
 class Evictor {
@@ -67,12 +81,10 @@ class Evictor {
                     bool* still_above = nullptr);
 
   // Writer-side eviction: up to `n` entries of partition `p` (whatever the
-  // watermarks say: the writer found no room). `block_bytes`, if not 0: the
-  // block the writer needs; entries in blocks of that size are preferred,
-  // because a freed block serves only its own size class. Returns how many.
+  // watermarks say: the writer found no room), preferring entries that meet
+  // `need` (any entry if none is found). Returns how many.
   std::uint64_t EvictFrom(std::uint32_t p, std::uint64_t n,
-                          const WriteLimits& limits,
-                          std::uint64_t block_bytes = 0);
+                          const WriteLimits& limits, VictimNeed need = {});
 
  private:
   struct Candidate {
@@ -84,10 +96,10 @@ class Evictor {
 
   // Adds `draws` draws (0: the configured samples) from `partition` (or
   // from random partitions of this evictor's, if partition < 0) to the
-  // pool; with `block_bytes`, only records in blocks of that size.
+  // pool, only records that meet `need`.
   void Sample(std::int64_t partition, const EvictionConfig& config,
               std::uint64_t now_ms, std::uint64_t draws = 0,
-              std::uint64_t block_bytes = 0);
+              VictimNeed need = {});
   // Evicts the best candidate of the pool that is still what it was when
   // sampled. False if none was.
   bool EvictBest(const EvictionConfig& config, const WriteLimits& limits,

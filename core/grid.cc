@@ -87,16 +87,18 @@ struct Grid::Impl {
     core::PartitionRef& part = h->partition(p);
     for (int round = 0; round < kWriterEvictRounds; ++round) {
       // Out of memory: blocks of the size this record needs help; a full
-      // index: any entry does.
-      std::uint64_t block = 0;
+      // index: entries whose removal leaves an empty slot.
+      core::VictimNeed need;
       if (part.last_exhaustion() == core::Exhaustion::kMemory) {
         const std::uint64_t value_len =
             rq.kind == core::WriteKind::kIncrement ? 8 : rq.value.size();
-        block = core::BlockBytes(
+        need.block_bytes = core::BlockBytes(
             part.node(),
             core::RecordBytes(rq.key.size(), value_len, rq.expire_at_ms != 0));
+      } else {
+        need.frees_slot = true;
       }
-      if (WriterEvictor().EvictFrom(p, kWriterEvictBatch, h->limits(), block) ==
+      if (WriterEvictor().EvictFrom(p, kWriterEvictBatch, h->limits(), need) ==
           0) {
         break;
       }

@@ -137,6 +137,26 @@ std::uint64_t PartitionRef::ScanExpired(
   return i;
 }
 
+bool PartitionRef::RecordBeforeEmpty(std::uint64_t* slot,
+                                     std::uint64_t max_slots,
+                                     RecordView* record) const noexcept {
+  const std::atomic<std::uint64_t>* s = slots();
+  const std::uint64_t mask = p_->index_mask;
+  std::uint64_t i = *slot & mask;
+  for (std::uint64_t n = 0; n < max_slots && n <= mask;
+       ++n, i = (i + 1) & mask) {
+    // relaxed: only a hint of where a run ends; the record itself is
+    // loaded with acquire below.
+    if (s[i].load(std::memory_order_relaxed) != kSlotEmpty) continue;
+    const std::uint64_t before = (i - 1) & mask;
+    std::uint64_t found = before;
+    if (!RecordAtOrAfter(&found, 1, record)) return false;
+    *slot = found;
+    return true;
+  }
+  return false;
+}
+
 bool PartitionRef::RecordAtOrAfter(std::uint64_t* slot, std::uint64_t max_slots,
                                    RecordView* record) const noexcept {
   const std::atomic<std::uint64_t>* s = slots();

@@ -176,6 +176,13 @@ class PartitionRef {
   // REQUIRES: an epoch pinned while the view is used.
   bool RecordAtOrAfter(std::uint64_t* slot, std::uint64_t max_slots,
                        RecordView* record) const noexcept;
+  // Lock-free: the record in the slot just before the first empty slot
+  // at or after `*slot`, within `max_slots` slots; false if there is none
+  // (or that slot holds no record). Its removal frees a slot (see
+  // ClearDeletedRun). For choosing victims under index pressure; `*slot`
+  // is set to the record's slot. REQUIRES: as RecordAtOrAfter.
+  bool RecordBeforeEmpty(std::uint64_t* slot, std::uint64_t max_slots,
+                         RecordView* record) const noexcept;
   std::uint64_t index_slots() const noexcept { return p_->index_mask + 1; }
 
   void Scan(const std::function<bool(const RecordView&)>& visit,

@@ -116,6 +116,40 @@ TEST_F(MemoryOnlyEviction, WritersEvictToMakeRoomAndTheGridStaysWhole) {
   ExpectConsistent(name_);
 }
 
+TEST_F(MemoryOnlyEviction, AFullIndexKeepsTakingNewKeysByEvicting) {
+  name_ = UniqueName("evi");
+  guard_.emplace(name_);
+  CreateOptions o;
+  o.partitions = 4;
+  o.memory_bytes = 4ULL << 20;
+  o.max_value_bytes = 4096;
+  o.max_entries = 2000;  // the index, not the memory, is the limit
+  o.bind = false;
+  o.eviction.policy = kEvictLru;
+  ASSERT_TRUE(CreateGrid(name_, o, SystemTopology()).ok());
+  auto h = GridHandle::Attach(name_);
+  ASSERT_TRUE(h.ok());
+  auto g = Grid::Attach(name_);
+  ASSERT_TRUE(g.ok());
+  // Distinct keys only: every write needs a slot, and every eviction
+  // leaves a deleted slot behind unless its run can be cleared.
+  constexpr int kWrites = 40'000;
+  for (int i = 0; i < kWrites; ++i) {
+    const std::uint64_t before = Evictions(**h);
+    auto r = g->Put("key" + std::to_string(i), "v");
+    ASSERT_TRUE(r.ok()) << "put " << i << ": " << r.status().ToString()
+                        << " evicted in this put " << Evictions(**h) - before
+                        << " (deleted slots: "
+                        << (*h)->partition(
+                                   g->PartitionOfKey("key" + std::to_string(i)))
+                               .state()
+                               .counters.deleted_slots.load()
+                        << ", evictions " << Evictions(**h) << ")";
+  }
+  EXPECT_GT(Evictions(**h), 0u);
+  ExpectConsistent(name_);
+}
+
 // A journaled grid with a worker: it evicts in the background between the
 // watermarks; evictions are journaled removes.
 class WorkerEviction : public ::numagrid::testing::JournaledGridTest {};
