@@ -244,15 +244,17 @@ std::uint64_t Evictor::EvictFrom(std::uint32_t p, std::uint64_t n,
   std::uint64_t evicted = 0;
   const bool needy = need.block_bytes != 0 || need.frees_slot;
   for (std::uint64_t tries = 0; evicted < n && tries < 2 * n; ++tries) {
-    if (needy) {
-      // Entries that meet the need, from a wider draw, since only a share
-      // of the records qualifies; any entry if none did. A fresh pool each
-      // time: a leftover that does not meet the need would win on rank.
-      pool_.clear();
-      Sample(p, config, now, kWriterDraws, need);
-    }
-    if (pool_.empty()) Sample(p, config, now);
+    // The configured sample per victim, of entries that meet the need;
+    // the pool carries the best leftovers to the next victim. A wider
+    // draw when none qualified (only a share of the records may), and any
+    // entry as the last resort, after which the pool is dropped: such a
+    // leftover would win on rank over entries that meet the need.
+    Sample(p, config, now, 0, need);
+    if (pool_.empty() && needy) Sample(p, config, now, kWriterDraws, need);
+    const bool any = pool_.empty();
+    if (any) Sample(p, config, now);
     if (EvictBest(config, limits, now)) ++evicted;
+    if (any) pool_.clear();
   }
   pool_ = std::move(saved);
   return evicted;
