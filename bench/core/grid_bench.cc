@@ -222,6 +222,9 @@ constexpr std::size_t kStatsBlock = 512;
 std::once_flag stats_once;
 std::string stats_on_name;
 std::string stats_off_name;
+// The same as the stats-on grid, but with the lru policy: its readers keep
+// the records' access words (docs/eviction.md).
+std::string lru_name;
 
 std::uint64_t NowNs() {
   timespec ts;
@@ -238,14 +241,16 @@ void CreateStatsGrids() {
     const std::string pid = std::to_string(::getpid());
     stats_on_name = "bstatson" + pid;
     stats_off_name = "bstatsoff" + pid;
-    for (bool on : {true, false}) {
+    lru_name = "blru" + pid;
+    for (const std::string* n : {&stats_on_name, &stats_off_name, &lru_name}) {
       core::CreateOptions options;
       options.partitions = 64;
       options.memory_bytes =
           std::max<std::uint64_t>(64ULL << 20, g_key_count * 320);
       options.max_entries = g_key_count * 2;
-      options.stats = on;
-      const std::string& name = on ? stats_on_name : stats_off_name;
+      options.stats = n != &stats_off_name;
+      if (n == &lru_name) options.eviction.policy = core::kEvictLru;
+      const std::string& name = *n;
       auto created = core::CreateGrid(name, options, *topology);
       if (!created.ok()) Die("CreateGrid", created.status());
       auto grid = Grid::Attach(name);
@@ -259,18 +264,19 @@ void CreateStatsGrids() {
 }
 
 void DestroyStatsGrids() {
-  for (const std::string* n : {&stats_on_name, &stats_off_name}) {
+  for (const std::string* n : {&stats_on_name, &stats_off_name, &lru_name}) {
     if (!n->empty()) (void)core::DestroyGrid(*n);
   }
 }
 
-// Runs `op(grid, i)` for a block on each grid per iteration; reports
-// on_ns, off_ns (per operation) and on_off_ratio.
+// Runs `op(grid, i)` for a block on each of two grids per iteration, in
+// turns; reports on_ns, off_ns (per operation) and on_off_ratio.
 template <typename Op>
-void StatsOnOff(benchmark::State& state, Op op) {
+void OnOff(benchmark::State& state, const std::string& on_name,
+           const std::string& off_name, Op op) {
   CreateStatsGrids();
-  auto on = Grid::Attach(stats_on_name);
-  auto off = Grid::Attach(stats_off_name);
+  auto on = Grid::Attach(on_name);
+  auto off = Grid::Attach(off_name);
   if (!on.ok() || !off.ok()) {
     state.SkipWithError("Attach failed");
     return;
@@ -306,6 +312,12 @@ void StatsOnOff(benchmark::State& state, Op op) {
   state.SetItemsProcessed(state.iterations() * kStatsBlock * 2);
 }
 
+// Counters on (the stats-on grid) against off.
+template <typename Op>
+void StatsOnOff(benchmark::State& state, Op op) {
+  OnOff(state, stats_on_name, stats_off_name, op);
+}
+
 // get of a present key with counters on vs off (on_off_ratio).
 void BM_StatsGetHit(benchmark::State& state) {
   const Data& d = GetData();
@@ -324,6 +336,18 @@ void BM_StatsPutUpdate(benchmark::State& state) {
     const std::string& v = (i & 1) ? d.value : d.value2;
     auto r = g.Put(d.keys[d.index[i & (kIndexCount - 1)]], v);
     if (!r.ok()) std::abort();
+  });
+}
+
+// get of a present key with the lru policy (the reader keeps the record's
+// access word) against none, counters on in both (on_off_ratio).
+void BM_LruGetHit(benchmark::State& state) {
+  const Data& d = GetData();
+  char buf[kValueBytes * 2];
+  OnOff(state, lru_name, stats_on_name, [&](Grid& g, std::size_t i) {
+    auto r = g.GetInto(d.keys[d.index[i & (kIndexCount - 1)]], buf, sizeof buf);
+    if (!r.ok()) std::abort();
+    benchmark::DoNotOptimize(buf);
   });
 }
 
@@ -477,6 +501,7 @@ BENCHMARK(BM_TbbInsertRemove);
 BENCHMARK(BM_NumagridIncrement);
 BENCHMARK(BM_StatsGetHit)->Threads(1)->Threads(2);
 BENCHMARK(BM_StatsPutUpdate)->Threads(1)->Threads(2);
+BENCHMARK(BM_LruGetHit)->Threads(1)->Threads(2);
 BENCHMARK(BM_TbbIncrement);
 
 }  // namespace
