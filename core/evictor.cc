@@ -157,8 +157,9 @@ void Evictor::Sample(std::int64_t partition, const EvictionConfig& config,
   }
 }
 
-bool Evictor::EvictBest(const EvictionConfig& config, const WriteLimits& limits,
-                        std::uint64_t now_ms) {
+Evictor::Outcome Evictor::EvictBest(const EvictionConfig& config,
+                                    const WriteLimits& limits,
+                                    std::uint64_t now_ms) {
   while (!pool_.empty()) {
     Candidate c = std::move(pool_.front());
     pool_.erase(pool_.begin());
@@ -189,10 +190,18 @@ bool Evictor::EvictBest(const EvictionConfig& config, const WriteLimits& limits,
     rq.key = c.key;
     rq.hash = hash;
     rq.expected_version = c.version;
-    if (part.Write(rq, limits, now_ms).ok()) return true;
-    // Rewritten or removed meanwhile, or the partition is busy: next one.
+    auto w = part.Write(rq, limits, now_ms);
+    if (w.ok()) return Outcome::kEvicted;
+    if (w.status().code() == StatusCode::kResourceExhausted) {
+      // The lock or the ring is busy: the best candidate stays best. The
+      // caller stops for now rather than evict worse ones elsewhere (a
+      // worker's ring fills with its own evictions until it journals).
+      pool_.insert(pool_.begin(), std::move(c));
+      return Outcome::kBusy;
+    }
+    // Rewritten or removed meanwhile: the next one.
   }
-  return false;
+  return Outcome::kNoCandidate;
 }
 
 std::uint64_t Evictor::Run(std::uint64_t max_victims, const WriteLimits& limits,
@@ -217,16 +226,20 @@ std::uint64_t Evictor::Run(std::uint64_t max_victims, const WriteLimits& limits,
     }
     if (m.EntriesAbove(config.low_watermark_pct)) {
       // Entry pressure: only victims whose removal frees an index slot
-      // lower the index's fill (VictimNeed).
+      // lower the index's fill (VictimNeed); any if none was found.
       pool_.clear();
       Sample(-1, config, now, 0, VictimNeed{0, true});
+      if (pool_.empty()) Sample(-1, config, now);
+    } else {
+      // A fresh sample per victim; the pool keeps the best leftovers.
+      Sample(-1, config, now);
     }
-    if (pool_.empty()) Sample(-1, config, now);
-    if (EvictBest(config, limits, now)) {
+    const Outcome o = EvictBest(config, limits, now);
+    if (o == Outcome::kEvicted) {
       ++evicted;
       if (evicted % kMeasureEvery == 0) m = Measure();
-    } else if (++failures > max_victims) {
-      break;  // nothing evictable right now (busy or empty partitions)
+    } else if (o == Outcome::kBusy || ++failures > max_victims) {
+      break;  // busy, or nothing evictable right now: the next round
     }
   }
   if (still_above != nullptr) *still_above = true;
@@ -253,8 +266,10 @@ std::uint64_t Evictor::EvictFrom(std::uint32_t p, std::uint64_t n,
     if (pool_.empty() && needy) Sample(p, config, now, kWriterDraws, need);
     const bool any = pool_.empty();
     if (any) Sample(p, config, now);
-    if (EvictBest(config, limits, now)) ++evicted;
+    const Outcome o = EvictBest(config, limits, now);
+    if (o == Outcome::kEvicted) ++evicted;
     if (any) pool_.clear();
+    if (o == Outcome::kBusy) break;  // the writer's own bounds ran out
   }
   pool_ = std::move(saved);
   return evicted;

@@ -100,10 +100,12 @@ class Evictor {
   void Sample(std::int64_t partition, const EvictionConfig& config,
               std::uint64_t now_ms, std::uint64_t draws = 0,
               VictimNeed need = {});
+  enum class Outcome { kEvicted, kNoCandidate, kBusy };
   // Evicts the best candidate of the pool that is still what it was when
-  // sampled. False if none was.
-  bool EvictBest(const EvictionConfig& config, const WriteLimits& limits,
-                 std::uint64_t now_ms);
+  // sampled. kBusy: its partition's lock or change ring was not available
+  // within `limits` (the candidate stays in the pool, for the next try).
+  Outcome EvictBest(const EvictionConfig& config, const WriteLimits& limits,
+                    std::uint64_t now_ms);
   std::uint64_t Next() noexcept;
 
   GridHandle& grid_;
