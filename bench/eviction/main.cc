@@ -75,9 +75,7 @@ Grid:
                       to a MiB, at least 2 MiB)
   --partitions P      1..1024 (default 4)
   --samples N         eviction samples per victim, 1..64 (default 16, as
-                      create's --eviction-samples; a writer that finds no
-                      memory draws 64 per victim whatever this says, so in
-                      a memory-only grid it changes little)
+                      create's --eviction-samples)
   --worker            journal the grid (async, in a new directory under
                       --disk-dir) and run its journal worker as a thread of
                       this process, which also evicts in the background
