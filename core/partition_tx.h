@@ -38,7 +38,12 @@ class PartitionTx {
     NUMAGRID_DCHECK(p_->intent.state == kIntentIdle);
     p_->intent.undo_len = 0;
     p_->intent.slot_index = kNoSlot;
-    p_->intent.new_slot = 0;
+    // A value no index slot ever holds (a record offset is below 2^48 and
+    // 16-byte aligned). Not 0, which is kSlotEmpty: a writer killed between
+    // PrepareCommit's two stores, putting a new key into an empty slot,
+    // would leave slot_index naming a slot that holds exactly new_slot, and
+    // the repair would roll forward a change nobody can see.
+    p_->intent.new_slot = kNoSlot;
     p_->intent.change_bytes_after = 0;
     p_->intent.seq = p_->next_seq.load(std::memory_order_relaxed);
     // release: the fields above are in memory before the intent counts as

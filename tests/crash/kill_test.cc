@@ -35,6 +35,7 @@
 #include "core/grid_handle.h"
 #include "core/grid_names.h"
 #include "core/partition_layout.h"
+#include "core/partition_tx.h"
 #include "gtest/gtest.h"
 #include "numa/topology.h"
 #include "numagrid/grid.h"
@@ -1361,6 +1362,78 @@ TEST(KilledReaders,
   EXPECT_EQ(v, last);
   ExpectNoActiveIntent(**inspect, "at the end");
   ExpectQuietAndClean(name, "at the end");
+}
+
+// ==================================== a writer killed inside its commit
+
+// PartitionTx::PrepareCommit (core/partition_tx.h) stores intent.slot_index,
+// then intent.new_slot, as two plain stores. When PartitionTx::Restart left
+// new_slot at 0 (kSlotEmpty), a writer of a new key that took an empty
+// index slot and was killed between those two stores left an active intent
+// whose slot_index named a slot holding 0 == new_slot, so
+// PartitionRef::RepairIntent (core/partition_repair.cc) took the change as
+// published and rolled it forward: next_seq moved past a ring entry whose
+// record was in no index slot, and the undo log of the counters and the
+// allocator was dropped (one record leaked, live_entries and live_bytes
+// one record high; a journal worker would journal a put no reader saw).
+// Restart now sets new_slot to kNoSlot, which no slot holds.
+//
+// This test puts a partition in that state by hand (what Write has done of
+// a put of a new key when it dies there: a logged counter change, and
+// slot_index naming an empty slot), dies holding the lock, and expects the
+// repair to undo it. It pins the current store order: were new_slot stored
+// first, this state would be unreachable (drop the test then).
+TEST(KilledWriters, WriterKilledInsideItsCommitPointIsUndone) {
+  core::CreateOptions o;
+  o.partitions = 1;
+  o.memory_bytes = 4ULL << 20;
+  o.bind = false;
+  const std::string name = MakeGrid(o);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto grid = Grid::Attach(name);
+  ASSERT_TRUE(grid.ok()) << grid.status().ToString();
+  for (int i = 0; i < 10; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    ASSERT_TRUE(grid->Put(key, MakeValue(key, 1, false)).ok());
+  }
+  auto inspect = core::GridHandle::Attach(name);
+  ASSERT_TRUE(inspect.ok()) << inspect.status().ToString();
+  const core::PartitionState& st = (*inspect)->partition(0).state();
+  const std::uint64_t live = st.counters.live_entries.load();
+  const std::uint64_t next = st.next_seq.load();
+
+  const pid_t pid = ForkChild([&name] {
+    auto h = core::GridHandle::Attach(name);
+    if (!h.ok()) return 2;
+    core::PartitionRef& part = (*h)->partition(0);
+    auto* p = const_cast<core::PartitionState*>(&part.state());
+    std::byte* base = const_cast<std::byte*>(
+        reinterpret_cast<const std::byte*>(&part.node()) -
+        offsetof(core::DataBlock, node));
+    if (p->lock.TryLock() != shm::LockResult::kAcquired) return 3;
+    auto* slots =
+        reinterpret_cast<std::atomic<std::uint64_t>*>(base + p->index_off);
+    std::uint64_t empty = 0;
+    while (slots[empty].load() != core::kSlotEmpty) ++empty;
+    core::PartitionTx tx(base, p);
+    if (!tx.Set(p->counters.live_entries,
+                p->counters.live_entries.load() + 1)) {
+      return 4;
+    }
+    // PrepareCommit's first store; its second (new_slot) and the commit
+    // store never happen.
+    p->intent.slot_index = empty;
+    raise(SIGKILL);
+    return 5;
+  });
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(WaitChild(pid), kKilled);
+  const core::GridCheckReport rep = CheckRepairClean(name, "after the kill");
+  EXPECT_EQ(rep.partitions_repaired, 1U);
+  EXPECT_EQ(st.counters.live_entries.load(), live) << "not undone";
+  EXPECT_EQ(st.next_seq.load(), next) << "rolled forward";
+  ExpectQuietAndClean(name, "after the repair");
+  EXPECT_TRUE(core::DestroyGrid(name).ok());
 }
 
 }  // namespace
