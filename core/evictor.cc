@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/base/key_hash.h"
+#include "core/base/split_mix.h"
 #include "core/partition_alloc.h"
 #include "core/record_access.h"
 
@@ -69,13 +70,7 @@ Evictor::Evictor(GridHandle& grid, std::vector<std::uint32_t> partitions,
                  std::uint64_t seed)
     : grid_(grid), partitions_(std::move(partitions)), random_(seed) {}
 
-std::uint64_t Evictor::Next() noexcept {
-  // splitmix64: fast, and good enough to pick slots and break ties.
-  std::uint64_t z = (random_ += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+std::uint64_t Evictor::Next() noexcept { return base::SplitMix64(&random_); }
 
 MemoryPressure Evictor::Measure() const {
   MemoryPressure m;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/base/key_hash.h"
+#include "core/base/split_mix.h"
 #include "core/eviction_config.h"
 #include "core/evictor.h"
 #include "core/grid_handle.h"
@@ -34,12 +35,7 @@ struct Grid::Impl {
   std::unique_ptr<core::Evictor> evictor;  // made on the first need
   std::uint64_t random = 0;                // for the LFU counter
 
-  std::uint64_t NextRandom() noexcept {
-    std::uint64_t z = (random += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
+  std::uint64_t NextRandom() noexcept { return base::SplitMix64(&random); }
 
   // A read of `r` at now: false if the entry is idle past the grid's
   // max-idle (then it is a miss); else records the access in the record's
