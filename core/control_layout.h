@@ -34,7 +34,7 @@
 namespace numagrid::core {
 
 // Bump on any change to a struct in this file (a test pins the signature).
-inline constexpr std::uint32_t kControlLayoutVersion = 7;
+inline constexpr std::uint32_t kControlLayoutVersion = 8;
 
 inline constexpr std::uint32_t kMaxPartitions = 65536;
 inline constexpr std::uint32_t kMaxNodes = 1024;
@@ -57,7 +57,9 @@ struct GridConfig {
   std::uint32_t flags;  // kConfig*
   std::uint32_t mode;   // file mode of every segment
   std::uint32_t gid;    // group of every segment
-  std::uint32_t reserved_u32;
+  // Read-counter buckets per process slot (core/stats_layout.h): the
+  // partition count (hits per partition) or the node count (per node).
+  std::uint32_t read_buckets;
   std::uint64_t nodes_off;         // NodeEntry[node_count], from segment start
   std::uint64_t partitions_off;    // PartitionEntry[partition_count]
   char topology_source[128];       // what hwloc described at create
@@ -72,7 +74,8 @@ struct GridConfig {
   std::uint32_t ring_wait_ms;     // ... and this long for change-ring space
   std::uint64_t journal_off;      // JournalBlock (core/journal_layout.h)
   std::uint64_t stats_off;        // NodeStats[node_count], then
-                                  // ProcessStats[process_capacity]
+                                  // ProcessStats[process_capacity], then
+                                  // a ReadCounters row per slot
                                   // (core/stats_layout.h), 64-byte aligned
   std::uint64_t stats_bytes;
   // EvictionSettings (core/eviction_layout.h), 64-byte aligned: unlike
@@ -145,6 +148,9 @@ inline constexpr std::uint64_t kControlLayoutSignature =
         .Add(offsetof(GridConfig, stats_off))
         .Add(sizeof(NodeStats))
         .Add(sizeof(ProcessStats))
+        .Add(offsetof(ProcessStats, reads_at_claim))
+        .Add(sizeof(ReadCounters))
+        .Add(offsetof(GridConfig, read_buckets))
         .Add(offsetof(NodeStats, lag_ms))
         .Add(offsetof(NodeStats, lag_last_ms))
         .Add(kHistogramBuckets)

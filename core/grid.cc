@@ -235,9 +235,10 @@ Status Grid::Visit(
   NUMAGRID_RETURN_IF_ERROR(impl_->h->CheckKey(key));
   const std::uint64_t hash = base::KeyHash(key);
   core::GridHandle::EpochGuard pin(*impl_->h);
-  auto r = impl_->PartitionFor(hash).Find(key, hash, 0);
+  core::PartitionRef& part = impl_->PartitionFor(hash);
+  auto r = part.Find(key, hash, 0);
   if (r.ok() && !impl_->Touch(*r)) r = NotFound("key not found");
-  if (core::ProcessCounters* c = impl_->h->counters(); c != nullptr) {
+  if (core::ReadCounters* c = part.read_counters(); c != nullptr) {
     // This process's own line: a plain load and store (BumpOwned).
     core::BumpOwned(r.ok() ? c->hits : c->misses);
   }

@@ -280,8 +280,10 @@ Result<CreateReport> CreateGrid(std::string_view name,
   const std::uint64_t journal_off = RoundUp(procs_off + procs_bytes, 64);
   const std::uint64_t stats_off =
       RoundUp(journal_off + JournalBlockBytes(node_count), 64);
+  const std::uint32_t read_buckets = ReadCounterBuckets(
+      options.partitions, node_count, options.process_capacity);
   const std::uint64_t stats_bytes =
-      StatsBytes(node_count, options.process_capacity);
+      StatsBytes(node_count, options.process_capacity, read_buckets);
   const std::uint64_t eviction_off = RoundUp(stats_off + stats_bytes, 64);
   const std::uint64_t ctl_bytes =
       RoundUp(eviction_off + sizeof(EvictionSettings), kPage);
@@ -308,6 +310,7 @@ Result<CreateReport> CreateGrid(std::string_view name,
     // The stats area starts zeroed, as the segment does.
     c.stats_off = stats_off;
     c.stats_bytes = stats_bytes;
+    c.read_buckets = read_buckets;
     c.eviction_off = eviction_off;
     StoreEvictionConfig(*reinterpret_cast<EvictionSettings*>(
                             static_cast<std::byte*>(base) + eviction_off),

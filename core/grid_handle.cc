@@ -33,7 +33,10 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
       c.journal_off % 64 != 0 ||
       c.journal_off + JournalBlockBytes(c.node_count) > h->control_.size() ||
       c.stats_off % 64 != 0 ||
-      c.stats_bytes != StatsBytes(c.node_count, c.process_capacity) ||
+      c.read_buckets != ReadCounterBuckets(c.partition_count, c.node_count,
+                                           c.process_capacity) ||
+      c.stats_bytes !=
+          StatsBytes(c.node_count, c.process_capacity, c.read_buckets) ||
       c.stats_off + c.stats_bytes > h->control_.size() ||
       c.eviction_off % 64 != 0 ||
       c.eviction_off + sizeof(EvictionSettings) > h->control_.size()) {
@@ -49,6 +52,8 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
   h->eviction_ = h->control_.At<EvictionSettings>(c.eviction_off);
   h->process_stats_ = h->control_.At<ProcessStats>(
       c.stats_off + sizeof(NodeStats) * c.node_count);
+  h->read_counters_ = h->control_.At<std::byte>(
+      c.stats_off + ReadCountersOffset(c.node_count, c.process_capacity));
   // acquire: pairs with the release store that ends a recovery; the rebuilt
   // partitions are complete before it.
   if (!allow_recovering && h->journal_->recovery_state.load(
@@ -133,16 +138,28 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
                    const std::atomic<std::uint64_t>& from) {
       to.store(from.load(std::memory_order_relaxed), std::memory_order_relaxed);
     };
-    copy(ps.at_claim.hits, ps.total.hits);
-    copy(ps.at_claim.misses, ps.total.misses);
     copy(ps.at_claim.puts, ps.total.puts);
     copy(ps.at_claim.removes, ps.total.removes);
     copy(ps.at_claim.cas_failures, ps.total.cas_failures);
     copy(ps.at_claim.write_errors, ps.total.write_errors);
     copy(ps.at_claim.backpressure_waits, ps.total.backpressure_waits);
     copy(ps.at_claim.backpressure_wait_ns, ps.total.backpressure_wait_ns);
+    ReadCounters* row = h->read_row(*slot);
+    std::uint64_t hits = 0;
+    std::uint64_t misses = 0;
+    for (std::uint32_t b = 0; b < c.read_buckets; ++b) {
+      hits += row[b].hits.load(std::memory_order_relaxed);
+      misses += row[b].misses.load(std::memory_order_relaxed);
+    }
+    ps.reads_at_claim.hits.store(hits, std::memory_order_relaxed);
+    ps.reads_at_claim.misses.store(misses, std::memory_order_relaxed);
     h->counters_ = &ps.total;
-    for (PartitionRef& p : h->partitions_) p.set_process_counters(h->counters_);
+    const bool per_partition = c.read_buckets == c.partition_count;
+    for (std::uint32_t p = 0; p < c.partition_count; ++p) {
+      PartitionRef& part = h->partitions_[p];
+      part.set_process_counters(h->counters_);
+      part.set_read_counters(&row[per_partition ? p : h->node_of(p)]);
+    }
   }
   return h;
 }

@@ -61,6 +61,15 @@ class GridHandle {
   const ProcessStats& process_stats(std::uint32_t slot) const noexcept {
     return process_stats_[slot];
   }
+  // Slot `slot`'s row of GridConfig::read_buckets read counters.
+  ReadCounters* read_row(std::uint32_t slot) noexcept {
+    return reinterpret_cast<ReadCounters*>(
+        read_counters_ + ReadRowBytes(config_->read_buckets) * slot);
+  }
+  // Whether read counters are kept per partition (else per node).
+  bool reads_per_partition() const noexcept {
+    return config_->read_buckets == config_->partition_count;
+  }
   // The eviction and expiry settings (core/eviction_layout.h), which
   // `numagrid config` changes while the grid runs.
   EvictionSettings& eviction() noexcept { return *eviction_; }
@@ -126,6 +135,7 @@ class GridHandle {
   EvictionSettings* eviction_ = nullptr;
   ProcessStats* process_stats_ = nullptr;
   ProcessCounters* counters_ = nullptr;  // null: --no-stats
+  std::byte* read_counters_ = nullptr;   // the first slot's row
   std::vector<std::uint32_t> partition_nodes_;
   shm::LockFile lock_file_;
   std::optional<shm::ProcessTable> procs_;  // set by Attach

@@ -257,6 +257,14 @@ class PartitionRef {
     process_counters_ = counters;
   }
 
+  // This process's read counters for this partition (its bucket in the
+  // slot's row, core/stats_layout.h), which Grid's gets count into. Null:
+  // not kept (--no-stats).
+  void set_read_counters(ReadCounters* counters) noexcept {
+    read_counters_ = counters;
+  }
+  ReadCounters* read_counters() const noexcept { return read_counters_; }
+
  private:
   friend class PartitionWriter;
   Status LockForWrite(const WriteLimits& limits) noexcept;
@@ -291,6 +299,7 @@ class PartitionRef {
   std::uint32_t reclaim_backoff_ = 0;
   std::atomic<std::uint32_t>* journal_wake_ = nullptr;
   ProcessCounters* process_counters_ = nullptr;  // owned by this process
+  ReadCounters* read_counters_ = nullptr;        // owned by this process
   Exhaustion last_exhaustion_ = Exhaustion::kNone;
 };
 

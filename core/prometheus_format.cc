@@ -154,6 +154,30 @@ void PartitionFamilies(Writer& w, const GridStatsReport& r) {
   }
 }
 
+// Hits and misses by every process since create: per partition, or per
+// node for a grid that keeps its read counters per node
+// (GridStatsReport::reads_per_partition).
+void ReadFamilies(Writer& w, const GridStatsReport& r) {
+  const std::pair<const char*, const char*> families[] = {
+      {"numagrid_get_hits_total", "Gets that found their key."},
+      {"numagrid_get_misses_total",
+       "Gets that did not find their key (absent or expired)."},
+  };
+  for (const auto& [name, help] : families) {
+    const bool hits = name == families[0].first;
+    w.Family(name, "counter", help);
+    if (r.reads_per_partition) {
+      for (const auto& p : r.partitions) {
+        w.Sample(PartitionLabels(p), hits ? p.hits : p.misses);
+      }
+    } else {
+      for (const auto& n : r.nodes) {
+        w.Sample(NodeLabels(n.node), hits ? n.hits : n.misses);
+      }
+    }
+  }
+}
+
 void JournalFamilies(Writer& w, const GridStatsReport& r) {
   struct Def {
     const char* name;
@@ -268,12 +292,7 @@ std::string FormatPrometheus(const GridStatsReport& r) {
   w.Family("numagrid_attached_processes", "gauge",
            "Process slots currently claimed (attached handles).");
   w.Sample({}, static_cast<std::uint64_t>(r.processes.size()));
-  w.Family("numagrid_get_hits_total", "counter",
-           "Gets that found their key, by every process since create.");
-  w.Sample({}, r.totals.hits);
-  w.Family("numagrid_get_misses_total", "counter",
-           "Gets that did not find their key (absent or expired).");
-  w.Sample({}, r.totals.misses);
+  ReadFamilies(w, r);
   w.Family("numagrid_write_errors_total", "counter",
            "Writes that failed other than by a version conflict (not found, "
            "already exists, full, timed out).");

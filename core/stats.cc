@@ -21,8 +21,6 @@ std::uint64_t Load(const std::atomic<std::uint64_t>& a) {
 
 OpCounts Read(const ProcessCounters& c) {
   OpCounts o;
-  o.hits = Load(c.hits);
-  o.misses = Load(c.misses);
   o.puts = Load(c.puts);
   o.removes = Load(c.removes);
   o.cas_failures = Load(c.cas_failures);
@@ -46,6 +44,11 @@ OpCounts Minus(const OpCounts& a, const OpCounts& b) {
   o.backpressure_wait_ns = d(a.backpressure_wait_ns, b.backpressure_wait_ns);
   return o;
 }
+
+struct ReadTotals {
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+};
 
 HistogramReading Read(const Log2Histogram& h, double unit_seconds) {
   HistogramReading r;
@@ -96,9 +99,21 @@ GridStatsReport CollectStats(GridHandle& h) {
   r.ring_capacity = c.ring_capacity;
   r.process_capacity = c.process_capacity;
 
+  r.reads_per_partition = h.reads_per_partition();
+  // Gets per bucket (partition or node), summed over the slots.
+  std::vector<ReadTotals> reads(c.read_buckets);
   for (std::uint32_t i = 0; i < c.process_capacity; ++i) {
     const ProcessStats& ps = h.process_stats(i);
-    const OpCounts total = Read(ps.total);
+    OpCounts total = Read(ps.total);
+    const ReadCounters* slot_reads = h.read_row(i);
+    for (std::uint32_t b = 0; b < c.read_buckets; ++b) {
+      const std::uint64_t hits = Load(slot_reads[b].hits);
+      const std::uint64_t misses = Load(slot_reads[b].misses);
+      reads[b].hits += hits;
+      reads[b].misses += misses;
+      total.hits += hits;
+      total.misses += misses;
+    }
     r.totals += total;
     const shm::ProcessSlot& slot = h.procs().slot(i);
     if (slot.state.load(std::memory_order_acquire) != shm::kSlotClaimed) {
@@ -107,7 +122,10 @@ GridStatsReport CollectStats(GridHandle& h) {
     ProcessStatsRow row;
     row.slot = i;
     row.pid = slot.pid.load(std::memory_order_relaxed);
-    row.since_attach = Minus(total, Read(ps.at_claim));
+    OpCounts at_claim = Read(ps.at_claim);
+    at_claim.hits = Load(ps.reads_at_claim.hits);
+    at_claim.misses = Load(ps.reads_at_claim.misses);
+    row.since_attach = Minus(total, at_claim);
     r.processes.push_back(row);
   }
 
@@ -136,6 +154,13 @@ GridStatsReport CollectStats(GridHandle& h) {
         j.worker_state.load(std::memory_order_relaxed) == kWorkerRunning &&
         ProcessRunning(Load(j.worker_pid));
     row.snapshot_age_s = SnapshotAge(dir, n);
+  }
+
+  if (!r.reads_per_partition) {
+    for (std::uint32_t n = 0; n < c.node_count; ++n) {
+      r.nodes[n].hits = reads[n].hits;
+      r.nodes[n].misses = reads[n].misses;
+    }
   }
 
   r.partitions.resize(h.partition_count());
@@ -169,6 +194,12 @@ GridStatsReport CollectStats(GridHandle& h) {
           change_bytes > journaled_bytes ? change_bytes - journaled_bytes : 0;
     }
     NodeStatsRow& nr = r.nodes[row.node];
+    if (r.reads_per_partition) {
+      row.hits = reads[p].hits;
+      row.misses = reads[p].misses;
+      nr.hits += row.hits;
+      nr.misses += row.misses;
+    }
     nr.entries += row.entries;
     nr.evictions += row.evictions;
     nr.used_bytes += row.used_bytes;

@@ -47,7 +47,11 @@ struct PartitionStatsRow {
   std::uint64_t puts = 0;
   std::uint64_t removes = 0;
   std::uint64_t cas_failures = 0;
-  std::uint64_t evictions = 0;   // entries evicted (docs/eviction.md)
+  std::uint64_t evictions = 0;  // entries evicted (docs/eviction.md)
+  // Gets by every process since create; only when the grid keeps read
+  // counters per partition (GridStatsReport::reads_per_partition).
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
   std::uint64_t ring_depth = 0;  // entries not yet reclaimed
   std::uint64_t ring_high_water = 0;
   std::uint64_t lag_records = 0;  // visible, not yet durable
@@ -57,6 +61,8 @@ struct PartitionStatsRow {
 struct NodeStatsRow {
   std::uint32_t node = 0;
   std::uint64_t entries = 0;
+  std::uint64_t hits = 0;  // gets of its partitions, by every process
+  std::uint64_t misses = 0;
   std::uint64_t used_bytes = 0;
   std::uint64_t free_bytes = 0;
   std::uint64_t ring_depth = 0;       // the fullest ring of the node
@@ -93,6 +99,9 @@ struct GridStatsReport {
   bool journaled = false;
   std::uint64_t ring_capacity = 0;
   std::uint32_t process_capacity = 0;
+  // Hits and misses are kept per partition (else only per node: a grid
+  // whose per-partition rows would exceed kMaxReadCounterBytes).
+  bool reads_per_partition = true;
   OpCounts totals;  // over every slot, live or not: never drops
   std::vector<NodeStatsRow> nodes;
   std::vector<PartitionStatsRow> partitions;

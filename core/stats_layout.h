@@ -1,7 +1,9 @@
 // The monitoring counters that live in the control segment, at
 // GridConfig::stats_off: one NodeStats per NUMA node (written by the node's
 // journal worker), then one ProcessStats per process-table slot (written by
-// the slot's owner). docs/control-segment.md is the format spec and
+// the slot's owner), then one row of ReadCounters per process-table slot
+// (written by the slot's owner: its gets, by partition or by node; see
+// ReadCounterBuckets). docs/control-segment.md is the format spec and
 // docs/monitoring.md says what each number means; partition counters are in
 // PartitionCounters (core/partition_layout.h).
 //
@@ -93,10 +95,9 @@ struct alignas(64) NodeStats {
 static_assert(std::is_standard_layout_v<NodeStats>);
 static_assert(sizeof(NodeStats) == 576);
 
-// What one process did, by operation. Every field only grows.
+// What one process did, by operation. Every field only grows. Its gets are
+// counted apart, per partition, in its ReadCounters row.
 struct ProcessCounters {
-  std::atomic<std::uint64_t> hits;     // gets that found the key
-  std::atomic<std::uint64_t> misses;   // gets that did not (absent, expired)
   std::atomic<std::uint64_t> puts;     // successful writes other than removes
   std::atomic<std::uint64_t> removes;  // successful removes
   std::atomic<std::uint64_t> cas_failures;  // version conflicts
@@ -105,42 +106,89 @@ struct ProcessCounters {
   // room (backpressure from the journal), and the time they waited, ns.
   std::atomic<std::uint64_t> backpressure_waits;
   std::atomic<std::uint64_t> backpressure_wait_ns;
+  std::uint64_t reserved[2];
 };
 static_assert(std::is_standard_layout_v<ProcessCounters>);
 static_assert(sizeof(ProcessCounters) == 64);
 
+// The gets of one process in one bucket (a partition, or a node when the
+// grid keeps read counters per node: see ReadCounterBuckets).
+struct ReadCounters {
+  std::atomic<std::uint64_t> hits;    // gets that found the key
+  std::atomic<std::uint64_t> misses;  // gets that did not (absent, expired)
+};
+static_assert(std::is_standard_layout_v<ReadCounters>);
+static_assert(sizeof(ReadCounters) == 16);
+
 // ProcessStats[i] belongs to process-table slot i (shm/process_table.h) and,
 // like the slot, is written only by whoever holds byte i of the lock file.
-// The counters are cumulative per slot, not per owner: a new owner goes on
-// counting where the last one stopped, so nothing is ever folded, zeroed or
-// lost, and grid totals (sums over all slots) never drop when a process
-// dies. `at_claim` holds the counters as they were when the current owner
-// claimed the slot, so `stats` can show what that process did.
+// So is row i of the read counters. The counters are cumulative per slot,
+// not per owner: a new owner goes on counting where the last one stopped,
+// so nothing is ever folded, zeroed or lost, and grid totals (sums over all
+// slots) never drop when a process dies. `at_claim` and `reads_at_claim`
+// hold the counters as they were when the current owner claimed the slot
+// (the reads summed over the row), so `stats` can show what that process
+// did.
 //
 // Crash safety (a process may die at any instruction):
 //   Leaves behind: its counters, complete up to its last operation (each
 //     counter is one aligned store; an operation killed between its effect
-//     and its count is not counted); a half-written `at_claim` if it died
-//     inside Attach.
+//     and its count is not counted); a half-written `at_claim` or
+//     `reads_at_claim` if it died inside Attach.
 //   Detected by: nothing needs to: a dead owner's counts stay in the slot
 //     and in the totals.
-//   Repaired by: nobody; the next owner of the slot rewrites `at_claim`
-//     and continues `total`.
-//   Holds in every reachable state: every field of `total` only grows; only
-//     the holder of the slot's lock-file byte writes the slot.
+//   Repaired by: nobody; the next owner of the slot rewrites the at-claim
+//     values and continues `total` and the read row.
+//   Holds in every reachable state: every field of `total` and of the read
+//     row only grows; only the holder of the slot's lock-file byte writes
+//     the slot's stats.
 struct alignas(64) ProcessStats {
-  ProcessCounters total;     // line 0: written on every operation
-  ProcessCounters at_claim;  // line 1: written once per claim
+  ProcessCounters total;        // line 0: written on every write
+  ProcessCounters at_claim;     // line 1: written once per claim
+  ReadCounters reads_at_claim;  // line 2: written once per claim
+  std::uint64_t reserved[6];
 };
 static_assert(std::is_standard_layout_v<ProcessStats>);
-static_assert(sizeof(ProcessStats) == 128);
+static_assert(sizeof(ProcessStats) == 192);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+// Read counters are kept per (slot, partition) when that costs at most this
+// many bytes, else per (slot, node): hits per partition for the usual grid
+// (64 partitions and 256 slots: 256 KiB), and a bounded control segment for
+// the largest (65536 partitions would need 256 MiB).
+inline constexpr std::uint64_t kMaxReadCounterBytes = 16ULL << 20;
+
+// Bytes of one slot's row of `buckets` read counters: whole cache lines, so
+// that no two processes write one line (DESIGN invariant 1).
+constexpr std::uint64_t ReadRowBytes(std::uint32_t buckets) noexcept {
+  return (sizeof(ReadCounters) * std::uint64_t{buckets} + 63) / 64 * 64;
+}
+
+// How many read-counter buckets each slot has: `partition_count` (a bucket
+// per partition) if those rows fit kMaxReadCounterBytes, else `node_count`
+// (a bucket per node).
+constexpr std::uint32_t ReadCounterBuckets(std::uint32_t partition_count,
+                                           std::uint32_t node_count,
+                                           std::uint32_t process_capacity) {
+  return ReadRowBytes(partition_count) * std::uint64_t{process_capacity} <=
+                 kMaxReadCounterBytes
+             ? partition_count
+             : node_count;
+}
+
+// Offset of the read-counter rows from the start of the stats area.
+constexpr std::uint64_t ReadCountersOffset(
+    std::uint32_t node_count, std::uint32_t process_capacity) noexcept {
+  return sizeof(NodeStats) * std::uint64_t{node_count} +
+         sizeof(ProcessStats) * std::uint64_t{process_capacity};
+}
 
 // Bytes of the stats area of a grid.
 constexpr std::uint64_t StatsBytes(std::uint32_t node_count,
-                                   std::uint32_t process_capacity) noexcept {
-  return sizeof(NodeStats) * std::uint64_t{node_count} +
-         sizeof(ProcessStats) * std::uint64_t{process_capacity};
+                                   std::uint32_t process_capacity,
+                                   std::uint32_t read_buckets) noexcept {
+  return ReadCountersOffset(node_count, process_capacity) +
+         ReadRowBytes(read_buckets) * std::uint64_t{process_capacity};
 }
 
 }  // namespace numagrid::core

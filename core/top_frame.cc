@@ -55,6 +55,26 @@ std::string Percent(double ratio) {
   return buf;
 }
 
+// A hit rate in at most 5 characters: "97.5%", "100%", or "-".
+std::string HitPercent(const TopView& v, double ratio) {
+  if (!v.has_rates || ratio < 0) return "-";
+  if (ratio >= 0.9995) return "100%";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100 * ratio);
+  return buf;
+}
+
+// Hits over hits + misses between two readings; -1 without gets.
+double IntervalHitRate(std::uint64_t hits_before, std::uint64_t misses_before,
+                       std::uint64_t hits_after, std::uint64_t misses_after) {
+  const std::uint64_t hits =
+      hits_after > hits_before ? hits_after - hits_before : 0;
+  const std::uint64_t misses =
+      misses_after > misses_before ? misses_after - misses_before : 0;
+  if (hits + misses == 0) return -1;
+  return static_cast<double>(hits) / static_cast<double>(hits + misses);
+}
+
 std::string Age(std::uint64_t now_ms, std::uint64_t then_ms) {
   const std::uint64_t s = now_ms > then_ms ? (now_ms - then_ms) / 1000 : 0;
   if (s < 120) return std::to_string(s) + "s ago";
@@ -133,15 +153,33 @@ std::string GridLine(const TopView& v, const TopReading& r) {
   } else if (v.total_hit_rate >= 0) {
     hits += " (since create " + Percent(v.total_hit_rate) + ")";
   }
-  return Line("gets %s/s  hit rate %s  puts %s/s  removes %s/s",
-              Rate(v, v.gets_per_s).c_str(), hits.c_str(),
-              Rate(v, v.puts_per_s).c_str(), Rate(v, v.removes_per_s).c_str());
+  return Line("gets %s/s  hit rate %s", Rate(v, v.gets_per_s).c_str(),
+              hits.c_str());
 }
 
+std::string WritesLine(const TopView& v) {
+  return Line("writes  puts %s/s  removes %s/s  evictions %s/s",
+              Rate(v, v.puts_per_s).c_str(), Rate(v, v.removes_per_s).c_str(),
+              Rate(v, v.evictions_per_s).c_str());
+}
+
+// The node's operations and memory.
 std::string NodeRow(const TopView& v, const TopNodeView& nv,
                     const TopReading& r) {
   const NodeStatsRow& n = r.stats.nodes[nv.node];
-  const bool j = r.stats.journaled;
+  return Line(
+      "%-4u %7s %5s %5s %5s %5s %5s %5s %5s %5s", n.node,
+      Compact(static_cast<double>(n.entries)).c_str(),
+      CompactBytes(n.used_bytes).c_str(), CompactBytes(n.free_bytes).c_str(),
+      Rate(v, nv.gets_per_s).c_str(), HitPercent(v, nv.hit_rate).c_str(),
+      Rate(v, nv.puts_per_s).c_str(), Rate(v, nv.removes_per_s).c_str(),
+      Rate(v, nv.evictions_per_s).c_str(),
+      Compact(static_cast<double>(n.ring_depth)).c_str());
+}
+
+// The node's journal and worker (journaled grids only).
+std::string NodeJournalRow(const TopNodeView& nv, const TopReading& r) {
+  const NodeStatsRow& n = r.stats.nodes[nv.node];
   const NodeStatus* s =
       nv.node < r.status.nodes.size() ? &r.status.nodes[nv.node] : nullptr;
   const std::string last =
@@ -149,32 +187,31 @@ std::string NodeRow(const TopView& v, const TopNodeView& nv,
           ? std::string(EventKindName(nv.last_failover->kind)) + " " +
                 Age(r.unix_ms, nv.last_failover->time_unix_ms)
           : "";
-  return Line(
-      "%-4u %7s %5s %5s %5s %5s %5s %7s %5s %6s %-6s %4s %3s %s", n.node,
-      Compact(static_cast<double>(n.entries)).c_str(),
-      CompactBytes(n.used_bytes).c_str(), CompactBytes(n.free_bytes).c_str(),
-      Rate(v, nv.puts_per_s).c_str(), Rate(v, nv.removes_per_s).c_str(),
-      Compact(static_cast<double>(n.ring_depth)).c_str(),
-      j ? Compact(static_cast<double>(n.lag_records)).c_str() : "-",
-      j ? CompactBytes(n.lag_bytes).c_str() : "-",
-      j ? Compact(static_cast<double>(n.lag_last_ms)).c_str() : "-",
-      j && s != nullptr ? WorkerState(*s).c_str() : "-",
-      j ? Compact(static_cast<double>(n.generation)).c_str() : "-",
-      j ? Compact(static_cast<double>(n.restarts)).c_str() : "-", last.c_str());
+  return Line("%-4u %7s %5s %6s %-6s %4s %3s %s", n.node,
+              Compact(static_cast<double>(n.lag_records)).c_str(),
+              CompactBytes(n.lag_bytes).c_str(),
+              Compact(static_cast<double>(n.lag_last_ms)).c_str(),
+              s != nullptr ? WorkerState(*s).c_str() : "-",
+              Compact(static_cast<double>(n.generation)).c_str(),
+              Compact(static_cast<double>(n.restarts)).c_str(), last.c_str());
 }
 
 std::string PartitionRow(const TopView& v, const TopPartitionView& pv,
                          const TopReading& r) {
   const PartitionStatsRow& p = r.stats.partitions[pv.partition];
   const bool j = r.stats.journaled;
-  return Line("%-4u %4u %7s %5s %5s %5s %5s %5s %7s %5s", p.partition, p.node,
-              Compact(static_cast<double>(p.entries)).c_str(),
-              CompactBytes(p.used_bytes).c_str(),
-              CompactBytes(p.free_bytes).c_str(),
-              Rate(v, pv.puts_per_s).c_str(), Rate(v, pv.removes_per_s).c_str(),
-              Compact(static_cast<double>(p.ring_depth)).c_str(),
-              j ? Compact(static_cast<double>(p.lag_records)).c_str() : "-",
-              j ? CompactBytes(p.lag_bytes).c_str() : "-");
+  const bool reads = r.stats.reads_per_partition;
+  return Line(
+      "%-4u %4u %7s %5s %5s %5s %5s %5s %5s %5s %5s %7s %5s", p.partition,
+      p.node, Compact(static_cast<double>(p.entries)).c_str(),
+      CompactBytes(p.used_bytes).c_str(), CompactBytes(p.free_bytes).c_str(),
+      reads ? Rate(v, pv.gets_per_s).c_str() : "-",
+      reads ? HitPercent(v, pv.hit_rate).c_str() : "-",
+      Rate(v, pv.puts_per_s).c_str(), Rate(v, pv.removes_per_s).c_str(),
+      Rate(v, pv.evictions_per_s).c_str(),
+      Compact(static_cast<double>(p.ring_depth)).c_str(),
+      j ? Compact(static_cast<double>(p.lag_records)).c_str() : "-",
+      j ? CompactBytes(p.lag_bytes).c_str() : "-");
 }
 
 }  // namespace
@@ -224,9 +261,15 @@ TopView ComputeTopView(const TopReading& before, const TopReading& after,
         static_cast<double>(a.hits) / static_cast<double>(a.hits + a.misses);
   }
 
-  for (const NodeStatsRow& n : after.stats.nodes) {
+  for (std::size_t i = 0; i < after.stats.nodes.size(); ++i) {
+    const NodeStatsRow& n = after.stats.nodes[i];
+    const NodeStatsRow& old =
+        i < before.stats.nodes.size() ? before.stats.nodes[i] : n;
     TopNodeView nv;
     nv.node = n.node;
+    nv.gets_per_s =
+        PerSecond(old.hits + old.misses, n.hits + n.misses, elapsed_s);
+    nv.hit_rate = IntervalHitRate(old.hits, old.misses, n.hits, n.misses);
     nv.last_failover =
         LastFailover(after.events, static_cast<std::int32_t>(n.node));
     v.nodes.push_back(nv);
@@ -241,11 +284,21 @@ TopView ComputeTopView(const TopReading& before, const TopReading& after,
     pv.puts_per_s = PerSecond(old ? old->puts : p.puts, p.puts, elapsed_s);
     pv.removes_per_s =
         PerSecond(old ? old->removes : p.removes, p.removes, elapsed_s);
+    pv.evictions_per_s =
+        PerSecond(old ? old->evictions : p.evictions, p.evictions, elapsed_s);
+    if (after.stats.reads_per_partition) {
+      const PartitionStatsRow& o = old ? *old : p;
+      pv.gets_per_s =
+          PerSecond(o.hits + o.misses, p.hits + p.misses, elapsed_s);
+      pv.hit_rate = IntervalHitRate(o.hits, o.misses, p.hits, p.misses);
+    }
     v.puts_per_s += pv.puts_per_s;
     v.removes_per_s += pv.removes_per_s;
+    v.evictions_per_s += pv.evictions_per_s;
     if (p.node < v.nodes.size()) {
       v.nodes[p.node].puts_per_s += pv.puts_per_s;
       v.nodes[p.node].removes_per_s += pv.removes_per_s;
+      v.nodes[p.node].evictions_per_s += pv.evictions_per_s;
     }
     v.partitions.push_back(pv);
   }
@@ -264,28 +317,39 @@ std::string RenderTopFrame(const TopReading& before, const TopReading& after,
   std::vector<std::string> lines;
   lines.push_back(Title(after, interval_s));
   lines.push_back(GridLine(v, after));
+  lines.push_back(WritesLine(v));
   lines.push_back("last failover: " +
                   (v.last_failover
                        ? DescribeEvent(*v.last_failover, after.unix_ms)
                        : std::string("none in the event ring")));
   lines.emplace_back();
-  lines.push_back(
-      Line("%-4s %7s %5s %5s %5s %5s %5s %7s %5s %6s %-6s %4s %3s %s", "node",
-           "entries", "used", "free", "put/s", "del/s", "ring", "lag_rec",
-           "lag_B", "lag_ms", "worker", "gen", "rst", "last failover"));
+  lines.push_back(Line("%-4s %7s %5s %5s %5s %5s %5s %5s %5s %5s", "node",
+                       "entries", "used", "free", "get/s", "hit%", "put/s",
+                       "del/s", "evi/s", "ring"));
   for (const TopNodeView& nv : v.nodes) {
     lines.push_back(NodeRow(v, nv, after));
   }
   lines.emplace_back();
+  if (after.stats.journaled) {
+    lines.push_back(Line("%-4s %7s %5s %6s %-6s %4s %3s %s", "node", "lag_rec",
+                         "lag_B", "lag_ms", "worker", "gen", "rst",
+                         "last failover"));
+    for (const TopNodeView& nv : v.nodes) {
+      lines.push_back(NodeJournalRow(nv, after));
+    }
+    lines.emplace_back();
+  }
   // What is left below the partition title and header, the busiest first.
   const std::size_t fixed = lines.size() + 2;
   const std::size_t room = size.rows > fixed ? size.rows - fixed : 0;
   const std::size_t shown = std::min(room, v.partitions.size());
-  lines.push_back(Line("partitions, busiest first by put/s + del/s: %zu of %zu",
-                       shown, v.partitions.size()));
-  lines.push_back(Line("%-4s %4s %7s %5s %5s %5s %5s %5s %7s %5s", "part",
-                       "node", "entries", "used", "free", "put/s", "del/s",
-                       "ring", "lag_rec", "lag_B"));
+  lines.push_back(
+      Line("partitions, busiest first by get/s + put/s + del/s: %zu of %zu",
+           shown, v.partitions.size()));
+  lines.push_back(Line("%-4s %4s %7s %5s %5s %5s %5s %5s %5s %5s %5s %7s %5s",
+                       "part", "node", "entries", "used", "free", "get/s",
+                       "hit%", "put/s", "del/s", "evi/s", "ring", "lag_rec",
+                       "lag_B"));
   for (std::size_t i = 0; i < shown; ++i) {
     lines.push_back(PartitionRow(v, v.partitions[i], after));
   }

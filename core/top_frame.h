@@ -4,10 +4,10 @@
 // layout can be tested from synthetic readings (core/cli/top_command.cc does
 // the reading and core/cli/terminal.h the drawing).
 //
-// Rates are counter deltas divided by the elapsed time. Gets and hits are
-// counted per process, not per partition or node (docs/monitoring.md), so
-// the get rate and the hit rate are the grid's only; puts and removes are
-// counted per partition and summed per node and for the grid.
+// Rates are counter deltas divided by the elapsed time. Every counter is
+// read per partition and summed per node and for the grid, except gets on a
+// grid that keeps its read counters per node (GridStatsReport::
+// reads_per_partition false): those have no partition figures.
 #pragma once
 
 #include <cstdint>
@@ -36,16 +36,22 @@ struct TerminalSize {
 
 struct TopNodeView {
   std::uint32_t node = 0;
+  double gets_per_s = 0;
+  double hit_rate = -1;  // over the interval; -1: no gets in it
   double puts_per_s = 0;
   double removes_per_s = 0;
+  double evictions_per_s = 0;
   std::optional<GridEvent> last_failover;  // of this node
 };
 
 struct TopPartitionView {
   std::uint32_t partition = 0;
+  double gets_per_s = 0;  // 0 when gets are counted per node only
+  double hit_rate = -1;   // over the interval; -1: no gets in it (or none kept)
   double puts_per_s = 0;
   double removes_per_s = 0;
-  double ops_per_s() const { return puts_per_s + removes_per_s; }
+  double evictions_per_s = 0;
+  double ops_per_s() const { return gets_per_s + puts_per_s + removes_per_s; }
 };
 
 // The numbers of one frame.
@@ -54,10 +60,12 @@ struct TopView {
   double gets_per_s = 0;
   double puts_per_s = 0;
   double removes_per_s = 0;
+  double evictions_per_s = 0;
   double hit_rate = -1;        // over the interval; -1: no gets in it
   double total_hit_rate = -1;  // since create; -1: no gets ever
   std::vector<TopNodeView> nodes;
-  // Busiest first (puts + removes per second), ties by partition number.
+  // Busiest first (gets + puts + removes per second), ties by partition
+  // number.
   std::vector<TopPartitionView> partitions;
   std::optional<GridEvent> last_failover;  // of the whole grid
 };

@@ -36,6 +36,14 @@ double HitRate(std::uint64_t hits, std::uint64_t misses) {
              : static_cast<double>(hits) / static_cast<double>(hits + misses);
 }
 
+// "97.5%", or "-" without gets.
+std::string Percent(std::uint64_t hits, std::uint64_t misses) {
+  if (hits + misses == 0) return "-";
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100 * HitRate(hits, misses));
+  return buf;
+}
+
 void JsonOps(base::JsonWriter& j, const core::OpCounts& o) {
   j.Field("get_hits", o.hits)
       .Field("get_misses", o.misses)
@@ -62,6 +70,7 @@ std::string Json(const GridStatsReport& r) {
       .Field("stats_enabled", r.stats_enabled)
       .Field("ring_capacity", r.ring_capacity)
       .Field("hit_rate", HitRate(r.totals.hits, r.totals.misses))
+      .Field("reads_per_partition", r.reads_per_partition)
       .Key("totals")
       .BeginObject();
   JsonOps(j, r.totals);
@@ -70,6 +79,9 @@ std::string Json(const GridStatsReport& r) {
     j.BeginObject()
         .Field("node", n.node)
         .Field("entries", n.entries)
+        .Field("get_hits", n.hits)
+        .Field("get_misses", n.misses)
+        .Field("hit_rate", HitRate(n.hits, n.misses))
         .Field("used_bytes", n.used_bytes)
         .Field("free_bytes", n.free_bytes)
         .Field("ring_depth", n.ring_depth)
@@ -103,8 +115,13 @@ std::string Json(const GridStatsReport& r) {
         .Field("used_bytes", p.used_bytes)
         .Field("retired_bytes", p.retired_bytes)
         .Field("free_bytes", p.free_bytes)
-        .Field("chunk_bytes", p.chunk_bytes)
-        .Field("puts", p.puts)
+        .Field("chunk_bytes", p.chunk_bytes);
+    if (r.reads_per_partition) {
+      j.Field("get_hits", p.hits)
+          .Field("get_misses", p.misses)
+          .Field("hit_rate", HitRate(p.hits, p.misses));
+    }
+    j.Field("puts", p.puts)
         .Field("removes", p.removes)
         .Field("cas_failures", p.cas_failures)
         .Field("evictions", p.evictions)
@@ -167,10 +184,11 @@ std::string Table(const GridStatsReport& r) {
       static_cast<double>(t.backpressure_wait_ns) / 1e9);
   out += line;
   std::snprintf(line, sizeof line,
-                "\n%-5s %10s %10s %10s %11s %9s %9s %8s %8s %9s %9s %8s %6s\n",
-                "node", "entries", "used", "free", "ring", "lag_recs",
-                "lag_bytes", "lag_ms", "lag_max", "flush_p50", "snapshot",
-                "restarts", "worker");
+                "\n%-5s %10s %10s %7s %10s %10s %11s %9s %9s %8s %8s %9s %9s "
+                "%8s %6s\n",
+                "node", "entries", "gets", "hit%", "used", "free", "ring",
+                "lag_recs", "lag_bytes", "lag_ms", "lag_max", "flush_p50",
+                "snapshot", "restarts", "worker");
   out += line;
   for (const auto& n : r.nodes) {
     const std::string ring =
@@ -181,8 +199,11 @@ std::string Table(const GridStatsReport& r) {
             : std::to_string(static_cast<long long>(n.snapshot_age_s)) + "s";
     std::snprintf(
         line, sizeof line,
-        "%-5u %10llu %10s %10s %11s %9llu %9s %8llu %8llu %9s %9s %8llu %6s\n",
+        "%-5u %10llu %10llu %7s %10s %10s %11s %9llu %9s %8llu %8llu %9s %9s "
+        "%8llu %6s\n",
         n.node, static_cast<unsigned long long>(n.entries),
+        static_cast<unsigned long long>(n.hits + n.misses),
+        Percent(n.hits, n.misses).c_str(),
         base::FormatSize(n.used_bytes).c_str(),
         base::FormatSize(n.free_bytes).c_str(), ring.c_str(),
         static_cast<unsigned long long>(n.lag_records),
@@ -194,22 +215,25 @@ std::string Table(const GridStatsReport& r) {
     out += line;
   }
   std::snprintf(line, sizeof line,
-                "\n%-9s %-4s %10s %10s %10s %10s %8s %10s %11s\n", "partition",
-                "node", "entries", "used", "puts", "removes", "cas_fail",
-                "evictions", "ring");
+                "\n%-9s %-4s %10s %10s %7s %10s %10s %10s %8s %10s %11s\n",
+                "partition", "node", "entries", "gets", "hit%", "used", "puts",
+                "removes", "cas_fail", "evictions", "ring");
   out += line;
   for (const auto& p : r.partitions) {
     const std::string ring =
         std::to_string(p.ring_depth) + "/" + std::to_string(p.ring_high_water);
-    std::snprintf(line, sizeof line,
-                  "%-9u %-4u %10llu %10s %10llu %10llu %8llu %10llu %11s\n",
-                  p.partition, p.node,
-                  static_cast<unsigned long long>(p.entries),
-                  base::FormatSize(p.used_bytes).c_str(),
-                  static_cast<unsigned long long>(p.puts),
-                  static_cast<unsigned long long>(p.removes),
-                  static_cast<unsigned long long>(p.cas_failures),
-                  static_cast<unsigned long long>(p.evictions), ring.c_str());
+    std::snprintf(
+        line, sizeof line,
+        "%-9u %-4u %10llu %10s %7s %10s %10llu %10llu %8llu %10llu "
+        "%11s\n",
+        p.partition, p.node, static_cast<unsigned long long>(p.entries),
+        r.reads_per_partition ? std::to_string(p.hits + p.misses).c_str() : "-",
+        r.reads_per_partition ? Percent(p.hits, p.misses).c_str() : "-",
+        base::FormatSize(p.used_bytes).c_str(),
+        static_cast<unsigned long long>(p.puts),
+        static_cast<unsigned long long>(p.removes),
+        static_cast<unsigned long long>(p.cas_failures),
+        static_cast<unsigned long long>(p.evictions), ring.c_str());
     out += line;
   }
   std::snprintf(line, sizeof line, "\n%-5s %-8s %10s %10s %10s %10s %8s %9s\n",
@@ -287,11 +311,16 @@ std::vector<CommandSpec> StatsCommands() {
        "monitoring counters: operations, hit rate, memory, rings, journal lag",
        "Per grid: gets (hit rate), puts, removes, CAS failures, failed\n"
        "writes and backpressure, summed over every process that ever\n"
-       "attached. Per node: entries, memory, change-ring depth/high-water\n"
-       "mark, journal lag (records, bytes, ms of the last batch and the\n"
+       "attached. Per node: entries, gets and hit rate, memory, change-ring\n"
+       "depth/high-water mark, journal lag (records, bytes, ms of the last "
+       "batch and the\n"
        "largest), median flush time, snapshot age, worker restarts. Per\n"
-       "partition and per attached process (since it attached): the\n"
-       "counters that belong to them. Every number is defined in\n"
+       "partition (gets and hit rate, entries, memory, writes, evictions,\n"
+       "ring) and per attached process (since it attached): the counters\n"
+       "that belong to them. A grid whose per-partition read counters would\n"
+       "exceed 16 MiB (partitions x process slots x 16 bytes) counts gets\n"
+       "per node only (\"-\" in the partition rows). Every number is defined "
+       "in\n"
        "docs/monitoring.md. A grid created with --no-stats keeps no\n"
        "data-path counters (they stay 0).",
        {{"json", "", "print as JSON"},

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/base/key_hash.h"
 #include "tests/support/test_grid.h"
 
 namespace numagrid {
@@ -689,9 +691,21 @@ TEST(Cli, StatsCountsTheCliOperationsInEveryFormat) {
   EXPECT_EQ(j->Find("hit_rate")->number, 0.5);
   const CliRun prom = RunCli({"stats", name, "--prometheus"});
   ASSERT_EQ(prom.exit_code, 0) << Describe(prom);
-  EXPECT_THAT(prom.out, HasSubstr("# TYPE numagrid_get_hits_total counter\n"
-                                  "numagrid_get_hits_total{grid=\"" +
-                                  name + "\"} 1\n"));
+  EXPECT_THAT(prom.out, HasSubstr("# TYPE numagrid_get_hits_total counter\n"));
+  // One sample per partition: the hit is in k's partition, nowhere else.
+  const std::string k_partition = std::to_string(base::PartitionOf(
+      base::KeyHash("k"), j->Find("partitions")->array.size()));
+  int samples = 0;
+  std::istringstream lines(prom.out);
+  for (std::string line; std::getline(lines, line);) {
+    const std::string prefix =
+        "numagrid_get_hits_total{grid=\"" + name + "\",node=\"0\",partition=\"";
+    if (line.rfind(prefix, 0) != 0) continue;
+    ++samples;
+    const bool in_k = line.rfind(prefix + k_partition + "\"} ", 0) == 0;
+    EXPECT_EQ(line.substr(line.rfind(' ') + 1), in_k ? "1" : "0") << line;
+  }
+  EXPECT_EQ(samples, static_cast<int>(j->Find("partitions")->array.size()));
 }
 
 TEST(Cli, StatsRefusesContradictoryOrBadOptions) {

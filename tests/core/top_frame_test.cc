@@ -23,17 +23,18 @@ struct PartitionCounts {
   std::uint64_t puts = 0;
   std::uint64_t removes = 0;
   std::uint64_t entries = 0;
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t evictions = 0;
 };
 
-// A memory-only grid of `nodes` nodes with `parts` as its partitions and
-// `hits`/`misses` as its process totals, read at 1'000'000 ms.
+// A memory-only grid of `nodes` nodes with `parts` as its partitions, its
+// gets summed per node and for the grid as CollectStats does, read at
+// 1'000'000 ms.
 TopReading Reading(std::uint32_t nodes,
-                   const std::vector<PartitionCounts>& parts,
-                   std::uint64_t hits = 0, std::uint64_t misses = 0) {
+                   const std::vector<PartitionCounts>& parts) {
   TopReading r;
   r.stats.name = "g1";
-  r.stats.totals.hits = hits;
-  r.stats.totals.misses = misses;
   for (std::uint32_t n = 0; n < nodes; ++n) {
     NodeStatsRow row;
     row.node = n;
@@ -49,8 +50,17 @@ TopReading Reading(std::uint32_t nodes,
     row.puts = parts[p].puts;
     row.removes = parts[p].removes;
     row.entries = parts[p].entries;
+    row.hits = parts[p].hits;
+    row.misses = parts[p].misses;
+    row.evictions = parts[p].evictions;
     r.stats.partitions.push_back(row);
-    r.stats.nodes[row.node].entries += row.entries;
+    NodeStatsRow& n = r.stats.nodes[row.node];
+    n.entries += row.entries;
+    n.hits += row.hits;
+    n.misses += row.misses;
+    n.evictions += row.evictions;
+    r.stats.totals.hits += row.hits;
+    r.stats.totals.misses += row.misses;
   }
   r.status.durability = "none";
   r.unix_ms = 1'000'000;
@@ -64,18 +74,27 @@ std::vector<std::string> Lines(const std::string& frame) {
   return lines;
 }
 
-// The line that starts with `prefix`, or "".
-std::string LineStarting(const std::string& frame, const std::string& prefix) {
+// The first line that starts with `prefix` after the line that starts with
+// `header`, or "". Headers: "node entries" (a node's operations and
+// memory), "node lag_rec" (its journal and worker), "part " (partitions).
+std::string RowOf(const std::string& frame, const std::string& header,
+                  const std::string& prefix) {
+  bool under = false;
   for (const std::string& l : Lines(frame)) {
-    if (l.rfind(prefix, 0) == 0) return l;
+    if (l.rfind(header, 0) == 0) {
+      under = true;
+    } else if (under && l.rfind(prefix, 0) == 0) {
+      return l;
+    }
   }
   return "";
 }
 
 TEST(TopFrame, RatesAreCounterDeltasDividedByTheElapsedTime) {
-  const TopReading before = Reading(2, {{0, 10, 0}, {1, 0, 0}}, 100, 0);
-  const TopReading after =
-      Reading(2, {{0, 10, 0}, {1, 1000, 250}}, 100 + 300, 100);
+  const TopReading before =
+      Reading(2, {{0, 10, 0, 0, 100, 0, 0}, {1, 0, 0, 0, 0, 0, 4}});
+  const TopReading after = Reading(
+      2, {{0, 10, 0, 0, 100 + 300, 100, 0}, {1, 1000, 250, 0, 0, 0, 54}});
   const TopView v = ComputeTopView(before, after, 0.5);
   ASSERT_TRUE(v.has_rates);
   EXPECT_EQ(v.puts_per_s, 2000.0);
@@ -87,25 +106,66 @@ TEST(TopFrame, RatesAreCounterDeltasDividedByTheElapsedTime) {
   EXPECT_EQ(v.nodes[0].puts_per_s, 0.0);
   EXPECT_EQ(v.nodes[1].puts_per_s, 2000.0);
   EXPECT_EQ(v.nodes[1].removes_per_s, 500.0);
+  // Gets, hit rates and evictions per node and partition.
+  EXPECT_EQ(v.evictions_per_s, 100.0);
+  EXPECT_EQ(v.nodes[0].gets_per_s, 800.0);
+  EXPECT_EQ(v.nodes[0].hit_rate, 0.75);
+  EXPECT_EQ(v.nodes[1].gets_per_s, 0.0);
+  EXPECT_EQ(v.nodes[1].hit_rate, -1);
+  EXPECT_EQ(v.nodes[1].evictions_per_s, 100.0);
+  ASSERT_EQ(v.partitions.size(), 2u);
+  EXPECT_EQ(v.partitions[0].partition, 1u);  // 1250 ops/s against 800
+  EXPECT_EQ(v.partitions[1].gets_per_s, 800.0);
+  EXPECT_EQ(v.partitions[1].hit_rate, 0.75);
+  EXPECT_EQ(v.partitions[0].evictions_per_s, 100.0);
 
   const std::string frame = RenderTopFrame(before, after, 0.5, {}, 1);
   EXPECT_EQ(frame.substr(0, frame.find('\n')),
             "numagrid top: g1 | every 1s | memory only");
-  EXPECT_THAT(frame, HasSubstr("gets 800/s  hit rate 75.0% (since create "
-                               "80.0%)  puts 2000/s  removes 500/s"));
-  EXPECT_THAT(LineStarting(frame, "1 "),
-              ::testing::MatchesRegex("1 +0 +0 +0 +2000 +500 .*"));
+  EXPECT_THAT(frame, HasSubstr("\ngets 800/s  hit rate 75.0% (since create "
+                               "80.0%)\nwrites  puts 2000/s  removes 500/s  "
+                               "evictions 100/s\n"));
+  // node entries used free get/s hit% put/s del/s evi/s ring
+  EXPECT_THAT(RowOf(frame, "node entries", "0 "),
+              ::testing::MatchesRegex("0 +0 +0 +0 +800 +75.0% +0 +0 +0 +0"));
+  EXPECT_THAT(RowOf(frame, "node entries", "1 "),
+              ::testing::MatchesRegex("1 +0 +0 +0 +0 +- +2000 +500 +100 +0"));
+  // part node entries used free get/s hit% put/s del/s evi/s ...
+  EXPECT_THAT(RowOf(frame, "part ", "0 "),
+              ::testing::MatchesRegex("0 +0 +0 +0 +0 +800 +75.0% +0 +0 +0 .*"));
+}
+
+TEST(TopFrame, GridsThatCountGetsPerNodeShowNoPartitionGets) {
+  TopReading before = Reading(1, {{0, 0, 0, 0, 0, 0, 0}});
+  TopReading after = Reading(1, {{0, 0, 0, 0, 0, 0, 0}});
+  // Per-node read counters: the partition rows carry no gets.
+  before.stats.reads_per_partition = false;
+  after.stats.reads_per_partition = false;
+  after.stats.nodes[0].hits = 90;
+  after.stats.nodes[0].misses = 10;
+  after.stats.totals.hits = 90;
+  after.stats.totals.misses = 10;
+  const TopView v = ComputeTopView(before, after, 1);
+  EXPECT_EQ(v.nodes[0].gets_per_s, 100.0);
+  EXPECT_EQ(v.nodes[0].hit_rate, 0.9);
+  EXPECT_EQ(v.partitions[0].gets_per_s, 0.0);
+  EXPECT_EQ(v.partitions[0].hit_rate, -1);
+  const std::string frame = RenderTopFrame(before, after, 1, {}, 1);
+  EXPECT_THAT(RowOf(frame, "node entries", "0 "),
+              ::testing::MatchesRegex("0 +0 +0 +0 +100 +90.0% .*"));
+  EXPECT_THAT(RowOf(frame, "part ", "0 "),
+              ::testing::MatchesRegex("0 +0 +0 +0 +0 +- +- +0 .*"));
 }
 
 TEST(TopFrame, TheFirstFrameHasNoRates) {
-  const TopReading r = Reading(1, {{0, 5, 1}}, 3, 1);
+  const TopReading r = Reading(1, {{0, 5, 1, 0, 3, 1, 0}});
   const TopView v = ComputeTopView(r, r, 0);
   EXPECT_FALSE(v.has_rates);
   EXPECT_EQ(v.hit_rate, -1);
   EXPECT_EQ(v.total_hit_rate, 0.75);
   EXPECT_THAT(RenderTopFrame(r, r, 0, {}, 1),
-              HasSubstr("gets -/s  hit rate - (since create 75.0%)  puts -/s  "
-                        "removes -/s"));
+              HasSubstr("gets -/s  hit rate - (since create 75.0%)\nwrites  "
+                        "puts -/s  removes -/s  evictions -/s"));
 }
 
 TEST(TopFrame, ACounterThatWentBackIsNoRate) {
@@ -131,7 +191,8 @@ TEST(TopFrame, ShowsTheBusiestPartitionsThatFitTheTerminalHeight) {
     }
   }
   EXPECT_EQ(order, (std::vector<std::uint32_t>{2, 3, 0, 4, 5, 1}));
-  EXPECT_THAT(tall, HasSubstr("busiest first by put/s + del/s: 6 of 6"));
+  EXPECT_THAT(tall,
+              HasSubstr("busiest first by get/s + put/s + del/s: 6 of 6"));
 
   // Two rows of room below the partition header: the two busiest.
   const std::size_t fixed = Lines(tall).size() - 6;
@@ -141,7 +202,7 @@ TEST(TopFrame, ShowsTheBusiestPartitionsThatFitTheTerminalHeight) {
   ASSERT_EQ(lines.size(), small.rows) << cut;
   EXPECT_EQ(lines[lines.size() - 2].substr(0, 2), "2 ");
   EXPECT_EQ(lines[lines.size() - 1].substr(0, 2), "3 ");
-  EXPECT_THAT(cut, HasSubstr("busiest first by put/s + del/s: 2 of 6"));
+  EXPECT_THAT(cut, HasSubstr("busiest first by get/s + put/s + del/s: 2 of 6"));
 
   // A terminal too short for any partition cuts the frame at its height.
   const std::string tiny = RenderTopFrame(before, after, 1, {3, 80}, 1);
@@ -160,7 +221,7 @@ TEST(TopFrame, NoLineIsWiderThanTheTerminal) {
   }
   // Large numbers are shortened so that the columns hold them.
   const std::string frame = RenderTopFrame(r, r, 1, {24, 80}, 1);
-  EXPECT_THAT(LineStarting(frame, "0 "),
+  EXPECT_THAT(RowOf(frame, "node entries", "0 "),
               ::testing::MatchesRegex("0 +98.8M +1.5K +0 .*"));
 }
 
@@ -182,17 +243,18 @@ TEST(TopFrame, ShowsWorkersOfAJournaledGrid) {
   std::string frame = RenderTopFrame(r, r, 1, {}, 0.5);
   EXPECT_THAT(frame, HasSubstr("numagrid top: g1 | every 0.5s | journal async, "
                                "watchdog pid 4242\n"));
-  EXPECT_THAT(LineStarting(frame, "0 "), HasSubstr(" dead "));
-  EXPECT_THAT(LineStarting(frame, "1 "),
-              ::testing::MatchesRegex(".* 17 +2.0K +12 run +7 +3"));
+  EXPECT_THAT(RowOf(frame, "node lag_rec", "0 "), HasSubstr(" dead "));
+  EXPECT_THAT(RowOf(frame, "node lag_rec", "1 "),
+              ::testing::MatchesRegex("1 +17 +2.0K +12 run +7 +3"));
   // A worker that holds an older generation than the node's is fenced.
   r.status.nodes[1].generation = 8;
   frame = RenderTopFrame(r, r, 1, {}, 1);
-  EXPECT_THAT(LineStarting(frame, "1 "), HasSubstr(" fenced "));
+  EXPECT_THAT(RowOf(frame, "node lag_rec", "1 "), HasSubstr(" fenced "));
 }
 
 TEST(TopFrame, ShowsTheLastFailoverEventOfTheGridAndOfEachNode) {
   TopReading r = Reading(2, {{0}, {1}});
+  r.stats.journaled = true;  // the per-node column is in the journal table
   auto event = [](EventKind kind, std::int32_t node, std::uint64_t t_ms) {
     GridEvent e;
     e.kind = kind;
@@ -217,9 +279,10 @@ TEST(TopFrame, ShowsTheLastFailoverEventOfTheGridAndOfEachNode) {
   EXPECT_THAT(frame, HasSubstr("last failover: worker_restarted node 1 pid 77 "
                                "generation 5, 50s ago: exit 1?[2J"));
   EXPECT_THAT(frame, Not(HasSubstr("\033")));
-  EXPECT_THAT(LineStarting(frame, "0 "),
+  EXPECT_THAT(RowOf(frame, "node lag_rec", "0 "),
               HasSubstr("worker_restarted 100s ago"));
-  EXPECT_THAT(LineStarting(frame, "1 "), HasSubstr("worker_restarted 50s ago"));
+  EXPECT_THAT(RowOf(frame, "node lag_rec", "1 "),
+              HasSubstr("worker_restarted 50s ago"));
 
   r.events.clear();
   EXPECT_THAT(RenderTopFrame(r, r, 1, {}, 1),
