@@ -31,6 +31,9 @@ constexpr std::string_view kKindNames[] = {
     "recovery",
     "worker_stepped_down",
     "config_changed",
+    "journal_io_error",
+    "journal_io_recovered",
+    "backpressure",
 };
 
 std::uint64_t UnixNowMs() {

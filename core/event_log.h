@@ -1,5 +1,6 @@
 // Grid events: worker starts, exits, restarts, kills, adoptions, fencing,
-// slot repairs and recoveries, with time, cause and duration. Each event
+// slot repairs, recoveries, journal I/O errors and writers' backpressure,
+// with time, cause and duration. Each event
 // goes into the control segment's ring (core/event_log_layout.h: the recent
 // ones, readable by any attached process) and, as one JSON line, into
 // `events.log` in the journal directory (the whole history, also after the
@@ -31,8 +32,11 @@ enum class EventKind : std::uint32_t {
   kCrashLoopBackoff,
   kRepair,
   kRecovery,
-  kWorkerSteppedDown,  // a fenced worker noticed and exited
-  kConfigChanged,      // `numagrid config` changed the eviction settings
+  kWorkerSteppedDown,   // a fenced worker noticed and exited
+  kConfigChanged,       // `numagrid config` changed the eviction settings
+  kJournalIoError,      // a journal write or flush failed; retried (worker)
+  kJournalIoRecovered,  // journal writes succeed again after errors (worker)
+  kBackpressure,  // writers waited for change-ring room (watchdog, by poll)
 };
 
 // "worker_fenced", ...; "unknown" for a value no EventKind has.

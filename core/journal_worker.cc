@@ -125,6 +125,12 @@ class NodeJournaler {
       if (backoff_ms != 0) {
         Log(o_, "node " + std::to_string(o_.node) +
                     ": journal writes succeed again");
+        IoEvent(EventKind::kJournalIoRecovered,
+                std::to_string(io_errors_in_streak_) +
+                    " failed attempt(s); the changes are journaled again",
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - io_error_since_)
+                    .count());
         backoff_ms = 0;
         // relaxed: a state for `status`, published nothing else.
         node_.worker_state.store(kWorkerRunning, std::memory_order_relaxed);
@@ -232,8 +238,31 @@ class NodeJournaler {
     }
   }
 
-  // Logs `s`, counts it, sleeps, and returns the next back-off.
+  // An event about this worker's journal I/O.
+  void IoEvent(EventKind kind, const std::string& cause,
+               std::int64_t duration_ms) {
+    GridEvent e;
+    e.kind = kind;
+    e.node = static_cast<std::int32_t>(o_.node);
+    e.pid = static_cast<std::uint64_t>(getpid());
+    e.generation = generation_;
+    e.cause = cause;
+    e.duration_ms = duration_ms;
+    // events.log may be on the failing disk: the ring keeps the event.
+    RecordEvent(grid_, e, dir_);
+  }
+
+  // Logs `s`, counts it, sleeps, and returns the next back-off. The first
+  // failure of a streak is an event (journal_io_error); the streak's end is
+  // another (journal_io_recovered), so that a disk failing every few ms
+  // does not flood the event ring.
   std::uint32_t Backoff(std::uint32_t backoff_ms, const Status& s) {
+    if (backoff_ms == 0) {
+      io_error_since_ = std::chrono::steady_clock::now();
+      io_errors_in_streak_ = 0;
+      IoEvent(EventKind::kJournalIoError, s.ToString(), -1);
+    }
+    ++io_errors_in_streak_;
     // relaxed: a counter and a state for `status`.
     node_.io_errors.fetch_add(1, std::memory_order_relaxed);
     node_.worker_state.store(kWorkerRetrying, std::memory_order_relaxed);
@@ -583,6 +612,10 @@ class NodeJournaler {
   std::uint64_t durable_seq_ = 0;
   const std::uint64_t generation_;
   bool fenced_ = false;
+  // The current streak of failed journal writes: when it began, and how
+  // many attempts failed.
+  std::chrono::steady_clock::time_point io_error_since_{};
+  std::uint64_t io_errors_in_streak_ = 0;
   std::size_t expiry_part_ = 0;    // index into parts_ of the sweep
   std::uint64_t expiry_slot_ = 0;  // next index slot the sweep looks at
   std::chrono::steady_clock::time_point last_expiry_round_{};

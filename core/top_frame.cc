@@ -239,6 +239,9 @@ bool IsFailoverEvent(EventKind kind) {
     case EventKind::kWorkerStarted:
     case EventKind::kWorkerStoppedByWatchdog:
     case EventKind::kConfigChanged:
+    case EventKind::kJournalIoError:
+    case EventKind::kJournalIoRecovered:
+    case EventKind::kBackpressure:
       return false;
   }
   return false;  // a kind from a newer writer

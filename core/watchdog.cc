@@ -21,6 +21,7 @@
 #include "core/journal_layout.h"
 #include "core/journal_worker.h"
 #include "core/partition.h"
+#include "core/stats.h"
 #include "io/errno_status.h"
 #include "shm/robust_mutex.h"
 
@@ -35,6 +36,10 @@ constexpr auto kStableRun = std::chrono::seconds(2);
 constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
 constexpr auto kMaxBackoff = std::chrono::seconds(10);
 constexpr auto kStopGrace = std::chrono::seconds(60);
+// How often the watchdog looks for writers' backpressure waits, and the
+// least time between two backpressure events.
+constexpr auto kBackpressurePoll = std::chrono::seconds(1);
+constexpr auto kBackpressureEventEvery = std::chrono::seconds(10);
 
 struct Worker {
   std::uint32_t node = 0;
@@ -64,6 +69,9 @@ class Watchdog {
               : "the previous watchdog (pid " + std::to_string(previous_pid) +
                     ") ended without stopping",
           -1);
+    // Waits before this watchdog started are not news.
+    backpressure_.reported = BackpressureWaits();
+    backpressure_.last_poll = Clock::now();
     for (Worker& w : workers_) Start(w, "start");
     if (o_.ready) o_.ready();
     auto last_repair = Clock::now();
@@ -73,6 +81,10 @@ class Watchdog {
       if (Clock::now() - last_repair >= std::chrono::milliseconds(200)) {
         RepairDeadAttachers();
         last_repair = Clock::now();
+      }
+      if (Clock::now() - backpressure_.last_poll >= kBackpressurePoll) {
+        WatchBackpressure();
+        backpressure_.last_poll = Clock::now();
       }
     }
     StopWorkers();
@@ -287,6 +299,65 @@ class Watchdog {
     if (w.backoff.count() == 0) Start(w, "replacing the exited worker");
   }
 
+  struct WaitTotals {
+    std::uint64_t waits = 0;
+    std::uint64_t wait_ns = 0;
+  };
+
+  // Writes that waited for change-ring room, over every process slot.
+  WaitTotals BackpressureWaits() {
+    WaitTotals t;
+    for (std::uint32_t i = 0; i < grid_.config().process_capacity; ++i) {
+      const ProcessCounters& c = grid_.process_stats(i).total;
+      // relaxed: monotonic counters, each written by one process; a stale
+      // value only moves a wait into the next poll.
+      t.waits += c.backpressure_waits.load(std::memory_order_relaxed);
+      t.wait_ns += c.backpressure_wait_ns.load(std::memory_order_relaxed);
+    }
+    return t;
+  }
+
+  // Writers waiting for change-ring room (the journal behind them) is an
+  // event, found by polling the processes' counters: the data path writes
+  // no event. At most one per kBackpressureEventEvery while it lasts, each
+  // counting the waits since the last one, so that a saturated journal
+  // does not flush the event ring.
+  void WatchBackpressure() {
+    const WaitTotals now = BackpressureWaits();
+    if (now.waits <= backpressure_.reported.waits) return;
+    if (backpressure_.any_event &&
+        Clock::now() - backpressure_.last_event < kBackpressureEventEvery) {
+      return;
+    }
+    const std::uint64_t waits = now.waits - backpressure_.reported.waits;
+    const std::uint64_t wait_ms =
+        (now.wait_ns > backpressure_.reported.wait_ns
+             ? now.wait_ns - backpressure_.reported.wait_ns
+             : 0) /
+        1'000'000;
+    const GridStatsReport r = CollectStats(grid_);
+    const PartitionStatsRow* fullest = nullptr;
+    for (const PartitionStatsRow& p : r.partitions) {
+      if (fullest == nullptr || p.ring_depth > fullest->ring_depth) {
+        fullest = &p;
+      }
+    }
+    // Short: the event ring keeps 79 bytes of a cause (events.log all).
+    std::string cause = std::to_string(waits) + " writes waited " +
+                        std::to_string(wait_ms) + " ms for ring room";
+    if (fullest != nullptr) {
+      cause += "; fullest: partition " + std::to_string(fullest->partition) +
+               " (node " + std::to_string(fullest->node) + ") " +
+               std::to_string(fullest->ring_depth) + "/" +
+               std::to_string(r.ring_capacity);
+    }
+    Event(EventKind::kBackpressure, nullptr, cause,
+          static_cast<std::int64_t>(wait_ms));
+    backpressure_.reported = now;
+    backpressure_.last_event = Clock::now();
+    backpressure_.any_event = true;
+  }
+
   void RepairDeadAttachers() {
     const auto t0 = Clock::now();
     const RepairReport r = RepairDeadProcesses(grid_);
@@ -337,6 +408,12 @@ class Watchdog {
   const WatchdogOptions& o_;
   const std::string dir_;
   std::vector<Worker> workers_;
+  struct {
+    WaitTotals reported;  // the counts the last event (or the start) had
+    Clock::time_point last_poll{};
+    Clock::time_point last_event{};
+    bool any_event = false;
+  } backpressure_;
 };
 
 Result<int> LockWatchdog(const std::string& dir) {

@@ -449,5 +449,46 @@ TEST_F(RecoveryCli, WatchdogRepairsTheSlotOfAnAttachedProcessThatDied) {
   EXPECT_EQ(watchdog.Wait().exit_code, 0);
 }
 
+TEST_F(RecoveryCli, WatchdogRecordsWritersWaitingForRingRoomAsAnEvent) {
+  TempDir journal;
+  const std::string name = UniqueName();
+  names_.push_back(name);
+  CreateOptions o = JournaledOptions(journal.path());
+  o.partitions = 1;
+  o.ring_capacity = 16;
+  // The worker flushes only when woken: a writer that fills the ring waits
+  // for it (a backpressure wait) every 16 puts.
+  o.flush_interval_us = 1'000'000;
+  ASSERT_TRUE(CreateGrid(name, o, SystemTopology()).ok());
+  CliChild watchdog({"start", name, "--foreground"}, scratch_.path());
+  ASSERT_TRUE(PollUntil([&] { return RunningWorker(name) != 0; }));
+  {
+    auto g = Grid::Attach(name);
+    ASSERT_TRUE(g.ok());
+    for (int i = 0; i < 64; ++i) {
+      ASSERT_TRUE(g->Put("k" + std::to_string(i), "v").ok());
+    }
+  }
+  ASSERT_TRUE(PollUntil([&] {
+    return ReadFileBytes(journal.path() + "/events.log")
+               .find("\"event\":\"backpressure\"") != std::string::npos;
+  })) << ReadFileBytes(journal.path() + "/events.log");
+  const CliRun events = Run({"events", name, "--json"});
+  EXPECT_EQ(events.exit_code, 0) << Describe(events);
+  EXPECT_THAT(events.out, HasSubstr(" ms for ring room; fullest: partition 0 "
+                                    "(node 0) "));
+  // The event ring has it too: one event, not one per wait.
+  auto h = GridHandle::Attach(name);
+  ASSERT_TRUE(h.ok());
+  int backpressure_events = 0;
+  for (const GridEvent& e : ReadEvents(**h)) {
+    if (e.kind == EventKind::kBackpressure) ++backpressure_events;
+  }
+  EXPECT_EQ(backpressure_events, 1);
+  h->reset();
+  EXPECT_EQ(Run({"stop", name, "--destroy"}).exit_code, 0);
+  EXPECT_EQ(watchdog.Wait().exit_code, 0);
+}
+
 }  // namespace
 }  // namespace numagrid::core

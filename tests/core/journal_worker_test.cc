@@ -30,6 +30,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/event_log.h"
 #include "core/grid_admin.h"
 #include "core/grid_handle.h"
 #include "core/journal_layout.h"
@@ -785,6 +786,24 @@ TEST_F(JournalWorker, IoErrorsAreRetriedWithoutMarkingOrLosingAnything) {
   ASSERT_TRUE(g().Flush().ok());
   ASSERT_TRUE(worker.Stop().ok());
   EXPECT_THAT(worker.log(), ::testing::Contains(HasSubstr("retrying")));
+  // One event when the errors began and one when they ended, not one per
+  // failed attempt.
+  std::vector<GridEvent> io_events;
+  for (const GridEvent& e : ReadEvents(*h_)) {
+    if (e.kind == EventKind::kJournalIoError ||
+        e.kind == EventKind::kJournalIoRecovered) {
+      io_events.push_back(e);
+    }
+  }
+  ASSERT_EQ(io_events.size(), 2u);
+  EXPECT_EQ(io_events[0].kind, EventKind::kJournalIoError);
+  EXPECT_EQ(io_events[0].node, 0);
+  EXPECT_THAT(io_events[0].cause, HasSubstr("io_error: writing"));
+  EXPECT_EQ(io_events[1].kind, EventKind::kJournalIoRecovered);
+  EXPECT_GE(io_events[1].duration_ms, 0);
+  const std::uint64_t attempts = std::stoull(io_events[1].cause);
+  EXPECT_GE(attempts, 4u);
+  EXPECT_EQ(attempts, node().io_errors.load());
 
   const JournalRead j = ReadJournal(dir(), 0, h_->grid_id());
   ASSERT_TRUE(j.status.ok()) << j.status.ToString();
