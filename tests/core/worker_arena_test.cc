@@ -1,6 +1,7 @@
 // Tests for the journal worker's task arena (core/worker_arena.h): that
 // every thread that runs work in a node's arena runs on that node's CPUs
-// only, and which binding is chosen when.
+// only, which binding is chosen when, and that a snapshot whose partitions
+// are copied in the arena holds exactly what the grid held.
 //
 // This machine has one NUMA node, whose cpuset is every CPU, so a check
 // against it could not fail. The pinning tests instead load this machine
@@ -30,15 +31,24 @@
 #include <hwloc.h>
 #include <oneapi/tbb/info.h>
 
+#include "core/grid_handle.h"
+#include "core/journal_layout.h"
+#include "core/journal_worker.h"
+#include "core/snapshot.h"
+#include "io/snapshot_file.h"
 #include "numa/topology.h"
+#include "numagrid/grid.h"
 #include "tests/support/journal_grid.h"
 
 namespace numagrid::core {
 namespace {
 
+using ::numagrid::testing::JournaledGridTest;
 using ::numagrid::testing::PollUntil;
+using ::numagrid::testing::ReadGridState;
 using ::numagrid::testing::SystemTopology;
 using ::numagrid::testing::TempDir;
+using ::numagrid::testing::WorkerThread;
 using ::testing::HasSubstr;
 
 std::vector<std::uint32_t> CpusOf(const cpu_set_t& set) {
@@ -215,6 +225,64 @@ TEST(WorkerArena, BindingNamesAreStable) {
   EXPECT_EQ(ArenaBindingName(2), "hwloc-observer");
   EXPECT_EQ(ArenaBindingName(3), "unpinned");
   EXPECT_EQ(ArenaBindingName(99), "unknown");
+}
+
+// --- the worker's use of the arena ------------------------------------------
+
+class WorkerWithArena : public JournaledGridTest {};
+
+TEST_F(WorkerWithArena, SnapshotCopiedInTheArenaHoldsExactlyTheGrid) {
+  if (h_->config().node_count != 1) {
+    GTEST_SKIP() << "compares one node's snapshot with the whole grid";
+  }
+  const numa::Topology& topo = SystemTopology();
+  // Two threads even on a one-core node, so that partitions are copied in
+  // parallel groups.
+  auto arena = WorkerArena::Create(topo, 0, {.max_concurrency = 2});
+  ASSERT_TRUE(arena.ok()) << arena.status().ToString();
+  auto g = Grid::Attach(name_);
+  ASSERT_TRUE(g.ok());
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_TRUE(g->Put("key" + std::to_string(i),
+                       std::string(static_cast<std::size_t>(i % 50), 'v'))
+                    .ok());
+  }
+  JournalWorkerOptions o;
+  o.arena = arena->get();
+  WorkerThread worker(name_, o);
+  ASSERT_TRUE(PollUntil([&] {
+    return h_->journal_node(0).worker_state.load() == kWorkerRunning;
+  }));
+  EXPECT_EQ(h_->journal_node(0).worker_arena.load(),
+            static_cast<std::uint32_t>((*arena)->binding()));
+  EXPECT_EQ(h_->journal_node(0).worker_arena_threads.load(), 2U);
+  auto snap = SnapshotGrid(*h_, {});
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  ASSERT_EQ(snap->size(), 1U);
+  EXPECT_TRUE((*snap)[0].by_worker);
+  ASSERT_TRUE(worker.Stop().ok());
+
+  auto reader =
+      io::SnapshotReader::Open((*snap)[0].path, h_->grid_id(), /*node=*/0);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  ::numagrid::testing::GridState from_snapshot;
+  std::vector<std::uint32_t> sections;
+  for (;;) {
+    auto item = (*reader)->Next();
+    ASSERT_TRUE(item.ok()) << item.status().ToString();
+    if (!item->has_value()) break;
+    if ((*item)->kind == io::SnapshotItem::Kind::kPartition) {
+      sections.push_back((*item)->partition_id);
+      continue;
+    }
+    const io::RecordView& e = (*item)->entry;
+    from_snapshot[std::string(e.key)] = {std::string(e.value), e.version,
+                                         e.expiry_ms};
+  }
+  EXPECT_EQ(sections, (std::vector<std::uint32_t>{0, 1, 2, 3}))
+      << "sections out of partition order";
+  EXPECT_EQ(::numagrid::testing::StateDiff(ReadGridState(name_), from_snapshot),
+            "");
 }
 
 }  // namespace
