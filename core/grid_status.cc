@@ -7,6 +7,7 @@
 #include "core/journal_layout.h"
 #include "core/partition.h"
 #include "core/watchdog.h"
+#include "core/worker_arena.h"
 #include "shm/robust_mutex.h"
 
 namespace numagrid::core {
@@ -77,6 +78,10 @@ GridStatusReport GridStatus(GridHandle& h) {
     s.restarts = j.restarts.load(std::memory_order_relaxed);
     s.fences = j.fences.load(std::memory_order_relaxed);
     s.expired_reclaimed = j.expired_reclaimed.load(std::memory_order_relaxed);
+    s.worker_arena = std::string(
+        ArenaBindingName(j.worker_arena.load(std::memory_order_relaxed)));
+    s.worker_arena_threads =
+        j.worker_arena_threads.load(std::memory_order_relaxed);
   }
   for (std::uint32_t p = 0; p < h.partition_count(); ++p) {
     const PartitionState& st = h.partition(p).state();

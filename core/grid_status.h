@@ -35,6 +35,10 @@ struct NodeStatus {
   std::uint64_t restarts = 0;           // by the watchdog
   std::uint64_t fences = 0;             // workers that stepped down
   std::uint64_t expired_reclaimed = 0;  // expired entries removed by workers
+  // How the worker's task arena is kept on the node (ArenaBindingName of
+  // JournalNodeState::worker_arena) and its concurrency.
+  std::string worker_arena = "unknown";
+  std::uint32_t worker_arena_threads = 0;
 };
 
 struct GridStatusReport {

@@ -103,7 +103,14 @@ struct alignas(64) JournalNodeState {
   std::atomic<std::uint64_t> fences;  // workers that stepped down, fenced
   // Expired entries the node's workers removed in the background.
   std::atomic<std::uint64_t> expired_reclaimed;
-  std::uint64_t reserved2[4];
+  // The worker's task arena (core/worker_arena.h), published by the worker
+  // at its start, for `status`: worker_arena is an ArenaBinding (0: none
+  // published, e.g. a worker of an older build, which left the reserved
+  // zero here), worker_arena_threads its max_concurrency. Written only by
+  // the node's worker; a dead one leaves its values, the next overwrites.
+  std::atomic<std::uint32_t> worker_arena;
+  std::atomic<std::uint32_t> worker_arena_threads;
+  std::uint64_t reserved2[3];
 };
 static_assert(std::is_standard_layout_v<JournalNodeState>);
 static_assert(sizeof(JournalNodeState) == 192);

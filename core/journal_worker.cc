@@ -82,6 +82,14 @@ class NodeJournaler {
                            std::memory_order_relaxed);
     node_.worker_generation.store(generation_, std::memory_order_relaxed);
     node_.worker_state.store(kWorkerRunning, std::memory_order_relaxed);
+    // relaxed: informational, for `status`.
+    node_.worker_arena.store(
+        static_cast<std::uint32_t>(
+            o_.arena != nullptr ? o_.arena->binding() : ArenaBinding::kUnknown),
+        std::memory_order_relaxed);
+    node_.worker_arena_threads.store(
+        o_.arena != nullptr ? o_.arena->max_concurrency() : 1,
+        std::memory_order_relaxed);
     ResetCursors();
     // acquire: pairs with the release store of an earlier worker's answer.
     snapshots_handled_ = node_.snapshots_done.load(std::memory_order_acquire);
@@ -434,11 +442,14 @@ class NodeJournaler {
       return;
     }
     if (lock.ok()) {
-      r = WriteNodeSnapshot(grid_, o_.node, o_.log, [this] {
-        // relaxed: a heartbeat, read with a generous timeout.
-        node_.heartbeat_mono_ms.store(shm::MonotonicNowNs() / 1'000'000,
-                                      std::memory_order_relaxed);
-      });
+      r = WriteNodeSnapshot(
+          grid_, o_.node, o_.log,
+          [this] {
+            // relaxed: a heartbeat, read with a generous timeout.
+            node_.heartbeat_mono_ms.store(shm::MonotonicNowNs() / 1'000'000,
+                                          std::memory_order_relaxed);
+          },
+          o_.arena);
       close(*lock);
     } else {
       r = lock.status();
@@ -576,11 +587,14 @@ class NodeJournaler {
 
   // Frees what journaled changes replaced when writers have gone quiet
   // (writers reclaim for themselves while they write) or a ring is half
-  // full of journaled entries.
+  // full of journaled entries. The partitions that need it are reclaimed in
+  // parallel in the node's arena: each Reclaim holds only its partition's
+  // lock (as writers of different partitions do) and uses no state of this
+  // handle, so two partitions' reclaims are independent.
   void ReclaimIdle(bool idle) {
+    reclaim_.clear();
     for (std::uint32_t p : parts_) {
-      PartitionRef& part = grid_.partition(p);
-      const PartitionState& st = part.state();
+      const PartitionState& st = grid_.partition(p).state();
       // relaxed: a heuristic; Reclaim re-reads under the lock.
       const std::uint64_t journaled =
           st.journaled_seq.load(std::memory_order_relaxed);
@@ -588,10 +602,23 @@ class NodeJournaler {
           st.reclaimed_seq.load(std::memory_order_relaxed);
       if (journaled == reclaimed) continue;
       if (idle || journaled - reclaimed >= st.ring_capacity / 2) {
-        // Never wait: a writer stopped while holding the lock must not
-        // stall the journal.
-        (void)part.Reclaim(grid_.limits(), /*wait=*/false);
+        reclaim_.push_back(p);
       }
+    }
+    // Never wait: a writer stopped while holding the lock must not stall
+    // the journal.
+    const auto reclaim_one = [this](std::size_t i) {
+      (void)grid_.partition(reclaim_[i])
+          .Reclaim(grid_.limits(),
+                   /*wait=*/false);
+    };
+    if (o_.arena != nullptr && reclaim_.size() > 1) {
+      // A failing arena reclaims nothing this round; writers reclaim for
+      // themselves, and the next round tries again.
+      Status s = o_.arena->ForEach(reclaim_.size(), reclaim_one);
+      if (!s.ok()) Log(o_, s.ToString());
+    } else {
+      for (std::size_t i = 0; i < reclaim_.size(); ++i) reclaim_one(i);
     }
   }
 
@@ -600,9 +627,10 @@ class NodeJournaler {
   JournalNodeState& node_;
   NodeStats& stats_;
   const std::string dir_;
-  std::vector<std::uint32_t> parts_;  // this node's partitions
-  std::vector<std::uint64_t> pos_;    // next change to journal, per partition
-  std::vector<std::uint64_t> upto_;   // end of the batch being flushed
+  std::vector<std::uint32_t> parts_;    // this node's partitions
+  std::vector<std::uint32_t> reclaim_;  // ReclaimIdle's partitions to do
+  std::vector<std::uint64_t> pos_;      // next change to journal, per partition
+  std::vector<std::uint64_t> upto_;     // end of the batch being flushed
   // Per partition, of the batch being flushed: key + value bytes, and the
   // first change's RingEntry::visible_ms.
   std::vector<std::uint64_t> batch_bytes_;

@@ -42,6 +42,7 @@
 #include <string_view>
 
 #include "core/grid_handle.h"
+#include "core/worker_arena.h"
 #include "io/journal_device.h"
 #include "numagrid/status.h"
 
@@ -66,6 +67,10 @@ struct JournalWorkerOptions {
   // journal lock. A worker whose generation is no longer the node's
   // current one is fenced: it exits without writing.
   std::uint64_t generation = 0;
+  // The node's task arena (core/worker_arena.h), in which the worker runs
+  // the per-partition parts of a snapshot and of reclamation in parallel;
+  // null: it runs them in its own thread. Not owned; outlives the call.
+  WorkerArena* arena = nullptr;
 };
 
 // Runs the loop until options.stop is set; returns OK after the final drain.

@@ -101,7 +101,7 @@ void RemoveStaleTemporaries(const std::string& dir, std::uint32_t node) {
 Result<NodeSnapshotReport> WriteNodeSnapshot(
     GridHandle& grid, std::uint32_t node,
     const std::function<void(std::string_view)>& log,
-    const std::function<void()>& tick) {
+    const std::function<void()>& tick, WorkerArena* arena) {
   const std::string dir = grid.journal_dir();
   JournalNodeState& ns = grid.journal_node(node);
   // acquire: pairs with the worker's release store after its marks; every
@@ -137,38 +137,70 @@ Result<NodeSnapshotReport> WriteNodeSnapshot(
     return report;
   }
 
-  std::vector<char> buf;
-  std::vector<CopiedEntry> entries;
-  const std::uint64_t now = NowMs();
+  // The node's partitions are copied in groups of the arena's concurrency,
+  // in parallel (each copy holds only its own partition's lock, as writers
+  // of different partitions do), then written to the file one after the
+  // other in partition order. A group bounds the process memory a snapshot
+  // holds to that many partitions' live data.
+  std::vector<std::uint32_t> parts;
   for (std::uint32_t p = 0; p < grid.partition_count(); ++p) {
-    if (grid.node_of(p) != node) continue;
-    buf.clear();
-    entries.clear();
+    if (grid.node_of(p) == node) parts.push_back(p);
+  }
+  const std::size_t group =
+      arena != nullptr ? std::max<std::size_t>(1, arena->max_concurrency()) : 1;
+  struct Copy {
+    std::vector<char> buf;
+    std::vector<CopiedEntry> entries;
     std::uint64_t covered = 0;
-    NUMAGRID_RETURN_IF_ERROR(grid.partition(p).CopyLive(
-        grid.limits(), now, [&](std::uint64_t c) { covered = c; },
-        [&](const RecordView& r) {
-          const std::string_view k = r.key();
-          const std::string_view v = r.value();
-          entries.push_back({buf.size(), static_cast<std::uint32_t>(k.size()),
-                             static_cast<std::uint32_t>(v.size()), r.version(),
-                             r.expire_at_ms()});
-          buf.insert(buf.end(), k.begin(), k.end());
-          buf.insert(buf.end(), v.begin(), v.end());
-        }));
-    NUMAGRID_RETURN_IF_ERROR((*writer)->BeginPartition(p, covered));
-    for (const CopiedEntry& e : entries) {
-      io::RecordView r;
-      r.partition_id = p;
-      r.op = io::RecordOp::kPut;
-      r.version = e.version;
-      r.expiry_ms = e.expiry_ms;
-      r.key = std::string_view(buf.data() + e.off, e.key_len);
-      r.value = std::string_view(buf.data() + e.off + e.key_len, e.value_len);
-      NUMAGRID_RETURN_IF_ERROR((*writer)->Add(r));
+    Status status;
+  };
+  std::vector<Copy> copies(std::min(group, parts.size()));
+  const std::uint64_t now = NowMs();
+  for (std::size_t first = 0; first < parts.size(); first += group) {
+    const std::size_t count = std::min(group, parts.size() - first);
+    const auto copy_one = [&](std::size_t i) {
+      Copy& c = copies[i];
+      const std::uint32_t p = parts[first + i];
+      c.buf.clear();
+      c.entries.clear();
+      c.covered = 0;
+      c.status = grid.partition(p).CopyLive(
+          grid.limits(), now, [&](std::uint64_t seq) { c.covered = seq; },
+          [&](const RecordView& r) {
+            const std::string_view k = r.key();
+            const std::string_view v = r.value();
+            c.entries.push_back({c.buf.size(),
+                                 static_cast<std::uint32_t>(k.size()),
+                                 static_cast<std::uint32_t>(v.size()),
+                                 r.version(), r.expire_at_ms()});
+            c.buf.insert(c.buf.end(), k.begin(), k.end());
+            c.buf.insert(c.buf.end(), v.begin(), v.end());
+          });
+    };
+    if (arena != nullptr && count > 1) {
+      NUMAGRID_RETURN_IF_ERROR(arena->ForEach(count, copy_one));
+    } else {
+      for (std::size_t i = 0; i < count; ++i) copy_one(i);
     }
-    NUMAGRID_RETURN_IF_ERROR((*writer)->EndPartition());
-    if (tick) tick();
+    for (std::size_t i = 0; i < count; ++i) {
+      const Copy& c = copies[i];
+      const std::uint32_t p = parts[first + i];
+      NUMAGRID_RETURN_IF_ERROR(c.status);
+      NUMAGRID_RETURN_IF_ERROR((*writer)->BeginPartition(p, c.covered));
+      for (const CopiedEntry& e : c.entries) {
+        io::RecordView r;
+        r.partition_id = p;
+        r.op = io::RecordOp::kPut;
+        r.version = e.version;
+        r.expiry_ms = e.expiry_ms;
+        r.key = std::string_view(c.buf.data() + e.off, e.key_len);
+        r.value =
+            std::string_view(c.buf.data() + e.off + e.key_len, e.value_len);
+        NUMAGRID_RETURN_IF_ERROR((*writer)->Add(r));
+      }
+      NUMAGRID_RETURN_IF_ERROR((*writer)->EndPartition());
+      if (tick) tick();
+    }
   }
   NUMAGRID_RETURN_IF_ERROR((*writer)->Commit());
   report.entries = (*writer)->entry_count();

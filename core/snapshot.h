@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/grid_handle.h"
+#include "core/worker_arena.h"
 #include "numagrid/status.h"
 
 namespace numagrid::core {
@@ -38,11 +39,13 @@ struct NodeSnapshotReport {
 // newest snapshot still has a complete fallback). REQUIRES: the caller
 // holds the node's snapshot lock (LockNodeJournal(..., kSnapshot)).
 // `tick`, if set, is called after each partition: the worker's heartbeat
-// while a long snapshot runs.
+// while a long snapshot runs. With `arena`, the partitions are copied in
+// groups of its concurrency, in parallel on its threads (the file is
+// written in partition order either way); without, one after the other.
 Result<NodeSnapshotReport> WriteNodeSnapshot(
     GridHandle& grid, std::uint32_t node,
     const std::function<void(std::string_view)>& log,
-    const std::function<void()>& tick = nullptr);
+    const std::function<void()>& tick = nullptr, WorkerArena* arena = nullptr);
 
 struct SnapshotOptions {
   std::function<void(std::string_view)> log;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -78,6 +79,7 @@ class Watchdog {
     while (!Stopping()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(o_.poll_ms));
       for (Worker& w : workers_) Supervise(w);
+      ReapSuperseded();
       if (Clock::now() - last_repair >= std::chrono::milliseconds(200)) {
         RepairDeadAttachers();
         last_repair = Clock::now();
@@ -133,7 +135,18 @@ class Watchdog {
       const auto pid =
           static_cast<pid_t>(grid_.journal_node(w.node).worker_pid.load(
               std::memory_order_relaxed));
-      if (pid > 0 && ProcessRunning(static_cast<std::uint64_t>(pid))) {
+      // Never one that is fenced (a stopped worker the kill did not reach
+      // still holds the lock): it steps down when it resumes, and the new
+      // worker started below takes over then. relaxed: both were published
+      // before the lock was taken (worker_generation) or long before
+      // (generation); a stale read starts a worker that finds the lock held
+      // and is retried.
+      const bool current =
+          grid_.journal_node(w.node).worker_generation.load(
+              std::memory_order_relaxed) ==
+          grid_.journal_node(w.node).generation.load(std::memory_order_relaxed);
+      if (pid > 0 && current &&
+          ProcessRunning(static_cast<std::uint64_t>(pid))) {
         w.pid = pid;
         w.adopted = true;
         // Its start is unknown: not a crash loop if it dies soon.
@@ -245,8 +258,24 @@ class Watchdog {
       // worker steps down before its next journal write once it resumes,
       // and lets go of the journal for its replacement.
       (void)FenceNodeWorker(grid_, w.node, why);
+      if (kill(w.pid, SIGKILL) != 0) {
+        const int err = errno;
+        // The kill did not reach it (another user's process, one in
+        // another pid namespace). It is fenced: once it runs again it
+        // steps down before its next journal write and lets go of the
+        // journal lock. Until then the workers started for the node find
+        // the lock held and exit, and the crash-loop back-off retries them.
+        Event(EventKind::kWorkerKilled, &w,
+              why + "; the kill failed (" + io::detail::ErrnoText(err) +
+                  "): fenced, it steps down when it runs again",
+              -1);
+        superseded_.push_back(w);
+        w.pid = -1;
+        w.next_start = Clock::now();
+        Start(w, "replacing a fenced worker that the kill did not reach");
+        return;
+      }
       Event(EventKind::kWorkerKilled, &w, why, -1);
-      kill(w.pid, SIGKILL);
       if (w.adopted) {
         // Until the kernel released its journal lock, bounded.
         for (int i = 0; i < 5000 && NodeJournalLocked(dir_, w.node); ++i) {
@@ -260,8 +289,8 @@ class Watchdog {
     }
   }
 
-  void Exited(Worker& w, int status) {
-    const auto ran = Clock::now() - w.started;
+  // What a worker's wait status (-1: an adopted worker, no status) says.
+  static std::string ExitCause(int status) {
     std::string cause;
     if (status == -1) {
       cause = "an adopted worker ended";
@@ -273,6 +302,39 @@ class Watchdog {
     } else if (WIFSIGNALED(status)) {
       cause = std::string("killed by signal ") + strsignal(WTERMSIG(status));
     }
+    return cause;
+  }
+
+  // Records the end of each fenced worker that the kill did not reach, once
+  // it has ended: a child of ours by its exit status, an adopted one when
+  // its pid no longer runs (the node's journal lock is no sign: the new
+  // worker takes it).
+  void ReapSuperseded() {
+    for (auto it = superseded_.begin(); it != superseded_.end();) {
+      int status = -1;
+      bool ended = false;
+      if (it->adopted) {
+        ended = !ProcessRunning(static_cast<std::uint64_t>(it->pid));
+      } else {
+        const pid_t r = waitpid(it->pid, &status, WNOHANG);
+        ended = r == it->pid || r < 0;
+      }
+      if (!ended) {
+        ++it;
+        continue;
+      }
+      Event(EventKind::kWorkerExited, &*it,
+            ExitCause(status) + "; it had been fenced and replaced",
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
+                                                                  it->started)
+                .count());
+      it = superseded_.erase(it);
+    }
+  }
+
+  void Exited(Worker& w, int status) {
+    const auto ran = Clock::now() - w.started;
+    const std::string cause = ExitCause(status);
     Event(EventKind::kWorkerExited, &w, cause,
           std::chrono::duration_cast<std::chrono::milliseconds>(ran).count());
     w.pid = -1;
@@ -371,6 +433,12 @@ class Watchdog {
   }
 
   void StopWorkers() {
+    ReapSuperseded();
+    for (const Worker& w : superseded_) {
+      // Not waited for: it is fenced, and may stay stopped for ever.
+      Event(EventKind::kWorkerStoppedByWatchdog, &w,
+            "left running: fenced, it steps down when it runs again", -1);
+    }
     for (Worker& w : workers_) {
       if (w.pid > 0) kill(w.pid, SIGTERM);
     }
@@ -408,6 +476,9 @@ class Watchdog {
   const WatchdogOptions& o_;
   const std::string dir_;
   std::vector<Worker> workers_;
+  // Fenced workers that the kill did not reach and that have not ended
+  // yet; no longer counted as the node's worker.
+  std::vector<Worker> superseded_;
   struct {
     WaitTotals reported;  // the counts the last event (or the start) had
     Clock::time_point last_poll{};

@@ -8,7 +8,10 @@
 // Each worker it starts gets the node's next generation (fencing every
 // older worker); before it kills a silent worker it fences it, so that a
 // worker the kill does not reach steps down when it resumes instead of
-// journaling on. One worker per node.
+// journaling on. Such a worker is never adopted; the watchdog starts newer
+// ones (which exit while it still holds the journal lock, and are retried
+// with back-off) and records its exit once it has stepped down. One worker
+// per node.
 // docs/adr/0004-watchdog-and-fencing.md explains the design.
 //
 // Crash safety (the watchdog may die at any instruction):

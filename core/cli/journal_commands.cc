@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -172,6 +173,29 @@ int RunWorker(const ParsedArgs& a) {
   InstallStopHandlers();
   auto topo = numa::Topology::Load();
 
+  // Each node's task arena, built here before any thread is pinned:
+  // oneTBB numbers NUMA nodes from the process's CPU binding at its first
+  // use (core/worker_arena.h). Without one a node's worker runs its
+  // per-partition work in its own thread.
+  std::vector<std::unique_ptr<core::WorkerArena>> arenas(nodes.size());
+  std::vector<std::string> arena_notes(nodes.size());
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (a.Has("no-pin")) {
+      arena_notes[i] = "no task arena (--no-pin)";
+    } else if (!topo.ok()) {
+      arena_notes[i] = "no task arena: " + topo.status().ToString();
+    } else if (nodes[i] >= topo->node_count()) {
+      arena_notes[i] = "no task arena: the topology (" + topo->source() +
+                       ") has no node " + std::to_string(nodes[i]);
+    } else if (auto arena = core::WorkerArena::Create(*topo, nodes[i]);
+               arena.ok()) {
+      arena_notes[i] = (*arena)->description();
+      arenas[i] = std::move(*arena);
+    } else {
+      arena_notes[i] = "no task arena: " + arena.status().ToString();
+    }
+  }
+
   // One thread per node, each with its own handle and pinned to its node.
   std::vector<Status> results(nodes.size());
   std::vector<std::thread> threads;
@@ -199,8 +223,10 @@ int RunWorker(const ParsedArgs& a) {
       o.generation = generation;
       o.stop = &g_stop;
       o.log = log;
+      o.arena = arenas[i].get();
       log("node " + std::to_string(node) + ": journaling grid '" + name +
           "' into " + (*h)->journal_dir());
+      log("node " + std::to_string(node) + ": " + arena_notes[i]);
       results[i] = core::RunJournalWorker(**h, o);
       if (!results[i].ok()) {
         // One node failing stops the others: a supervisor restarts the
@@ -304,6 +330,8 @@ int RunStatus(const ParsedArgs& a) {
           .Field("restarts", n.restarts)
           .Field("fences", n.fences)
           .Field("expired_reclaimed", n.expired_reclaimed)
+          .Field("worker_arena", n.worker_arena)
+          .Field("worker_arena_threads", n.worker_arena_threads)
           .EndObject();
     }
     j.EndArray().EndObject();

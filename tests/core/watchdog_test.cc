@@ -6,24 +6,39 @@
 // check` is clean, and that every acknowledged-durable change is in the
 // grid and in what recovery rebuilds from the journal. Waits are bounded
 // polls, never timing assertions.
+#include "core/watchdog.h"
+
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/event_log.h"
 #include "core/grid_admin.h"
 #include "core/grid_check.h"
 #include "core/grid_handle.h"
 #include "core/journal_layout.h"
+#include "core/journal_worker.h"
 #include "core/recovery.h"
 #include "io/uring_probe.h"
 #include "numagrid/grid.h"
@@ -38,15 +53,21 @@ namespace numagrid::core {
 namespace {
 
 using ::numagrid::testing::AckLedger;
+using ::numagrid::testing::AllJournaled;
 using ::numagrid::testing::CliChild;
 using ::numagrid::testing::CliRun;
 using ::numagrid::testing::Describe;
 using ::numagrid::testing::ForkChild;
+using ::numagrid::testing::JournalRead;
 using ::numagrid::testing::Mix;
+using ::numagrid::testing::ModelOf;
 using ::numagrid::testing::PollUntil;
 using ::numagrid::testing::ReadFileBytes;
+using ::numagrid::testing::ReadGridState;
+using ::numagrid::testing::ReadJournal;
 using ::numagrid::testing::SharedBlock;
 using ::numagrid::testing::StartLedgerWriter;
+using ::numagrid::testing::StateDiff;
 using ::numagrid::testing::SystemTopology;
 using ::numagrid::testing::TempDir;
 using ::numagrid::testing::TestSeed;
@@ -65,6 +86,129 @@ pid_t StartWriter(const std::string& name, int w, AckLedger* ledger,
                   std::uint64_t seed, bool async_too) {
   return StartLedgerWriter(name, w, kKeysPerWriter, ledger, seed,
                            {.durability = Durability::kSync}, async_too);
+}
+
+// Makes kill(..., SIGKILL) fail with EPERM in the calling process and in
+// everything it starts (a seccomp filter, kept across fork and exec), as it
+// fails for a process of another user or pid namespace. False if the filter
+// cannot be installed.
+bool DenySigkill() {
+#if defined(__x86_64__)
+  struct sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_kill, 0, 3),
+      // The signal: the low half of the second argument (little endian).
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+               offsetof(struct seccomp_data, args[1])),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SIGKILL, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog {};
+  prog.len = static_cast<unsigned short>(sizeof filter / sizeof filter[0]);
+  prog.filter = filter;
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+#else
+  return false;
+#endif
+}
+
+// The fields of /proc/<pid>/stat after "(comm)": [0] is the state, [1] the
+// parent pid. Empty if the process is gone.
+std::vector<std::string> ProcStat(long pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(f)),
+                  std::istreambuf_iterator<char>());
+  const auto paren = all.rfind(')');
+  if (paren == std::string::npos) return {};
+  std::istringstream rest(all.substr(paren + 1));
+  std::vector<std::string> out;
+  for (std::string field; rest >> field && out.size() < 2;) {
+    out.push_back(field);
+  }
+  return out;
+}
+
+// 'T' for a stopped process, 0 if it is gone.
+char ProcState(long pid) {
+  const auto f = ProcStat(pid);
+  return f.empty() ? 0 : f[0][0];
+}
+
+// The children of `parent` that have not exited, other than `except`.
+std::vector<long> LiveChildren(long parent, long except) {
+  std::vector<long> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string n = e.path().filename().string();
+    if (n.empty() || n.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    const long pid = std::stol(n);
+    const auto f = ProcStat(pid);
+    if (pid != except && f.size() == 2 && f[1] == std::to_string(parent) &&
+        f[0] != "Z") {
+      out.push_back(pid);
+    }
+  }
+  return out;
+}
+
+// Sends SIGCONT to a process at the end of the scope, so that a failing
+// test leaves nothing stopped for the clean-up.
+class ResumeAtExit {
+ public:
+  explicit ResumeAtExit(pid_t pid) : pid_(pid) {}
+  ~ResumeAtExit() {
+    if (pid_ > 0) kill(pid_, SIGCONT);
+  }
+  ResumeAtExit(const ResumeAtExit&) = delete;
+  ResumeAtExit& operator=(const ResumeAtExit&) = delete;
+
+ private:
+  pid_t pid_;
+};
+
+// SIGKILLs, at the end of the scope, process `pid` if it still runs the
+// `numagrid worker` of grid `name` (the check keeps a reused pid safe): a
+// stale worker that failed to step down must not outlive the test.
+class EndWorkerAtExit {
+ public:
+  EndWorkerAtExit(pid_t pid, std::string name)
+      : pid_(pid), name_(std::move(name)) {}
+  ~EndWorkerAtExit() {
+    std::ifstream f("/proc/" + std::to_string(pid_) + "/cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(f)),
+                        std::istreambuf_iterator<char>());
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(" worker " + name_ + " ") != std::string::npos) {
+      kill(pid_, SIGKILL);
+    }
+  }
+  EndWorkerAtExit(const EndWorkerAtExit&) = delete;
+  EndWorkerAtExit& operator=(const EndWorkerAtExit&) = delete;
+
+ private:
+  pid_t pid_;
+  std::string name_;
+};
+
+// The lines of `text` that contain every one of `parts`.
+std::vector<std::string> LinesWith(const std::string& text,
+                                   const std::vector<std::string>& parts) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    bool all = true;
+    for (const std::string& p : parts) {
+      all = all && line.find(p) != std::string::npos;
+    }
+    if (all) out.push_back(line);
+  }
+  return out;
 }
 
 class WatchdogUnderLoad : public ::testing::Test {
@@ -147,6 +291,15 @@ class WatchdogUnderLoad : public ::testing::Test {
   }
   std::string Events() {
     return ReadFileBytes(journal_.path() + "/events.log");
+  }
+  // Node 0's journal segments, name -> contents.
+  ::numagrid::testing::DirFiles JournalFiles() {
+    ::numagrid::testing::DirFiles out;
+    for (auto& [file, bytes] :
+         ::numagrid::testing::ReadDirFiles(journal_.path())) {
+      if (file.rfind("journal-0-", 0) == 0) out[file] = std::move(bytes);
+    }
+    return out;
   }
 
   // Every acknowledged-durable value (or a later attempted one) is in the
@@ -287,6 +440,142 @@ TEST_F(WatchdogUnderLoad, KilledWorkerUnderSyncLoadIsReplacedLosingNoAck) {
   EXPECT_EQ(Run({"stop", name_}).exit_code, 0);
   EXPECT_EQ(watchdog->Wait().exit_code, 0);
   ExpectCleanAndDurable(3);
+}
+
+// A worker stopped while it journals, whom the watchdog's SIGKILL does not
+// reach (here a seccomp filter makes it fail with EPERM, as it fails for
+// another user's process): the watchdog fences it and starts workers of
+// newer generations, which cannot take the journal lock while the stopped
+// one holds it. Resumed, the stale worker must step down without writing a
+// byte, exit 4, and leave a journal that holds every acknowledged write and
+// nothing else.
+TEST_F(WatchdogUnderLoad,
+       StoppedWorkerTheKillMissesStepsDownUnwrittenOnResume) {
+  const std::string log = scratch_.path() + "/watchdog.log";
+  const pid_t watchdog = ForkChild([&] {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) return 125;
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    if (!DenySigkill()) return 126;
+    execl(kCli, kCli, "start", name_.c_str(), "--foreground",
+          "--heartbeat-timeout", "1s", static_cast<char*>(nullptr));
+    return 127;
+  });
+  ASSERT_GT(watchdog, 0);
+  ResumeAtExit resume_watchdog(watchdog);
+  const auto watchdog_log = [&] { return ReadFileBytes(log); };
+  const std::uint64_t old = WaitForWorker();
+  ASSERT_NE(old, 0U) << watchdog_log();
+  EndWorkerAtExit end_old(static_cast<pid_t>(old), name_);
+  ResumeAtExit resume_old(static_cast<pid_t>(old));
+  auto h = GridHandle::Attach(name_);
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  JournalNodeState& ns = (*h)->journal_node(0);
+  const std::uint64_t old_generation = ns.worker_generation.load();
+  ASSERT_EQ(old_generation, ns.generation.load());
+
+  constexpr int kWriters = 3;
+  StartWriters(kWriters, /*async_too=*/false);
+  ASSERT_TRUE(MoreAcks(100));
+  // Writers pause between two puts and the worker journals all they wrote,
+  // so that it is stopped with no batch under way: a worker stopped between
+  // its generation check and its fdatasync may finish that one batch when
+  // resumed (docs/adr/0004-watchdog-and-fencing.md), which would blur "the
+  // stale worker writes nothing".
+  ledger_->pause.store(true);
+  ASSERT_TRUE(PollUntil([&] { return ledger_->paused.load() == kWriters; }));
+  ASSERT_TRUE(PollUntil([&] { return AllJournaled(**h); }));
+  ASSERT_EQ(kill(static_cast<pid_t>(old), SIGSTOP), 0);
+  ASSERT_TRUE(
+      PollUntil([&] { return ProcState(static_cast<long>(old)) == 'T'; }));
+  ledger_->pause.store(false);  // the load goes on; sync puts wait in vain
+
+  // The heartbeat goes stale: the watchdog fences the worker, fails to kill
+  // it, and starts a newer one.
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        return !LinesWith(Events(),
+                          {"\"event\":\"worker_killed\"", "the kill failed"})
+                    .empty() &&
+               !LinesWith(Events(), {"\"event\":\"worker_restarted\""}).empty();
+      },
+      30000))
+      << Events() << watchdog_log();
+  EXPECT_TRUE(ProcessRunning(old)) << "the kill reached the stopped worker";
+  EXPECT_GE(ns.generation.load(), old_generation + 2)
+      << "no fence and newer start";
+  EXPECT_EQ(ns.worker_generation.load(), old_generation)
+      << "a newer worker journaled while the stale one held the lock";
+  EXPECT_THAT(Events(), Not(HasSubstr("worker_adopted")));
+
+  // Freeze the watchdog, so that no newer worker can start before the check
+  // below, and wait for those it started to give up (the lock is held).
+  ASSERT_EQ(kill(watchdog, SIGSTOP), 0);
+  ASSERT_TRUE(PollUntil([&] { return ProcState(watchdog) == 'T'; }));
+  ASSERT_TRUE(PollUntil(
+      [&] { return LiveChildren(watchdog, static_cast<long>(old)).empty(); }));
+  ASSERT_FALSE(AllJournaled(**h))
+      << "no change is pending: the stale worker would have nothing to write";
+  const auto files = JournalFiles();
+  ASSERT_FALSE(files.empty());
+  const std::uint64_t flushes = ns.flushes.load();
+  const std::uint64_t durable = ns.durable_journal_seq.load();
+  const std::uint64_t fences = ns.fences.load();
+
+  ASSERT_EQ(kill(static_cast<pid_t>(old), SIGCONT), 0);
+  EXPECT_TRUE(
+      PollUntil([&] { return !NodeJournalLocked(journal_.path(), 0); }, 20000))
+      << "the fenced worker went on journaling after it was resumed";
+  EXPECT_TRUE(PollUntil([&] { return !ProcessRunning(old); }, 20000))
+      << "the fenced worker did not exit";
+  EXPECT_TRUE(JournalFiles() == files)
+      << "the fenced worker wrote to the journal after it was replaced";
+  EXPECT_EQ(ns.flushes.load(), flushes);
+  EXPECT_EQ(ns.durable_journal_seq.load(), durable);
+  EXPECT_EQ(ns.fences.load(), fences + 1);
+  bool stepped_down = false;
+  for (const GridEvent& e : ReadEvents(**h)) {
+    if (e.kind == EventKind::kWorkerSteppedDown && e.pid == old) {
+      stepped_down = true;
+      EXPECT_EQ(e.generation, old_generation);
+    }
+  }
+  EXPECT_TRUE(stepped_down) << "no worker_stepped_down event from pid " << old;
+
+  // The watchdog, resumed, records its exit status and starts a newer
+  // worker, which journals what waited.
+  ASSERT_EQ(kill(watchdog, SIGCONT), 0);
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        return !LinesWith(Events(),
+                          {"\"event\":\"worker_exited\"",
+                           "\"pid\":" + std::to_string(old) + ",",
+                           "exited with status 4", "fenced and replaced"})
+                    .empty();
+      },
+      20000))
+      << Events();
+  EXPECT_NE(WaitForWorker(old), 0U) << Events() << watchdog_log();
+  EXPECT_GT(ns.worker_generation.load(), old_generation + 1);
+  ASSERT_TRUE(MoreAcks(200)) << Events() << watchdog_log();
+
+  StopWriters();
+  const CliRun stop = Run({"stop", name_});
+  EXPECT_EQ(stop.exit_code, 0) << Describe(stop);
+  EXPECT_EQ(WaitChild(watchdog), 0) << watchdog_log();
+  // The journal: whole (no torn or corrupt tail), and replaying it rebuilds
+  // exactly what readers see.
+  const JournalRead journal = ReadJournal(journal_.path(), 0, (*h)->grid_id());
+  ASSERT_TRUE(journal.status.ok()) << journal.status.ToString();
+  EXPECT_EQ(journal.tail.kind, io::TailKind::kNone) << journal.tail.ToString();
+  for (std::size_t i = 1; i < journal.records.size(); ++i) {
+    ASSERT_EQ(journal.records[i].sequence, journal.records[i - 1].sequence + 1)
+        << "record " << i;
+  }
+  EXPECT_EQ(StateDiff(ModelOf(journal.records), ReadGridState(name_)), "");
+  h->reset();
+  ExpectCleanAndDurable(kWriters);
 }
 
 }  // namespace

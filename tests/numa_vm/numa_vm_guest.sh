@@ -3,15 +3,18 @@
 # numa_vm_test.sh). Creates a grid with the numagrid CLI, checks with the
 # placement probe that node i's data segment is on node i and that pinned
 # threads run there, then repeats with --no-bind, which must FAIL the probe:
-# otherwise the probe cannot tell a bound grid from an unbound one.
+# otherwise the probe cannot tell a bound grid from an unbound one. Then
+# checks the journal workers' task arenas: the arena probe must see every
+# arena thread of node i on node i's CPUs, and `numagrid worker` must log and
+# publish the oneTBB NUMA binding for every node.
 #
-#   numa_vm_guest.sh NUMAGRID_CLI PROBE N
+#   numa_vm_guest.sh NUMAGRID_CLI PROBE N ARENA_PROBE
 #
 # The creator runs pinned to node 0's CPUs, so first touch alone would put
 # every page on node 0: only the binding can put node i's pages on node i.
 # Exit 0 when both halves behaved, 1 otherwise.
 set -uo pipefail
-cli=$1 probe=$2 n=$3
+cli=$1 probe=$2 n=$3 arena_probe=$4
 say() { echo "guest($n nodes): $*"; }
 fail() { say "FAIL: $*"; exit 1; }
 
@@ -48,4 +51,34 @@ case $rc in
   0) fail "the probe passed the unbound grid: the check cannot tell bound from unbound" ;;
   *) fail "the probe could not check the unbound grid (exit $rc)" ;;
 esac
+say "3. worker task arenas: every thread of node i's arena on node i's cpus"
+"$arena_probe" --nodes "$n" || fail "the arena probe failed (exit $?)"
+
+say "4. numagrid worker: each node's arena bound through oneTBB's NUMA constraints"
+"$cli" create vmw --partitions 8 --memory 64MiB --journal-dir "$work/journal" ||
+  fail "numagrid create (journaled) exited $?"
+"$cli" worker vmw >"$work/worker.log" 2>&1 &
+worker=$!
+for _ in $(seq 600); do
+  [ "$(grep -c 'task arena' "$work/worker.log")" -ge "$n" ] && break
+  sleep 0.1
+done
+status=$("$cli" status vmw --json)
+for _ in $(seq 600); do
+  [ "$(printf '%s' "$status" | grep -o '"worker_arena": *"tbb-numa"' | wc -l)" -ge "$n" ] && break
+  sleep 0.1
+  status=$("$cli" status vmw --json)
+done
+kill -TERM "$worker"
+wait "$worker"
+wrc=$?
+grep 'task arena' "$work/worker.log"
+"$cli" destroy vmw --purge --journal-dir "$work/journal" >/dev/null ||
+  fail "numagrid destroy exited $?"
+[ $wrc = 0 ] || fail "numagrid worker exited $wrc: $(tail -n 5 "$work/worker.log")"
+arenas=$(grep 'task arena' "$work/worker.log" | grep -c 'tbb-numa')
+[ "$arenas" = "$n" ] || fail "$arenas of $n worker arenas logged the tbb-numa binding"
+published=$(printf '%s' "$status" | grep -o '"worker_arena": *"tbb-numa"' | wc -l)
+[ "$published" = "$n" ] || fail "status --json shows tbb-numa for $published of $n nodes"
+say "worker: $n arenas bound through oneTBB NUMA constraints, shown by status --json"
 say "PASS"

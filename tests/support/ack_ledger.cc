@@ -1,5 +1,7 @@
 #include "tests/support/ack_ledger.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -42,6 +44,12 @@ pid_t StartLedgerWriter(const std::string& name, int w, int keys,
     }
     std::uint64_t r = seed;
     while (!ledger->stop.load()) {
+      if (ledger->pause.load()) {
+        ledger->paused.fetch_add(1);
+        while (ledger->pause.load() && !ledger->stop.load()) usleep(1000);
+        ledger->paused.fetch_sub(1);
+        continue;
+      }
       r = Mix(r);
       const int k = static_cast<int>(r % static_cast<std::uint64_t>(keys));
       ++counter;

@@ -27,6 +27,10 @@ inline constexpr int kLedgerMaxKeys = 40;
 
 struct AckLedger {
   std::atomic<bool> stop{false};
+  // While set, writers wait between two puts; `paused` counts the writers
+  // that are waiting (so none of them has a put under way).
+  std::atomic<bool> pause{false};
+  std::atomic<int> paused{0};
   std::atomic<std::uint64_t> acked_total{0};
   std::atomic<std::uint64_t> async_ok{0};
   std::atomic<std::uint64_t> not_confirmed{0};  // unavailable / ring full
@@ -44,8 +48,8 @@ std::uint64_t LedgerCounterOf(const std::string& v, int w, int k);
 // acknowledged; kUnavailable or kResourceExhausted as not confirmed), and
 // with `async_too` an async put to a key of its own after each. Counters go
 // on from the largest one a previous writer w attempted. Exits 0
-// when told to stop, 4 on any other error of a put, 5 of an async put, 2 if
-// it cannot attach.
+// when told to stop (and waits between puts while told to pause), 4 on any
+// other error of a put, 5 of an async put, 2 if it cannot attach.
 pid_t StartLedgerWriter(const std::string& name, int w, int keys,
                         AckLedger* ledger, std::uint64_t seed,
                         const WriteOptions& options, bool async_too);
