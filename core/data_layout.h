@@ -28,7 +28,7 @@
 namespace numagrid::core {
 
 // Bump on any change to a struct in this file (a test pins the signature).
-inline constexpr std::uint32_t kDataLayoutVersion = 8;
+inline constexpr std::uint32_t kDataLayoutVersion = 9;
 
 // Segment layout: DataBlock | PartitionState[partition_count] | per partition
 // its index slots and ring entries | chunk owner table | arena of chunks.
@@ -72,6 +72,7 @@ inline constexpr std::uint64_t kDataLayoutSignature =
         .Add(offsetof(PartitionCounters, cas_failures))
         .Add(offsetof(PartitionCounters, ring_high_water))
         .Add(offsetof(PartitionCounters, evictions))
+        .Add(offsetof(PartitionCounters, expirations))
         .Add(offsetof(RingEntry, visible_ms))
         .Add(offsetof(WriteIntent, change_bytes_after))
         .Add(offsetof(PartitionState, cur_chunk_off))

@@ -514,7 +514,9 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     ok = ok && tx.Set(c.live_entries, live_now - 1);
     ok = ok && tx.Set(c.deleted_slots,
                       c.deleted_slots.load(std::memory_order_relaxed) + 1);
-    auto& count = rq.kind == WriteKind::kEvict ? c.evictions : c.removes;
+    auto& count = rq.kind == WriteKind::kEvict           ? c.evictions
+                  : rq.kind == WriteKind::kRemoveExpired ? c.expirations
+                                                         : c.removes;
     ok = ok && tx.Set(count, count.load(std::memory_order_relaxed) + 1);
   } else {
     if (!present_raw) ok = ok && tx.Set(c.live_entries, live_now + 1);

@@ -161,6 +161,9 @@ struct PartitionCounters {
   // evictions: entries removed by eviction (WriteKind::kEvict), undo-logged
   //   with the eviction like removes, so it is exact.
   std::atomic<std::uint64_t> evictions;
+  // expirations: expired entries the journal worker's sweep removed
+  //   (WriteKind::kRemoveExpired), undo-logged like removes.
+  std::atomic<std::uint64_t> expirations;
 };
 
 // Crash safety (a process may die at any instruction):
@@ -210,7 +213,7 @@ struct alignas(64) PartitionState {
 
   // Cache lines 3-4: counters.
   PartitionCounters counters;
-  std::uint64_t reserved3[3];
+  std::uint64_t reserved3[2];
 
   // Allocator (guarded by lock; every change undo-logged).
   std::atomic<std::uint64_t> cur_chunk_off;   // chunk being carved, 0 if none

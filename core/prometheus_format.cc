@@ -141,6 +141,10 @@ void PartitionFamilies(Writer& w, const GridStatsReport& r) {
        "Entries evicted from the partition to keep its node below the "
        "memory or entry watermark (docs/eviction.md).",
        &PartitionStatsRow::evictions},
+      {"numagrid_expirations_total", "counter",
+       "Expired entries the journal worker's sweep removed from the "
+       "partition (journaled removes).",
+       &PartitionStatsRow::expirations},
       {"numagrid_ring_depth", "gauge",
        "Entries in the partition's change ring not yet reclaimed.",
        &PartitionStatsRow::ring_depth},
@@ -210,9 +214,6 @@ void JournalFamilies(Writer& w, const GridStatsReport& r) {
       {"numagrid_worker_fences_total", "counter",
        "Journal workers of the node that stepped down, fenced.",
        &NodeStatsRow::fences},
-      {"numagrid_expirations_total", "counter",
-       "Expired entries the node's workers removed (journaled removes).",
-       &NodeStatsRow::expirations},
       {"numagrid_worker_generation", "gauge",
        "The node's current worker generation.", &NodeStatsRow::generation},
   };

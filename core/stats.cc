@@ -147,7 +147,6 @@ GridStatsReport CollectStats(GridHandle& h) {
     row.io_errors = Load(j.io_errors);
     row.restarts = Load(j.restarts);
     row.fences = Load(j.fences);
-    row.expirations = Load(j.expired_reclaimed);
     row.generation = Load(j.generation);
     row.worker_generation = Load(j.worker_generation);
     row.worker_up =
@@ -179,6 +178,7 @@ GridStatsReport CollectStats(GridHandle& h) {
     row.removes = Load(pc.removes);
     row.cas_failures = Load(pc.cas_failures);
     row.evictions = Load(pc.evictions);
+    row.expirations = Load(pc.expirations);
     row.ring_high_water = Load(pc.ring_high_water);
     // Consumer's counters first: the writer's are then at least as new,
     // so a difference is never negative but for a stale pair (clamped).
@@ -202,6 +202,7 @@ GridStatsReport CollectStats(GridHandle& h) {
     }
     nr.entries += row.entries;
     nr.evictions += row.evictions;
+    nr.expirations += row.expirations;
     nr.used_bytes += row.used_bytes;
     nr.free_bytes += row.free_bytes;
     nr.ring_depth = std::max(nr.ring_depth, row.ring_depth);

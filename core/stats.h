@@ -47,7 +47,8 @@ struct PartitionStatsRow {
   std::uint64_t puts = 0;
   std::uint64_t removes = 0;
   std::uint64_t cas_failures = 0;
-  std::uint64_t evictions = 0;  // entries evicted (docs/eviction.md)
+  std::uint64_t evictions = 0;    // entries evicted (docs/eviction.md)
+  std::uint64_t expirations = 0;  // expired entries the worker removed
   // Gets by every process since create; only when the grid keeps read
   // counters per partition (GridStatsReport::reads_per_partition).
   std::uint64_t hits = 0;
@@ -79,7 +80,7 @@ struct NodeStatsRow {
   std::uint64_t io_errors = 0;
   std::uint64_t restarts = 0;
   std::uint64_t fences = 0;
-  std::uint64_t expirations = 0;  // expired entries the workers removed
+  std::uint64_t expirations = 0;  // the sum of its partitions'
   std::uint64_t evictions = 0;    // the sum of its partitions'
   std::uint64_t generation = 0;
   std::uint64_t worker_generation = 0;

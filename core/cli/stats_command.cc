@@ -125,6 +125,7 @@ std::string Json(const GridStatsReport& r) {
         .Field("removes", p.removes)
         .Field("cas_failures", p.cas_failures)
         .Field("evictions", p.evictions)
+        .Field("expirations", p.expirations)
         .Field("ring_depth", p.ring_depth)
         .Field("ring_high_water", p.ring_high_water)
         .Field("journal_lag_records", p.lag_records)

@@ -612,8 +612,8 @@ TEST(GridLayout, VersionsAndSignaturesArePinned) {
   EXPECT_EQ(kControlLayoutSignature, 0x9b661fb904694292ULL)
       << std::hex << "control signature is now 0x" << kControlLayoutSignature
       << ": bump kControlLayoutVersion and pin the new value";
-  EXPECT_EQ(kDataLayoutVersion, 8u);
-  EXPECT_EQ(kDataLayoutSignature, 0xbc96ba4b73a21fabULL)
+  EXPECT_EQ(kDataLayoutVersion, 9u);
+  EXPECT_EQ(kDataLayoutSignature, 0x8aa1bfa6589451fbULL)
       << std::hex << "data signature is now 0x" << kDataLayoutSignature
       << ": bump kDataLayoutVersion and pin the new value";
 }
