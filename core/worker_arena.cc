@@ -90,6 +90,12 @@ struct TbbNumaChoice {
 TbbNumaChoice MapToTbbNuma(const numa::Topology& topology,
                            std::uint32_t node_id) {
   TbbNumaChoice c;
+  if (!TbbNumaQueriesAllowed()) {
+    c.reason =
+        "oneTBB's NUMA support is not loaded in a sanitizer build (its "
+        "dlopen with RTLD_DEEPBIND aborts under the sanitizer)";
+    return c;
+  }
   std::vector<tbb::numa_node_id> ids;
   try {
     ids = tbb::info::numa_nodes();
@@ -143,6 +149,20 @@ struct WorkerArena::Impl {
   tbb::task_arena arena;
   std::unique_ptr<PinningObserver> observer;  // kHwlocObserver only
 };
+
+bool TbbNumaQueriesAllowed() noexcept {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  return false;
+#else
+  return true;
+#endif
+#else
+  return true;
+#endif
+}
 
 std::string_view ArenaBindingName(std::uint32_t binding) noexcept {
   switch (static_cast<ArenaBinding>(binding)) {

@@ -43,6 +43,12 @@ enum class ArenaBinding : std::uint32_t {
 // this build does not know).
 std::string_view ArenaBindingName(std::uint32_t binding) noexcept;
 
+// False in a build with AddressSanitizer or ThreadSanitizer: oneTBB loads
+// libtbbbind (its NUMA support) with dlopen(RTLD_DEEPBIND), which their
+// runtimes refuse by aborting the process, so such a build never asks
+// oneTBB about NUMA nodes and always pins with the hwloc observer.
+bool TbbNumaQueriesAllowed() noexcept;
+
 struct WorkerArenaOptions {
   // The arena's concurrency; 0: the node's core count (at least 1).
   std::uint32_t max_concurrency = 0;
