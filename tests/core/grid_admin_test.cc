@@ -612,8 +612,8 @@ TEST(GridLayout, VersionsAndSignaturesArePinned) {
   EXPECT_EQ(kControlLayoutSignature, 0x784a87c66e748396ULL)
       << std::hex << "control signature is now 0x" << kControlLayoutSignature
       << ": bump kControlLayoutVersion and pin the new value";
-  EXPECT_EQ(kDataLayoutVersion, 8u);
-  EXPECT_EQ(kDataLayoutSignature, 0xbc96ba4b73a21fabULL)
+  EXPECT_EQ(kDataLayoutVersion, 9u);
+  EXPECT_EQ(kDataLayoutSignature, 0x77e1f0823b4edb4bULL)
       << std::hex << "data signature is now 0x" << kDataLayoutSignature
       << ": bump kDataLayoutVersion and pin the new value";
 }
