@@ -1340,7 +1340,7 @@ TEST_P(KilledAllocSteps, RepairLeavesACleanGridWhereEveryWriteFindsRoom) {
           if (i == 2000) ready->store(1);
         }
       },
-      [&] { return StepOf(view) == want; }, 50000, rng, &tries);
+      [&] { return StepOf(view) == want; }, 300000, rng, &tries);
   ASSERT_FALSE(::testing::Test::HasFatalFailure());
   ASSERT_TRUE(caught) << "could not stop the writer inside the step in "
                       << tries << " tries (seed " << seed << ")";
