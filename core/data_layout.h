@@ -31,7 +31,8 @@ namespace numagrid::core {
 inline constexpr std::uint32_t kDataLayoutVersion = 9;
 
 // Segment layout: DataBlock | PartitionState[partition_count] | per partition
-// its index slots and ring entries | chunk owner table | arena of chunks.
+// its index slots and ring entries | chunk owner table | chunk fill table |
+// arena of chunks.
 struct NodeHeader {
   std::uint32_t node_id;
   std::uint32_t partition_count;  // partitions on this node
@@ -42,7 +43,10 @@ struct NodeHeader {
   std::uint64_t small_limit;  // blocks above this are whole chunks
   std::uint64_t arena_off;    // first byte of chunk 0
   std::uint64_t arena_bytes;  // chunk_count * chunk_bytes
-  std::uint64_t reserved[8];
+  // std::atomic<uint64_t>[chunk_count]: each small-block chunk's bytes
+  // handed out (core/partition_layout.h, "chunk fill").
+  std::uint64_t chunk_fill_off;
+  std::uint64_t reserved[7];
 };
 static_assert(std::is_standard_layout_v<NodeHeader>);
 static_assert(std::is_trivially_copyable_v<NodeHeader>);
@@ -61,6 +65,7 @@ inline constexpr std::uint64_t kDataLayoutSignature =
         .Add(offsetof(NodeHeader, chunk_table_off))
         .Add(offsetof(NodeHeader, arena_off))
         .Add(offsetof(NodeHeader, arena_bytes))
+        .Add(offsetof(NodeHeader, chunk_fill_off))
         .AddType<DataBlock>()
         .AddType<PartitionState>()
         .Add(offsetof(PartitionState, index_off))

@@ -28,7 +28,8 @@ void DataSegmentPlan::Compute() noexcept {
   chunk_table_off =
       RoundUp(tables_off + TablesBytes(*this) * partitions.size(), 64);
   chunk_count = (arena_bytes + chunk_bytes - 1) / chunk_bytes;
-  arena_off = RoundUp(chunk_table_off + 8 * chunk_count, 4096);
+  chunk_fill_off = RoundUp(chunk_table_off + 8 * chunk_count, 64);
+  arena_off = RoundUp(chunk_fill_off + 8 * chunk_count, 4096);
   segment_bytes = RoundUp(arena_off + chunk_count * chunk_bytes, 2ULL << 20);
 }
 
@@ -53,6 +54,7 @@ Status InitializeDataSegment(void* base, const DataSegmentPlan& plan) noexcept {
   n.small_limit = plan.chunk_bytes / 8;
   n.arena_off = plan.arena_off;
   n.arena_bytes = plan.chunk_count * plan.chunk_bytes;
+  n.chunk_fill_off = plan.chunk_fill_off;
   auto* parts = reinterpret_cast<PartitionState*>(bytes + plan.partitions_off);
   for (std::size_t i = 0; i < plan.partitions.size(); ++i) {
     PartitionState* p = new (&parts[i]) PartitionState();

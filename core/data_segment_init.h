@@ -24,6 +24,7 @@ struct DataSegmentPlan {
   std::uint64_t tables_off = 0;  // first partition's index
   std::uint64_t chunk_table_off = 0;
   std::uint64_t chunk_count = 0;
+  std::uint64_t chunk_fill_off = 0;
   std::uint64_t arena_off = 0;
   std::uint64_t segment_bytes = 0;
 

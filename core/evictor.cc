@@ -128,7 +128,7 @@ void Evictor::Sample(std::int64_t partition, const EvictionConfig& config,
       continue;
     }
     if (need.block_bytes != 0 &&
-        BlockBytes(part.node(), r.bytes()) != need.block_bytes) {
+        BlockBytes(part.node(), r.bytes()) < need.block_bytes) {
       continue;
     }
     Candidate c;
@@ -254,11 +254,20 @@ std::uint64_t Evictor::EvictFrom(std::uint32_t p, std::uint64_t n,
   for (std::uint64_t tries = 0; evicted < n && tries < 2 * n; ++tries) {
     // The configured sample per victim, of entries that meet the need;
     // the pool carries the best leftovers to the next victim. A wider
-    // draw when none qualified (only a share of the records may), and any
+    // draw when none qualified (only a share of the records may). Then,
+    // for memory, the entries of the chunk closest to empty, since an
+    // empty chunk goes back to the node and serves any size; and any
     // entry as the last resort, after which the pool is dropped: such a
     // leftover would win on rank over entries that meet the need.
     Sample(p, config, now, 0, need);
     if (pool_.empty() && needy) Sample(p, config, now, kWriterDraws, need);
+    if (pool_.empty() && need.block_bytes != 0) {
+      const std::uint64_t k = EvictChunk(p, limits, now);
+      if (k != 0) {
+        evicted += k;
+        break;
+      }
+    }
     const bool any = pool_.empty();
     if (any) Sample(p, config, now);
     const Outcome o = EvictBest(config, limits, now);
@@ -267,6 +276,38 @@ std::uint64_t Evictor::EvictFrom(std::uint32_t p, std::uint64_t n,
     if (o == Outcome::kBusy) break;  // the writer's own bounds ran out
   }
   pool_ = std::move(saved);
+  return evicted;
+}
+
+std::uint64_t Evictor::EvictChunk(std::uint32_t p, const WriteLimits& limits,
+                                  std::uint64_t now_ms) {
+  PartitionRef& part = grid_.partition(p);
+  std::vector<Candidate> victims;
+  {
+    GridHandle::EpochGuard pin(grid_);  // the records stay while we read them
+    part.VisitLeastFilledChunk([&](const RecordView& r) {
+      Candidate c;
+      c.partition = p;
+      c.version = r.version();
+      c.key.assign(r.key());
+      victims.push_back(std::move(c));
+    });
+  }
+  std::uint64_t evicted = 0;
+  for (const Candidate& c : victims) {
+    WriteRequest rq;
+    rq.kind = WriteKind::kEvict;
+    rq.key = c.key;
+    rq.hash = base::KeyHash(c.key);
+    rq.expected_version = c.version;
+    auto w = part.Write(rq, limits, now_ms);
+    if (w.ok()) {
+      ++evicted;
+    } else if (w.status().code() == StatusCode::kResourceExhausted) {
+      break;  // the lock or the ring stayed busy: the writer's bounds ran out
+    }
+    // Rewritten or removed meanwhile: it left the chunk anyway.
+  }
   return evicted;
 }
 

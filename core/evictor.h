@@ -52,8 +52,8 @@ struct MemoryPressure {
 };
 
 // What a victim must have to help (docs/eviction.md, "the slack"):
-//   block_bytes: a block of this size (0: any), because a freed block
-//     serves only its own size class;
+//   block_bytes: a block of at least this size (0: any), because a freed
+//     block serves its own size class and, split, smaller ones;
 //   frees_slot: an empty index slot right after it, because removing an
 //     entry leaves a deleted slot that still counts against the index's
 //     fill limit, unless the slot after it is empty: then the removal
@@ -82,9 +82,20 @@ class Evictor {
 
   // Writer-side eviction: up to `n` entries of partition `p` (whatever the
   // watermarks say: the writer found no room), preferring entries that meet
-  // `need` (any entry if none is found). Returns how many.
+  // `need`; if none is found and the need is memory, every entry of the
+  // partition's chunk closest to empty instead (EvictChunk: possibly more
+  // than `n`, at most a chunk's worth), and else any entry. Returns how
+  // many.
   std::uint64_t EvictFrom(std::uint32_t p, std::uint64_t n,
                           const WriteLimits& limits, VictimNeed need = {});
+
+  // Evicts every entry in the small-block chunk of partition `p` with the
+  // fewest bytes in use (PartitionRef::VisitLeastFilledChunk): once they
+  // are reclaimed, the chunk goes back to the node and serves a block of
+  // any size, in any partition of the node. For a writer whose own
+  // partition has nothing that helps. Returns how many it evicted.
+  std::uint64_t EvictChunk(std::uint32_t p, const WriteLimits& limits,
+                           std::uint64_t now_ms);
 
  private:
   struct Candidate {

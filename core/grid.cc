@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <thread>
 
 #include "core/base/key_hash.h"
 #include "core/base/split_mix.h"
@@ -19,8 +20,12 @@ namespace numagrid {
 namespace {
 
 // A writer that finds no room evicts at most this many entries of its
-// partition per round, for at most this many rounds, before it gives up
-// with the error (docs/eviction.md: the writer-side bound).
+// partition per round, and goes on for at least this many rounds, then for
+// as long as the rounds make progress and the grid's ring wait (a write's
+// other bounded wait) has not passed, before it gives up with the error
+// (docs/eviction.md: the writer-side bound). Not a fixed number of rounds:
+// other writers of the partition may take the room a round made, and a
+// reader's pinned epoch may hold back its reclamation for a moment.
 constexpr std::uint64_t kWriterEvictBatch = 8;
 constexpr int kWriterEvictRounds = 4;
 
@@ -73,6 +78,36 @@ struct Grid::Impl {
     return *evictor;
   }
 
+  // Gives back the chunks that the other partitions of partition p's node
+  // hold empty, without waiting for a busy one. Returns how many.
+  std::uint64_t ReleaseNodeChunks(std::uint32_t p) {
+    std::uint64_t n = 0;
+    for (std::uint32_t q = 0; q < h->partition_count(); ++q) {
+      if (q == p || h->node_of(q) != h->node_of(p)) continue;
+      auto r = h->partition(q).ReleaseEmptyChunks(h->limits(), /*wait=*/false);
+      if (r.ok()) n += *r;
+    }
+    return n;
+  }
+
+  // The partition of p's node, other than p, whose chunks hold the most
+  // bytes; p if there is none.
+  std::uint32_t LargestHolder(std::uint32_t p) {
+    std::uint32_t best = p;
+    std::uint64_t most = 0;
+    for (std::uint32_t q = 0; q < h->partition_count(); ++q) {
+      if (q == p || h->node_of(q) != h->node_of(p)) continue;
+      // relaxed: a hint, read racily (PartitionCounters).
+      const std::uint64_t c = h->partition(q).state().counters.chunk_bytes.load(
+          std::memory_order_relaxed);
+      if (c > most) {
+        most = c;
+        best = q;
+      }
+    }
+    return best;
+  }
+
   // The write found no memory or no index slot: evict a bounded amount of
   // its partition and try again (docs/eviction.md). In a journaled grid
   // the evicted entries' memory is free once their removes are journaled,
@@ -81,9 +116,24 @@ struct Grid::Impl {
                                           const core::WriteRequest& rq,
                                           Result<core::WriteResult> r) {
     core::PartitionRef& part = h->partition(p);
-    for (int round = 0; round < kWriterEvictRounds; ++round) {
-      // Out of memory: blocks of the size this record needs help; a full
-      // index: entries whose removal leaves an empty slot.
+    const std::uint64_t deadline =
+        shm::MonotonicNowNs() + h->limits().ring_wait_ns;
+    for (int round = 0;; ++round) {
+      if (round >= kWriterEvictRounds && shm::MonotonicNowNs() >= deadline) {
+        break;
+      }
+      // Out of memory: chunks that other partitions of the node left empty
+      // serve this one too, once given back; try that first.
+      if (part.last_exhaustion() == core::Exhaustion::kMemory &&
+          ReleaseNodeChunks(p) > 0) {
+        r = part.Write(rq, h->limits(), core::NowMs());
+        if (r.ok() || r.status().code() != StatusCode::kResourceExhausted ||
+            !EvictionHelps(part.last_exhaustion())) {
+          break;
+        }
+      }
+      // Out of memory: blocks of at least the size this record needs help;
+      // a full index: entries whose removal leaves an empty slot.
       core::VictimNeed need;
       if (part.last_exhaustion() == core::Exhaustion::kMemory) {
         const std::uint64_t value_len =
@@ -94,21 +144,44 @@ struct Grid::Impl {
       } else {
         need.frees_slot = true;
       }
-      if (WriterEvictor().EvictFrom(p, kWriterEvictBatch, h->limits(), need) ==
-          0) {
-        break;
+      std::uint64_t evicted =
+          WriterEvictor().EvictFrom(p, kWriterEvictBatch, h->limits(), need);
+      // Nothing of its own partition helps (it may hold little, the node's
+      // chunks being the others'): empty the chunk closest to empty of the
+      // node's partition that holds the most; the next round gives it back.
+      std::uint32_t other = p;
+      if (evicted == 0 && need.block_bytes != 0) {
+        other = LargestHolder(p);
+        if (other != p) {
+          evicted =
+              WriterEvictor().EvictChunk(other, h->limits(), core::NowMs());
+        }
+      }
+      if (evicted == 0) {
+        // Nothing left to evict; but records evicted or replaced before may
+        // still wait for a reader's epoch (or the journal) to be freed.
+        // relaxed: a hint; the write below decides.
+        if (part.state().counters.retired_bytes.load(
+                std::memory_order_relaxed) == 0 ||
+            shm::MonotonicNowNs() >= deadline) {
+          break;
+        }
+        std::this_thread::yield();
       }
       if (h->journaled()) {
         // acquire: the evictions are below it. Bounded like a wait for
         // ring space (a write's other bounded wait), not by the longer
         // sync wait: without a running worker, nothing will free them.
-        const std::uint64_t upto =
-            part.state().next_seq.load(std::memory_order_acquire);
-        if (!h->WaitDurable(p, upto,
-                            shm::MonotonicNowNs() + h->limits().ring_wait_ns)
-                 .ok()) {
-          break;
+        bool durable = true;
+        for (const std::uint32_t q : {p, other}) {
+          const std::uint64_t upto =
+              h->partition(q).state().next_seq.load(std::memory_order_acquire);
+          durable = durable && h->WaitDurable(q, upto,
+                                              shm::MonotonicNowNs() +
+                                                  h->limits().ring_wait_ns)
+                                   .ok();
         }
+        if (!durable) break;
       }
       r = part.Write(rq, h->limits(), core::NowMs());
       if (r.ok() || r.status().code() != StatusCode::kResourceExhausted ||

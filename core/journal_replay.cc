@@ -96,7 +96,6 @@ Status JournalReplay::LoadSnapshot(std::uint32_t node, ReplaySink& sink,
       NUMAGRID_RETURN_IF_ERROR(sink.Add(si.entry));
       ++report_->snapshot_entries;
     }
-    NUMAGRID_RETURN_IF_ERROR(sink.Flush());
     *covered_journal = (*reader)->header().journal_seq;
     report_->snapshots_used.push_back(it->path);
     Log("node " + std::to_string(node) + ": loaded " + it->path + " (" +

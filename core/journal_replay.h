@@ -27,8 +27,10 @@ class ReplaySink {
  public:
   virtual ~ReplaySink() = default;
   virtual Status Add(const io::RecordView& change) = 0;
-  // Called after each snapshot and at the end of each node's journal: the
-  // changes so far must be applied (a sink may also apply earlier).
+  // Called at the end of each node's journal (its snapshot's entries come
+  // first, then its records): the changes so far must be applied. A sink
+  // may apply earlier, or coalesce them first (recovery keeps only each
+  // key's last change).
   virtual Status Flush() = 0;
 };
 

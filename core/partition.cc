@@ -157,6 +157,39 @@ bool PartitionRef::RecordBeforeEmpty(std::uint64_t* slot,
   return false;
 }
 
+bool PartitionRef::VisitLeastFilledChunk(
+    const std::function<void(const RecordView&)>& visit) const {
+  const PartitionAlloc alloc(base_, node_, p_);
+  const std::uint64_t tag = alloc.owner_tag();
+  // relaxed (all three): a hint; a value one change old picks a chunk that
+  // is nearly as good.
+  const std::uint64_t cur = p_->cur_chunk_off.load(std::memory_order_relaxed);
+  std::uint64_t best = node_->chunk_count;
+  std::uint64_t best_fill = ~0ULL;
+  for (std::uint64_t i = 0; i < node_->chunk_count; ++i) {
+    if (alloc.owners()[i].load(std::memory_order_relaxed) != tag) continue;
+    if (node_->arena_off + i * node_->chunk_bytes == cur) continue;
+    const std::uint64_t f = alloc.fills()[i].load(std::memory_order_relaxed);
+    if (f != 0 && f < best_fill) {
+      best = i;
+      best_fill = f;
+    }
+  }
+  if (best == node_->chunk_count) return false;
+  const std::uint64_t first = node_->arena_off + best * node_->chunk_bytes;
+  const std::atomic<std::uint64_t>* s = slots();
+  for (std::uint64_t i = 0; i <= p_->index_mask; ++i) {
+    // acquire: as in Find.
+    const std::uint64_t v = s[i].load(std::memory_order_acquire);
+    if (!SlotHoldsRecord(v)) continue;
+    const std::uint64_t off = SlotOffset(v);
+    if (off < first || off - first >= node_->chunk_bytes) continue;
+    if (!InArena(off, sizeof(RecordHeader))) continue;  // Check reports it
+    visit(RecordView(base_ + off));
+  }
+  return true;
+}
+
 bool PartitionRef::RecordAtOrAfter(std::uint64_t* slot, std::uint64_t max_slots,
                                    RecordView* record) const noexcept {
   const std::atomic<std::uint64_t>* s = slots();
@@ -468,10 +501,12 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
     if (!block.ok() &&
         block.status().code() == StatusCode::kResourceExhausted) {
       // Out of memory: free what replaced and removed records hold, if the
-      // epochs allow, and try once more. The probe above stays valid:
-      // reclamation changes no index slot.
+      // epochs allow, give the chunks left empty back to the node, and try
+      // once more. The probe above stays valid: neither changes an index
+      // slot.
       tx.Abort();
-      if (ReclaimLocked(cap) > 0) {
+      const bool freed = ReclaimLocked(cap) > 0;
+      if (alloc.ReleaseEmptyChunks() > 0 || freed) {
         tx.Restart();
         block = alloc.Allocate(tx, bytes);
       }

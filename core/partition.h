@@ -184,6 +184,15 @@ class PartitionRef {
   bool RecordBeforeEmpty(std::uint64_t* slot, std::uint64_t max_slots,
                          RecordView* record) const noexcept;
   std::uint64_t index_slots() const noexcept { return p_->index_mask + 1; }
+  // Lock-free, a hint (fills change under the lock): calls `visit` for each
+  // record in the index that lies in this partition's small-block chunk
+  // with the fewest bytes handed out, other than its current chunk and
+  // those with none (ReleaseEmptyChunks gives those back). Evicting them
+  // all empties that chunk, once the retired records in it are reclaimed
+  // too. False if there is no such chunk. O(chunks + index slots).
+  // REQUIRES: an epoch pinned while the views are used.
+  bool VisitLeastFilledChunk(
+      const std::function<void(const RecordView&)>& visit) const;
 
   void Scan(const std::function<bool(const RecordView&)>& visit,
             std::uint64_t now_ms) const;
@@ -217,6 +226,13 @@ class PartitionRef {
   // Returns how many ring entries it reclaimed.
   Result<std::uint64_t> Reclaim(const WriteLimits& limits,
                                 bool wait = true) noexcept;
+
+  // Frees what it can (as Reclaim), then gives the partition's chunks that
+  // hold no record back to the node (PartitionAlloc::ReleaseEmptyChunks),
+  // so that another partition of the node can claim them. Takes the lock
+  // as Reclaim does. Returns how many chunks went back.
+  Result<std::uint64_t> ReleaseEmptyChunks(const WriteLimits& limits,
+                                           bool wait = true) noexcept;
 
   // For snapshots: under the partition's lock (so that writers of this
   // partition pause, briefly), calls `copy` with the sequence that the copy

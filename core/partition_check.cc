@@ -1,7 +1,11 @@
 // PartitionRef::Check: verifies every shared structure of a partition and
 // that its counters match what is reachable (`numagrid check`).
+#include <algorithm>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "core/base/key_hash.h"
 #include "core/partition.h"
@@ -38,6 +42,13 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
   auto* own = alloc.owners();
   std::unordered_set<std::uint64_t> blocks;
   std::unordered_set<std::string_view> keys;
+  // Every block reachable (offset, bytes), to find overlaps; the bytes of
+  // records in each small chunk, against its fill.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> extents;
+  std::unordered_map<std::uint64_t, std::uint64_t> record_fill;
+  auto count_record = [&](std::uint64_t off, std::uint64_t size) {
+    if (size <= node_->small_limit) record_fill[alloc.ChunkIndex(off)] += size;
+  };
 
   // A block at `off` of `size` bytes must lie in chunks this partition owns.
   auto block_ok = [&](std::uint64_t off, std::uint64_t size, const char* what) {
@@ -64,6 +75,7 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
               " is reachable twice");
       return false;
     }
+    extents.emplace_back(off, size);
     return true;
   };
   // A record at `off` must be complete and inside the arena.
@@ -112,6 +124,7 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
     }
     ++live;
     live_bytes += size;
+    count_record(off, size);
     if (r.ExpiredAt(now_ms)) ++rep.expired_entries;
   }
   rep.live_entries = live;
@@ -163,6 +176,7 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
       const std::uint64_t size = record_ok(e.old_record_off, "retired record");
       if (size != 0 && block_ok(e.old_record_off, size, "retired record")) {
         retired_bytes += size;
+        count_record(e.old_record_off, size);
       }
     }
   }
@@ -219,6 +233,35 @@ PartitionCheckReport PartitionRef::Check(const WriteLimits& limits,
             (accounted < owned ? "leaked " : "over-counted ") +
             std::to_string(accounted < owned ? owned - accounted
                                              : accounted - owned));
+  }
+  // 5. No two blocks overlap (a split's pieces, a chunk given back while a
+  // block of it was still listed), and none reaches into the current
+  // chunk's unused tail.
+  if (cur != 0) extents.emplace_back(cur + chunk - tail, tail);
+  std::sort(extents.begin(), extents.end());
+  for (std::size_t k = 1; k < extents.size(); ++k) {
+    if (extents[k - 1].first + extents[k - 1].second > extents[k].first) {
+      problem("block at " + std::to_string(extents[k - 1].first) + " (" +
+              std::to_string(extents[k - 1].second) +
+              " bytes) overlaps the block or chunk tail at " +
+              std::to_string(extents[k].first));
+    }
+  }
+  // 6. Each small chunk's fill is the bytes of the records in it; a free
+  // chunk, or a large block's, has none.
+  const auto* fill = alloc.fills();
+  for (std::uint64_t i = 0; i < node_->chunk_count; ++i) {
+    const std::uint64_t o = own[i].load(std::memory_order_relaxed);
+    if ((o & kChunkOwnerMask) != tag) continue;
+    const std::uint64_t f = fill[i].load(std::memory_order_relaxed);
+    const auto it = record_fill.find(i);
+    const std::uint64_t want =
+        o == tag && it != record_fill.end() ? it->second : 0;
+    if (f != want) {
+      problem("chunk " + std::to_string(i) + " has a fill of " +
+              std::to_string(f) + " bytes but " + std::to_string(want) +
+              " bytes of records in it");
+    }
   }
   if (p_->intent.state != kIntentIdle) problem("write intent left active");
   p_->lock.Unlock();

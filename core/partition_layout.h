@@ -248,6 +248,29 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 // kChunkReleasing (undo-logged; nobody else claims a marked chunk), after it
 // stores 0. A holder that dies between the two leaves marked chunks, which
 // the partition repair sweeps back to 0.
+//
+// Chunk fill (std::atomic<uint64_t>[chunk_count] at NodeHeader::
+// chunk_fill_off): of a chunk carved into small blocks, the bytes of its
+// blocks handed out (live records, retired records awaiting reclamation,
+// and a block an operation in progress allocated). Its other bytes are on
+// the owner's free lists or counted in the owner's waste (the tail left
+// when it stopped being the current chunk, and free blocks taken off the
+// lists to give it back). 0 for a free chunk and for a large block's.
+// Changed only by the owner's lock holder, through the undo log, with the
+// allocation or free that changes it; read relaxed by that lock holder and
+// by `check` under the same lock.
+//
+// Crash safety (a process may die at any instruction):
+//   Leaves behind: a fill changed by an operation that had not committed.
+//   Detected by: the owner's robust lock (its intent is active).
+//   Repaired by: the partition repair's undo, with the allocation or free
+//     it belongs to, at once, by the next locker.
+//   Holds in every reachable state: the fill of a chunk is the sum of the
+//     blocks in it that a record of the index or the ring names (check
+//     verifies it); a chunk whose fill is 0 and that is not its owner's
+//     current chunk holds no record, so its owner may give it back after
+//     taking its free blocks off the lists (PartitionAlloc::
+//     ReleaseEmptyChunks).
 inline constexpr std::uint64_t kChunkReleasing = 1ULL << 29;
 inline constexpr std::uint64_t kChunkLarge = 1ULL << 30;
 inline constexpr std::uint64_t kChunkLargeTail = 1ULL << 31;

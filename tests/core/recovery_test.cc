@@ -305,6 +305,38 @@ TEST_F(Recovery, RoundTripThroughSnapshotsTakenByTheWorkerAndWithoutOne) {
   ExpectNewVersionsAbove(j.records);
 }
 
+// Recovery coalesces a node's changes to each key's last one; past
+// RecoveryOptions::batch_bytes it applies them in steps, and a key removed
+// after a step (in the grid by then) must be removed, not forgotten. From a
+// step after every change (the history itself) to one at the end.
+TEST_F(Recovery, StepsOfAnyBatchSizeGiveTheSameGrid) {
+  CreateOptions o = JournaledOptions(dir());
+  o.memory_bytes = 16ULL << 20;
+  Create(o);
+  std::mt19937 rng(TestSeed() + 7);
+  {
+    WorkerThread w(name_);
+    Workload(rng, 400, "a");
+    ASSERT_TRUE(g().Flush().ok());
+    ASSERT_TRUE(w.Stop().ok());
+  }
+  const GridState before = ReadGridState(name_);
+  ASSERT_GT(before.size(), 10u);
+  for (const std::uint64_t batch :
+       {std::uint64_t{1}, std::uint64_t{3000}, std::uint64_t{64} << 20}) {
+    SCOPED_TRACE("batch_bytes " + std::to_string(batch));
+    grid_.reset();
+    ASSERT_TRUE(DestroyGrid(name_).ok());
+    RecoveryOptions ro;
+    ro.batch_bytes = batch;
+    auto r = RecoverGrid(name_, dir(), SystemTopology(), ro);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    Attach();
+    EXPECT_EQ(StateDiff(before, ReadGridState(name_)), "");
+    ExpectCheckClean();
+  }
+}
+
 TEST_F(Recovery, CorruptNewestSnapshotFallsBackToTheOlderOne) {
   CreateOptions o = JournaledOptions(dir());
   Create(o);

@@ -30,6 +30,7 @@
 
 #include "core/base/key_hash.h"
 #include "core/data_layout.h"
+#include "core/eviction_layout.h"
 #include "core/grid_admin.h"
 #include "core/grid_check.h"
 #include "core/grid_handle.h"
@@ -1226,6 +1227,156 @@ TEST(KilledWriters, ReclaimKilledAfterReleasingAChunkLeavesNoChunkOwnedTwice) {
   }
   ExpectQuietAndClean(name, "after more puts");
 }
+
+// ============================================ splitting blocks, releasing
+// chunks
+
+// Where in the allocator's newer steps (core/partition_alloc.h) a stopped
+// writer of a partition is, from its write intent.
+enum class AllocStep {
+  kNone,
+  kSplit,         // taking a larger free block and splitting it
+  kUnlinkEmpty,   // taking an empty chunk's free blocks off the lists
+  kReleaseChunk,  // giving empty chunks back (owner words marked)
+};
+
+AllocStep StepOf(const PartitionView& view) {
+  const core::WriteIntent& in = view.state->intent;
+  const core::NodeHeader& node = *view.node;
+  if (in.state != core::kIntentActive || in.slot_index != core::kNoSlot) {
+    return AllocStep::kNone;
+  }
+  const std::uint64_t n = std::min<std::uint64_t>(in.undo_len, core::kMaxUndo);
+  if (n == 0) return AllocStep::kNone;
+  const std::uint64_t heads = view.OffsetOf(&view.state->free_head[0]);
+  const std::uint64_t heads_end = heads + 8 * core::kSmallClasses;
+  const auto is_head = [&](std::uint64_t off) {
+    return off >= heads && off < heads_end;
+  };
+  const auto in_arena = [&](std::uint64_t off) {
+    return off >= node.arena_off && off < node.arena_off + node.arena_bytes;
+  };
+  const auto fill_of = [&](std::uint64_t off) {
+    return view.Word(node.chunk_fill_off +
+                     8 * ((off - node.arena_off) / node.chunk_bytes));
+  };
+  std::set<std::uint64_t> head_words;
+  bool version_stored = false, all_lists = true, all_from_empty = true;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const core::UndoEntry& u = in.undo[i];
+    const bool owner_word = u.off >= node.chunk_table_off &&
+                            u.off < node.chunk_table_off + 8 * node.chunk_count;
+    if (owner_word && u.old_value != 0 &&
+        (u.old_value & (core::kChunkLarge | core::kChunkReleasing)) == 0 &&
+        u.new_value == (u.old_value | core::kChunkReleasing) &&
+        view.Word(u.off) == u.new_value) {
+      return AllocStep::kReleaseChunk;  // a small chunk being given back
+    }
+    if (is_head(u.off)) head_words.insert(u.off);
+    if (in_arena(u.off) && u.new_value == in.seq) version_stored = true;
+    if (!is_head(u.off) && !in_arena(u.off)) all_lists = false;
+    // An unlink's old value is the block it took off, in an empty chunk.
+    if (!in_arena(u.old_value) || fill_of(u.old_value) != 0) {
+      all_from_empty = false;
+    }
+  }
+  if (version_stored && head_words.size() >= 2) return AllocStep::kSplit;
+  if (!version_stored && all_lists && all_from_empty) {
+    return AllocStep::kUnlinkEmpty;
+  }
+  return AllocStep::kNone;
+}
+
+// A writer killed inside a split of a larger free block, inside taking an
+// empty chunk's free blocks off the lists, or inside giving empty chunks
+// back to the node, leaves a grid that the repair makes clean (`check`:
+// counters, chunk fills, no block on two lists or overlapping another), and
+// in which every write still finds room.
+class KilledAllocSteps : public ::testing::TestWithParam<AllocStep> {};
+
+TEST_P(KilledAllocSteps, RepairLeavesACleanGridWhereEveryWriteFindsRoom) {
+  const std::uint64_t seed = TestSeed();
+  SCOPED_TRACE("NUMAGRID_TEST_SEED=" + std::to_string(seed));
+  const AllocStep want = GetParam();
+  core::CreateOptions o;
+  o.partitions = 2;
+  o.memory_bytes = 1ULL << 20;  // 16 chunks of 64 KiB
+  o.max_value_bytes = 4096;
+  o.ring_capacity = 64;
+  o.eviction.policy = core::kEvictLru;
+  const std::string name = MakeGrid(o);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto grid = Grid::Attach(name);
+  ASSERT_TRUE(grid.ok()) << grid.status().ToString();
+  Grid& g = *grid;
+  auto inspect = core::GridHandle::Attach(name);
+  ASSERT_TRUE(inspect.ok()) << inspect.status().ToString();
+  std::mt19937_64 rng(seed);
+  const PartitionView view = ViewPartition(name, **inspect, 0);
+  ASSERT_NE(view.state, nullptr);
+  // Values of 16 bytes to 4 KiB, by key: many size classes, so that a
+  // class runs dry while larger ones hold free blocks, and chunks empty.
+  const auto value_of = [](const std::string& key, std::uint64_t i) {
+    const std::uint64_t h = Mix(std::hash<std::string>()(key) + i / 7);
+    return std::string(16 + h % 4081, static_cast<char>('a' + h % 26));
+  };
+  const std::vector<std::string> keys = KeysOf(g, 0, "s", 3000);
+  // Partition 1 holds chunks of the node too.
+  const std::vector<std::string> others = KeysOf(g, 1, "o", 60);
+  for (std::size_t i = 0; i < others.size(); ++i) {
+    ASSERT_TRUE(g.Put(others[i], value_of(others[i], i)).ok());
+  }
+  int tries = 0;
+  const bool caught = KillInWindow(
+      [&](std::atomic<int>* ready) {
+        auto cg = Grid::Attach(name);
+        if (!cg.ok()) return 2;
+        std::uint64_t r = 1;
+        for (std::uint64_t i = 0;; ++i) {
+          r = Mix(r + i);
+          const std::string& k = keys[r % keys.size()];
+          auto w = cg->Put(k, value_of(k, i));
+          if (!w.ok()) return 3;
+          if (i == 2000) ready->store(1);
+        }
+      },
+      [&] { return StepOf(view) == want; }, 300000, rng, &tries);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  ASSERT_TRUE(caught) << "could not stop the writer inside the step in "
+                      << tries << " tries (seed " << seed << ")";
+  std::cout << "[ window   ] writer killed inside the step after " << tries
+            << " tries" << std::endl;
+  const auto rep = CheckRepairClean(name, "after the kill");
+  EXPECT_EQ(rep.partitions_repaired, 1U);
+  ExpectNoActiveIntent(**inspect, "after the repair");
+  if (::testing::Test::HasFailure()) return;
+  // Both partitions go on: every write finds room.
+  for (std::uint64_t i = 0; i < 4000; ++i) {
+    const std::string& k =
+        i % 4 == 0 ? others[i % others.size()] : keys[(i * 7919) % keys.size()];
+    auto r = g.Put(k, value_of(k, i + 1));
+    ASSERT_TRUE(r.ok()) << "put " << i << ": " << r.status().ToString();
+  }
+  ExpectQuietAndClean(name, "after more puts");
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, KilledAllocSteps,
+                         ::testing::Values(AllocStep::kSplit,
+                                           AllocStep::kUnlinkEmpty,
+                                           AllocStep::kReleaseChunk),
+                         [](const ::testing::TestParamInfo<AllocStep>& i) {
+                           switch (i.param) {
+                             case AllocStep::kSplit:
+                               return std::string("Split");
+                             case AllocStep::kUnlinkEmpty:
+                               return std::string("UnlinkEmptyChunk");
+                             case AllocStep::kReleaseChunk:
+                               return std::string("ReleaseChunk");
+                             case AllocStep::kNone:
+                               break;
+                           }
+                           return std::string("None");
+                         });
 
 // ===================================================== a killed reader
 

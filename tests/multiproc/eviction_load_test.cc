@@ -287,8 +287,8 @@ LoadOutcome RunLoad(const LoadParams& lp, std::uint64_t seed) {
       [&] { return LoadReader(name, lp, sh, writers, Mix(seed ^ 0xEE)); }));
 
   // Sample the pressure until every child is done. The counters are read
-  // racily (a write may be half-way), which skews a sample by one record at
-  // most; the chunks a partition owns only grow here (small blocks only).
+  // racily (a write may be half-way), which skews a sample by one record,
+  // or by the chunks one partition is giving back, at most.
   std::uint64_t samples = 0, max_used = 0, over = 0;
   core::MemoryPressure worst;
   std::size_t running = pids.size();
@@ -376,25 +376,21 @@ TEST_P(EvictionUnderLoad, UsedBytesStayUnderTheLimitAndEveryKeyIsAccounted) {
   RunLoad(GetParam(), seed);
 }
 
-// Disabled: the memory variants fail today, for a reason in core (with
-// one writer as well: it is not a race).
+// Every put finds room: a writer that finds none evicts until it does.
 //
-// lru_memory, lfu_memory: about 2.5% of the puts are refused with "the
-// memory of NUMA node 0 is full". Small-block chunks never go back to the
-// node (core/partition_alloc.cc) and a free block serves only its own size
-// class, so once every chunk is owned a partition that holds no block of
-// the class a put needs (none free, none live: nothing of that size was
-// written there lately) can never get one. The writer's eviction
-// (Grid::Impl::WriteEvicting in core/grid.cc, Evictor::EvictFrom in
-// core/evictor.cc) then finds no entry of that block size, falls back to
-// evicting any entries, which free blocks of other classes, and gives up.
-// The grid ends up mostly free blocks of the wrong classes (about 15% of
-// its bytes live).
+// lru_memory, lfu_memory: about 2.5% of the puts were refused with "the
+// memory of NUMA node 0 is full" (with one writer as well) while a free
+// block served only its own size class and small-block chunks never went
+// back to the node: a partition that held no block of the class a put
+// needed could never get one by evicting. Now a larger free block is split,
+// empty chunks go back to the node, and the writer evicts entries whose
+// blocks are large enough or empties a chunk (docs/adr/0006-eviction.md,
+// "Room for every write").
 //
-// random_index passes: it failed (about 0.3% "index full") until evictions
-// under index pressure took entries that end a run of slots, each of which
-// frees a slot (docs/adr/0006-eviction.md).
-TEST_P(EvictionUnderLoad, DISABLED_EveryWriteFindsRoom) {
+// random_index: it failed (about 0.3% "index full") until evictions under
+// index pressure took entries that end a run of slots, each of which frees
+// a slot (docs/adr/0006-eviction.md).
+TEST_P(EvictionUnderLoad, EveryWriteFindsRoom) {
   const std::uint64_t seed = TestSeed();
   SCOPED_TRACE("NUMAGRID_TEST_SEED=" + std::to_string(seed));
   const LoadOutcome out = RunLoad(GetParam(), seed);
