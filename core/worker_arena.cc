@@ -150,6 +150,20 @@ struct WorkerArena::Impl {
   std::unique_ptr<PinningObserver> observer;  // kHwlocObserver only
 };
 
+bool ArenaRunsOnTbbThreads() noexcept {
+#if defined(__SANITIZE_THREAD__)
+  return false;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  return false;
+#else
+  return true;
+#endif
+#else
+  return true;
+#endif
+}
+
 bool TbbNumaQueriesAllowed() noexcept {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   return false;
@@ -276,6 +290,10 @@ std::uint64_t WorkerArena::pin_failures() const noexcept {
 Status WorkerArena::ForEach(std::size_t n,
                             const std::function<void(std::size_t)>& body) {
   if (n == 0) return Status::Ok();
+  if (!ArenaRunsOnTbbThreads()) {
+    for (std::size_t i = 0; i < n; ++i) body(i);
+    return Status::Ok();
+  }
   try {
     impl_->arena.execute([&] {
       // One task per index: the work items (whole partitions) are few and

@@ -49,6 +49,12 @@ std::string_view ArenaBindingName(std::uint32_t binding) noexcept;
 // oneTBB about NUMA nodes and always pins with the hwloc observer.
 bool TbbNumaQueriesAllowed() noexcept;
 
+// False in a build with ThreadSanitizer: oneTBB is not instrumented, so
+// TSan cannot see its synchronization and reports every hand-off between
+// its threads as a race. Such a build runs ForEach on the calling thread
+// (every index, in order) and no oneTBB thread enters the arena.
+bool ArenaRunsOnTbbThreads() noexcept;
+
 struct WorkerArenaOptions {
   // The arena's concurrency; 0: the node's core count (at least 1).
   std::uint32_t max_concurrency = 0;
