@@ -251,6 +251,10 @@ std::uint64_t Evictor::EvictFrom(std::uint32_t p, std::uint64_t n,
   pool_.clear();
   std::uint64_t evicted = 0;
   const bool needy = need.block_bytes != 0 || need.frees_slot;
+  // A block of whole chunks: only an entry with as large a block helps
+  // here; emptying a chunk or evicting any entry would not make a run
+  // (the writer then uses EvictRun).
+  const bool large = need.block_bytes > grid_.partition(p).node().small_limit;
   for (std::uint64_t tries = 0; evicted < n && tries < 2 * n; ++tries) {
     // The configured sample per victim, of entries that meet the need;
     // the pool carries the best leftovers to the next victim. A wider
@@ -261,6 +265,7 @@ std::uint64_t Evictor::EvictFrom(std::uint32_t p, std::uint64_t n,
     // leftover would win on rank over entries that meet the need.
     Sample(p, config, now, 0, need);
     if (pool_.empty() && needy) Sample(p, config, now, kWriterDraws, need);
+    if (pool_.empty() && large) break;
     if (pool_.empty() && need.block_bytes != 0) {
       const std::uint64_t k = EvictChunk(p, limits, now);
       if (k != 0) {
@@ -276,6 +281,94 @@ std::uint64_t Evictor::EvictFrom(std::uint32_t p, std::uint64_t n,
     if (o == Outcome::kBusy) break;  // the writer's own bounds ran out
   }
   pool_ = std::move(saved);
+  return evicted;
+}
+
+std::uint64_t Evictor::EvictRun(std::uint32_t p, std::uint64_t run,
+                                const WriteLimits& limits, std::uint64_t now_ms,
+                                std::vector<std::uint32_t>* touched) {
+  PartitionRef& part = grid_.partition(p);
+  const NodeHeader& node = part.node();
+  const std::uint64_t n = node.chunk_count;
+  if (run == 0 || run > n) return 0;
+  // relaxed (owner and fill words): hints; a chunk claimed or filled since
+  // costs this writer another round, never a wrong write.
+  const std::atomic<std::uint64_t>* own = part.chunk_owners();
+  const std::atomic<std::uint64_t>* fill = part.chunk_fills();
+  const auto cost = [&](std::uint64_t i) -> std::uint64_t {
+    const std::uint64_t w = own[i].load(std::memory_order_relaxed);
+    if ((w & kChunkOwnerMask) == 0 || (w & kChunkReleasing) != 0) return 0;
+    if ((w & (kChunkLarge | kChunkLargeTail)) != 0) return node.chunk_bytes;
+    return fill[i].load(std::memory_order_relaxed);
+  };
+  // The cheapest window, by a sliding sum.
+  std::uint64_t sum = 0;
+  for (std::uint64_t i = 0; i < run; ++i) sum += cost(i);
+  std::uint64_t best = 0;
+  std::uint64_t best_sum = sum;
+  for (std::uint64_t i = run; i < n; ++i) {
+    sum = sum + cost(i) - cost(i - run);
+    if (sum < best_sum) {
+      best_sum = sum;
+      best = i - run + 1;
+    }
+  }
+  // The owners of its chunks, by their tags: partitions of this node.
+  std::vector<std::uint32_t> owners;
+  for (std::uint32_t q = 0; q < grid_.partition_count(); ++q) {
+    if (grid_.node_of(q) != grid_.node_of(p)) continue;
+    const std::uint64_t tag = grid_.partition(q).owner_tag();
+    bool in_run = false;
+    for (std::uint64_t i = best; i < best + run && !in_run; ++i) {
+      in_run =
+          (own[i].load(std::memory_order_relaxed) & kChunkOwnerMask) == tag;
+    }
+    if (in_run) owners.push_back(q);
+  }
+  if (best_sum == 0) {
+    // Nothing to evict: its chunks are free, or empty but still held (a
+    // partition gives its empty chunks back when it runs out of room, not
+    // before). Give those back now.
+    std::uint64_t released = 0;
+    for (const std::uint32_t q : owners) {
+      auto r = grid_.partition(q).ReleaseEmptyChunks(limits, /*wait=*/true);
+      if (r.ok()) released += *r;
+    }
+    return released;
+  }
+  std::uint64_t evicted = 0;
+  for (const std::uint32_t q : owners) {
+    PartitionRef& owner = grid_.partition(q);
+    std::vector<Candidate> victims;
+    {
+      GridHandle::EpochGuard pin(grid_);  // the records stay while we read
+      owner.VisitChunkRun(best, run, [&](const RecordView& r) {
+        Candidate c;
+        c.partition = q;
+        c.version = r.version();
+        c.key.assign(r.key());
+        victims.push_back(std::move(c));
+      });
+    }
+    std::uint64_t from_q = 0;
+    for (const Candidate& c : victims) {
+      WriteRequest rq;
+      rq.kind = WriteKind::kEvict;
+      rq.key = c.key;
+      rq.hash = base::KeyHash(c.key);
+      rq.expected_version = c.version;
+      auto w = owner.Write(rq, limits, now_ms);
+      if (w.ok()) {
+        ++from_q;
+      } else if (w.status().code() == StatusCode::kResourceExhausted) {
+        break;  // the lock or the ring stayed busy: the next round
+      }
+      // Rewritten or removed meanwhile: it left the run anyway, or its
+      // new block is elsewhere (the next round looks again).
+    }
+    if (from_q != 0 && touched != nullptr) touched->push_back(q);
+    evicted += from_q;
+  }
   return evicted;
 }
 

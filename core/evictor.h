@@ -84,8 +84,10 @@ class Evictor {
   // watermarks say: the writer found no room), preferring entries that meet
   // `need`; if none is found and the need is memory, every entry of the
   // partition's chunk closest to empty instead (EvictChunk: possibly more
-  // than `n`, at most a chunk's worth), and else any entry. Returns how
-  // many.
+  // than `n`, at most a chunk's worth), and else any entry. A need of
+  // whole chunks (above the node's small-block limit) takes only entries
+  // whose blocks are that large: nothing else would make a run (EvictRun
+  // does). Returns how many.
   std::uint64_t EvictFrom(std::uint32_t p, std::uint64_t n,
                           const WriteLimits& limits, VictimNeed need = {});
 
@@ -96,6 +98,21 @@ class Evictor {
   // partition has nothing that helps. Returns how many it evicted.
   std::uint64_t EvictChunk(std::uint32_t p, const WriteLimits& limits,
                            std::uint64_t now_ms);
+
+  // For a block of `run` whole chunks on partition `p`'s node that no
+  // free run and no single victim provides: evicts every entry, of any
+  // partition of the node, in the run of `run` neighbouring chunks that
+  // holds the fewest bytes (free chunks count nothing, a small-block
+  // chunk its bytes handed out, a chunk of a large block all of it), and
+  // the large blocks reaching into it. Once those are reclaimed the
+  // chunks go back to the node (PartitionRef::ReleaseEmptyChunks). Adds
+  // the partitions it evicted from to `*touched`. Returns how many
+  // entries it evicted; if the run holds none, its chunks are free or
+  // empty ones a partition still holds: it gives those back and returns
+  // how many (0: the run is free).
+  std::uint64_t EvictRun(std::uint32_t p, std::uint64_t run,
+                         const WriteLimits& limits, std::uint64_t now_ms,
+                         std::vector<std::uint32_t>* touched);
 
  private:
   struct Candidate {

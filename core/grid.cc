@@ -3,8 +3,10 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "core/base/key_hash.h"
 #include "core/base/split_mix.h"
@@ -28,6 +30,11 @@ namespace {
 // reader's pinned epoch may hold back its reclamation for a moment.
 constexpr std::uint64_t kWriterEvictBatch = 8;
 constexpr int kWriterEvictRounds = 4;
+// While only retired records stand between a writer and room, it yields
+// this many rounds, then polls at this interval (the reader it waits for
+// may be descheduled for a while on a loaded machine).
+constexpr int kWriterSpinRounds = 64;
+constexpr std::chrono::microseconds kWriterRetiredPoll{100};
 
 bool EvictionHelps(core::Exhaustion e) {
   return e == core::Exhaustion::kMemory || e == core::Exhaustion::kIndex;
@@ -90,22 +97,18 @@ struct Grid::Impl {
     return n;
   }
 
-  // The partition of p's node, other than p, whose chunks hold the most
-  // bytes; p if there is none.
-  std::uint32_t LargestHolder(std::uint32_t p) {
-    std::uint32_t best = p;
-    std::uint64_t most = 0;
+  // Bytes of the records of p's node that were replaced, removed or
+  // evicted and are not yet free: a reader's pinned epoch (or the journal)
+  // holds them back, and they become room once it lets go.
+  std::uint64_t NodeRetiredBytes(std::uint32_t p) {
+    std::uint64_t retired = 0;
     for (std::uint32_t q = 0; q < h->partition_count(); ++q) {
-      if (q == p || h->node_of(q) != h->node_of(p)) continue;
-      // relaxed: a hint, read racily (PartitionCounters).
-      const std::uint64_t c = h->partition(q).state().counters.chunk_bytes.load(
+      if (h->node_of(q) != h->node_of(p)) continue;
+      // relaxed: a hint, read racily (PartitionCounters); the write decides.
+      retired += h->partition(q).state().counters.retired_bytes.load(
           std::memory_order_relaxed);
-      if (c > most) {
-        most = c;
-        best = q;
-      }
     }
-    return best;
+    return retired;
   }
 
   // The write found no memory or no index slot: evict a bounded amount of
@@ -118,6 +121,7 @@ struct Grid::Impl {
     core::PartitionRef& part = h->partition(p);
     const std::uint64_t deadline =
         shm::MonotonicNowNs() + h->limits().ring_wait_ns;
+    int idle_rounds = 0;  // rounds in a row that evicted nothing
     for (int round = 0;; ++round) {
       if (round >= kWriterEvictRounds && shm::MonotonicNowNs() >= deadline) {
         break;
@@ -147,33 +151,43 @@ struct Grid::Impl {
       std::uint64_t evicted =
           WriterEvictor().EvictFrom(p, kWriterEvictBatch, h->limits(), need);
       // Nothing of its own partition helps (it may hold little, the node's
-      // chunks being the others'): empty the chunk closest to empty of the
-      // node's partition that holds the most; the next round gives it back.
-      std::uint32_t other = p;
+      // chunks being the others'): empty the run of neighbouring chunks
+      // that holds the fewest bytes, whoever holds them, as many chunks as
+      // a large block needs or one for a small block. The next round
+      // gives them back.
+      std::vector<std::uint32_t> touched{p};
+      const std::uint64_t chunk = part.node().chunk_bytes;
       if (evicted == 0 && need.block_bytes != 0) {
-        other = LargestHolder(p);
-        if (other != p) {
-          evicted =
-              WriterEvictor().EvictChunk(other, h->limits(), core::NowMs());
-        }
+        const std::uint64_t run = need.block_bytes > part.node().small_limit
+                                      ? need.block_bytes / chunk
+                                      : 1;
+        evicted = WriterEvictor().EvictRun(p, run, h->limits(), core::NowMs(),
+                                           &touched);
       }
+      // The last try: nothing was evicted and no record of the node waits
+      // to be freed (the room made before may be free now, or nothing
+      // helps), or the time is up.
+      bool last_try = false;
       if (evicted == 0) {
-        // Nothing left to evict; but records evicted or replaced before may
-        // still wait for a reader's epoch (or the journal) to be freed.
-        // relaxed: a hint; the write below decides.
-        if (part.state().counters.retired_bytes.load(
-                std::memory_order_relaxed) == 0 ||
-            shm::MonotonicNowNs() >= deadline) {
-          break;
+        // Records evicted, removed or replaced before, in any partition of
+        // the node, may still wait for a reader's epoch (or the journal)
+        // to be freed: wait for them, up to the deadline.
+        if (NodeRetiredBytes(p) == 0 || shm::MonotonicNowNs() >= deadline) {
+          last_try = true;
+        } else if (++idle_rounds < kWriterSpinRounds) {
+          std::this_thread::yield();
+        } else {
+          std::this_thread::sleep_for(kWriterRetiredPoll);
         }
-        std::this_thread::yield();
+      } else {
+        idle_rounds = 0;
       }
       if (h->journaled()) {
         // acquire: the evictions are below it. Bounded like a wait for
         // ring space (a write's other bounded wait), not by the longer
         // sync wait: without a running worker, nothing will free them.
         bool durable = true;
-        for (const std::uint32_t q : {p, other}) {
+        for (const std::uint32_t q : touched) {
           const std::uint64_t upto =
               h->partition(q).state().next_seq.load(std::memory_order_acquire);
           durable = durable && h->WaitDurable(q, upto,
@@ -185,7 +199,7 @@ struct Grid::Impl {
       }
       r = part.Write(rq, h->limits(), core::NowMs());
       if (r.ok() || r.status().code() != StatusCode::kResourceExhausted ||
-          !EvictionHelps(part.last_exhaustion())) {
+          !EvictionHelps(part.last_exhaustion()) || last_try) {
         break;
       }
     }

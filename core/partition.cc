@@ -9,6 +9,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <thread>
@@ -188,6 +189,46 @@ bool PartitionRef::VisitLeastFilledChunk(
     visit(RecordView(base_ + off));
   }
   return true;
+}
+
+void PartitionRef::VisitChunkRun(
+    std::uint64_t first_chunk, std::uint64_t chunks,
+    const std::function<void(const RecordView&)>& visit) const {
+  const PartitionAlloc alloc(base_, node_, p_);
+  const std::uint64_t n = node_->chunk_count;
+  if (first_chunk >= n || chunks == 0) return;
+  const std::uint64_t end_chunk = std::min(n, first_chunk + chunks);
+  // A large block whose first chunk lies before the run but reaches into
+  // it: its record starts in that first chunk. relaxed: a hint.
+  std::uint64_t from = first_chunk;
+  while (from > 0 && (alloc.owners()[from].load(std::memory_order_relaxed) &
+                      kChunkLargeTail) != 0) {
+    --from;
+  }
+  const std::uint64_t lo = node_->arena_off + from * node_->chunk_bytes;
+  const std::uint64_t hi = node_->arena_off + end_chunk * node_->chunk_bytes;
+  const std::atomic<std::uint64_t>* s = slots();
+  for (std::uint64_t i = 0; i <= p_->index_mask; ++i) {
+    // acquire: as in Find.
+    const std::uint64_t v = s[i].load(std::memory_order_acquire);
+    if (!SlotHoldsRecord(v)) continue;
+    const std::uint64_t off = SlotOffset(v);
+    if (off < lo || off >= hi) continue;
+    if (!InArena(off, sizeof(RecordHeader))) continue;  // Check reports it
+    visit(RecordView(base_ + off));
+  }
+}
+
+const std::atomic<std::uint64_t>* PartitionRef::chunk_owners() const noexcept {
+  return PartitionAlloc(base_, node_, p_).owners();
+}
+
+const std::atomic<std::uint64_t>* PartitionRef::chunk_fills() const noexcept {
+  return PartitionAlloc(base_, node_, p_).fills();
+}
+
+std::uint64_t PartitionRef::owner_tag() const noexcept {
+  return PartitionAlloc(base_, node_, p_).owner_tag();
 }
 
 bool PartitionRef::RecordAtOrAfter(std::uint64_t* slot, std::uint64_t max_slots,
@@ -506,7 +547,7 @@ Result<WriteResult> PartitionRef::Write(const WriteRequest& rq,
       // slot.
       tx.Abort();
       const bool freed = ReclaimLocked(cap) > 0;
-      if (alloc.ReleaseEmptyChunks() > 0 || freed) {
+      if (alloc.ReleaseAllEmptyChunks() > 0 || freed) {
         tx.Restart();
         block = alloc.Allocate(tx, bytes);
       }

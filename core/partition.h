@@ -193,6 +193,20 @@ class PartitionRef {
   // REQUIRES: an epoch pinned while the views are used.
   bool VisitLeastFilledChunk(
       const std::function<void(const RecordView&)>& visit) const;
+  // Lock-free, a hint: calls `visit` for each record in the index whose
+  // block starts in one of the node's chunks [first_chunk, first_chunk +
+  // chunks), or in the first chunk of a large block that reaches into
+  // them. O(index slots). REQUIRES: an epoch pinned while the views are
+  // used.
+  void VisitChunkRun(std::uint64_t first_chunk, std::uint64_t chunks,
+                     const std::function<void(const RecordView&)>& visit) const;
+  // The node's chunk owner and fill tables (core/partition_layout.h), for
+  // choosing chunks to empty; read racily (relaxed), they are hints.
+  const std::atomic<std::uint64_t>* chunk_owners() const noexcept;
+  const std::atomic<std::uint64_t>* chunk_fills() const noexcept;
+  // The value this partition's chunks carry in the owner table (below
+  // kChunkReleasing).
+  std::uint64_t owner_tag() const noexcept;
 
   void Scan(const std::function<bool(const RecordView&)>& visit,
             std::uint64_t now_ms) const;

@@ -233,7 +233,9 @@ std::uint64_t PartitionAlloc::ReleaseEmptyChunks() noexcept {
        i < node_->chunk_count && count < kMaxReleasePerPass; ++i) {
     if (own[i].load(std::memory_order_relaxed) != tag) continue;
     if (fills()[i].load(std::memory_order_relaxed) != 0) continue;
-    if (node_->arena_off + i * chunk == cur) continue;
+    // The current chunk too: a writer that needs a run of whole chunks
+    // may have emptied it (Evictor::EvictRun); the next small block then
+    // comes from another chunk.
     empty[count++] = i;
   }
   if (count == 0) return 0;
@@ -286,8 +288,16 @@ std::uint64_t PartitionAlloc::ReleaseEmptyChunks() noexcept {
     // Marked, not freed, before the commit: as in Free.
     tx.Set(own[empty[k]], tag | kChunkReleasing);
   }
-  tx.Set(c.waste_bytes,
-         c.waste_bytes.load(std::memory_order_relaxed) - count * chunk);
+  std::uint64_t waste = c.waste_bytes.load(std::memory_order_relaxed);
+  if (cur != 0 && is_empty(cur)) {
+    // The current chunk stops being current: its tail goes to the waste
+    // counter, as when a new chunk replaces it, and so the chunk is whole
+    // there like the others.
+    waste += chunk - p_->cur_chunk_used.load(std::memory_order_relaxed);
+    tx.Set(p_->cur_chunk_off, 0);
+    tx.Set(p_->cur_chunk_used, 0);
+  }
+  tx.Set(c.waste_bytes, waste - count * chunk);
   tx.Set(c.chunk_bytes,
          c.chunk_bytes.load(std::memory_order_relaxed) - count * chunk);
   tx.Finish();  // committed: from here on the release must complete

@@ -87,15 +87,25 @@ class PartitionAlloc {
   // (left by a holder that died after committing). Repair only.
   void SweepMarked() noexcept;
   // Gives back to the node up to kMaxReleasePerPass small chunks of this
-  // partition whose fill is 0 (none of their blocks is handed out), other
-  // than the current one: takes their free blocks off the lists, counting
-  // them as waste, then, in one operation, marks the chunks, takes them out
-  // of the waste and chunk counters, commits and frees them. Its own
-  // operations (several, each within the undo log); O(chunks + free
-  // blocks). REQUIRES: the lock held, no operation in progress. Returns
-  // how many chunks went back.
+  // partition whose fill is 0 (none of their blocks is handed out), the
+  // current one included (it then stops being current): takes their free
+  // blocks off the lists, counting them as waste, then, in one operation,
+  // marks the chunks, takes them out of the waste and chunk counters,
+  // commits and frees them. Its own operations (several, each within the
+  // undo log); O(chunks + free blocks). REQUIRES: the lock held, no
+  // operation in progress. Returns how many chunks went back.
   std::uint64_t ReleaseEmptyChunks() noexcept;
   static constexpr std::uint64_t kMaxReleasePerPass = 16;
+  // ReleaseEmptyChunks until a pass finds fewer than kMaxReleasePerPass:
+  // every empty chunk. REQUIRES: as ReleaseEmptyChunks.
+  std::uint64_t ReleaseAllEmptyChunks() noexcept {
+    std::uint64_t total = 0;
+    for (;;) {
+      const std::uint64_t n = ReleaseEmptyChunks();
+      total += n;
+      if (n < kMaxReleasePerPass) return total;
+    }
+  }
 
   std::atomic<std::uint64_t>* owners() const noexcept {
     return reinterpret_cast<std::atomic<std::uint64_t>*>(

@@ -159,7 +159,8 @@ Result<std::uint64_t> PartitionRef::ReleaseEmptyChunks(
     }
   }
   ReclaimLocked(p_->ring_capacity);
-  const std::uint64_t n = PartitionAlloc(base_, node_, p_).ReleaseEmptyChunks();
+  const std::uint64_t n =
+      PartitionAlloc(base_, node_, p_).ReleaseAllEmptyChunks();
   p_->lock.Unlock();
   return n;
 }
