@@ -284,13 +284,16 @@ std::uint64_t Evictor::EvictFrom(std::uint32_t p, std::uint64_t n,
   return evicted;
 }
 
-std::uint64_t Evictor::EvictRun(std::uint32_t p, std::uint64_t run,
-                                const WriteLimits& limits, std::uint64_t now_ms,
-                                std::vector<std::uint32_t>* touched) {
+Evictor::RunOutcome Evictor::EvictRun(std::uint32_t p, std::uint64_t run,
+                                      const WriteLimits& limits,
+                                      std::uint64_t now_ms,
+                                      std::vector<std::uint32_t>* touched) {
   PartitionRef& part = grid_.partition(p);
   const NodeHeader& node = part.node();
   const std::uint64_t n = node.chunk_count;
-  if (run == 0 || run > n) return 0;
+  RunOutcome out;
+  if (run == 0 || run > n) return out;
+  out.found = true;
   // relaxed (owner and fill words): hints; a chunk claimed or filled since
   // costs this writer another round, never a wrong write.
   const std::atomic<std::uint64_t>* own = part.chunk_owners();
@@ -329,14 +332,12 @@ std::uint64_t Evictor::EvictRun(std::uint32_t p, std::uint64_t run,
     // Nothing to evict: its chunks are free, or empty but still held (a
     // partition gives its empty chunks back when it runs out of room, not
     // before). Give those back now.
-    std::uint64_t released = 0;
     for (const std::uint32_t q : owners) {
       auto r = grid_.partition(q).ReleaseEmptyChunks(limits, /*wait=*/true);
-      if (r.ok()) released += *r;
+      if (r.ok()) out.released += *r;
     }
-    return released;
+    return out;
   }
-  std::uint64_t evicted = 0;
   for (const std::uint32_t q : owners) {
     PartitionRef& owner = grid_.partition(q);
     std::vector<Candidate> victims;
@@ -367,9 +368,9 @@ std::uint64_t Evictor::EvictRun(std::uint32_t p, std::uint64_t run,
       // new block is elsewhere (the next round looks again).
     }
     if (from_q != 0 && touched != nullptr) touched->push_back(q);
-    evicted += from_q;
+    out.evicted += from_q;
   }
-  return evicted;
+  return out;
 }
 
 std::uint64_t Evictor::EvictChunk(std::uint32_t p, const WriteLimits& limits,

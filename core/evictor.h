@@ -106,13 +106,20 @@ class Evictor {
   // chunk its bytes handed out, a chunk of a large block all of it), and
   // the large blocks reaching into it. Once those are reclaimed the
   // chunks go back to the node (PartitionRef::ReleaseEmptyChunks). Adds
-  // the partitions it evicted from to `*touched`. Returns how many
-  // entries it evicted; if the run holds none, its chunks are free or
-  // empty ones a partition still holds: it gives those back and returns
-  // how many (0: the run is free).
-  std::uint64_t EvictRun(std::uint32_t p, std::uint64_t run,
-                         const WriteLimits& limits, std::uint64_t now_ms,
-                         std::vector<std::uint32_t>* touched);
+  // the partitions it evicted from to `*touched`. If the run holds no
+  // entry, its chunks are free or empty ones a partition still holds: it
+  // gives those back.
+  struct RunOutcome {
+    std::uint64_t evicted = 0;   // entries
+    std::uint64_t released = 0;  // empty chunks given back
+    // A run was found (free, given back or emptied): a write may find it
+    // free, unless another writer takes one of its chunks first. False
+    // only if the node has fewer chunks than `run`.
+    bool found = false;
+  };
+  RunOutcome EvictRun(std::uint32_t p, std::uint64_t run,
+                      const WriteLimits& limits, std::uint64_t now_ms,
+                      std::vector<std::uint32_t>* touched);
 
  private:
   struct Candidate {

@@ -157,22 +157,29 @@ struct Grid::Impl {
       // gives them back.
       std::vector<std::uint32_t> touched{p};
       const std::uint64_t chunk = part.node().chunk_bytes;
+      // A run free for the write: another writer of the node may still
+      // claim one of its chunks first (a small block takes any free chunk),
+      // so the next round looks again.
+      bool run_found = false;
       if (evicted == 0 && need.block_bytes != 0) {
         const std::uint64_t run = need.block_bytes > part.node().small_limit
                                       ? need.block_bytes / chunk
                                       : 1;
-        evicted = WriterEvictor().EvictRun(p, run, h->limits(), core::NowMs(),
-                                           &touched);
+        const core::Evictor::RunOutcome o = WriterEvictor().EvictRun(
+            p, run, h->limits(), core::NowMs(), &touched);
+        evicted = o.evicted + o.released;
+        run_found = o.found;
       }
-      // The last try: nothing was evicted and no record of the node waits
-      // to be freed (the room made before may be free now, or nothing
-      // helps), or the time is up.
+      // The last try: nothing was evicted, no run was found and no record
+      // of the node waits to be freed (the room made before may be free
+      // now, or nothing helps), or the time is up.
       bool last_try = false;
       if (evicted == 0) {
         // Records evicted, removed or replaced before, in any partition of
         // the node, may still wait for a reader's epoch (or the journal)
         // to be freed: wait for them, up to the deadline.
-        if (NodeRetiredBytes(p) == 0 || shm::MonotonicNowNs() >= deadline) {
+        if ((!run_found && NodeRetiredBytes(p) == 0) ||
+            shm::MonotonicNowNs() >= deadline) {
           last_try = true;
         } else if (++idle_rounds < kWriterSpinRounds) {
           std::this_thread::yield();

@@ -256,7 +256,8 @@ LoadOutcome RunLoad(const LoadParams& lp, std::uint64_t seed) {
   o.partitions = 4;
   o.memory_bytes = lp.memory_bytes;
   o.max_entries = lp.max_entries;
-  o.max_value_bytes = 4096;  // 64 KiB chunks: many per partition
+  // 4096: 64 KiB chunks, many per partition, values in small blocks.
+  o.max_value_bytes = std::max<std::uint32_t>(4096, lp.max_value);
   o.bind = false;
   o.ring_capacity = 64;
   // Generous: only a bug makes a writer wait this long here.
@@ -417,6 +418,11 @@ INSTANTIATE_TEST_SUITE_P(
                    8000},
         LoadParams{"lfu_memory", core::kEvictLfu, 3ULL << 20, 0, 16, 4096,
                    8000},
+        // Values of up to 256 KiB, most of them runs of 1 to 5 whole
+        // chunks, through 8 MiB about 20 times over: a writer needs a run
+        // of free neighbouring chunks.
+        LoadParams{"lru_large", core::kEvictLru, 8ULL << 20, 0, 16, 256U << 10,
+                   400},
         // Index bound: small values, an index of 512 entries a partition.
         LoadParams{"random_index", core::kEvictRandom, 4ULL << 20, 2048, 16,
                    200, 8000}),
