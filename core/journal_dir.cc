@@ -150,6 +150,7 @@ Status WriteManifest(const std::string& dir, const GridManifest& m,
       << "sync_wait_ms=" << m.sync_wait_ms << "\n"
       << "snapshot_bytes=" << m.snapshot_bytes << "\n"
       << "snapshot_interval_s=" << m.snapshot_interval_s << "\n"
+      << "streams_per_node=" << m.streams_per_node << "\n"
       << "eviction=" << EvictionPolicyName(m.eviction.policy) << "\n"
       << "high_watermark_pct=" << m.eviction.high_watermark_pct << "\n"
       << "low_watermark_pct=" << m.eviction.low_watermark_pct << "\n"
@@ -254,6 +255,9 @@ Result<GridManifest> ReadManifest(const std::string& dir) {
       ok = ParseNumber(val, &m.snapshot_bytes);
     } else if (key == "snapshot_interval_s") {
       ok = ParseNumber(val, &m.snapshot_interval_s);
+    } else if (key == "streams_per_node") {
+      ok = ParseNumber(val, &m.streams_per_node) && m.streams_per_node >= 1 &&
+           m.streams_per_node <= 8;
     } else if (key == "eviction") {
       auto policy = ParseEvictionPolicy(val);
       ok = policy.ok();

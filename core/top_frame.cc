@@ -180,8 +180,17 @@ std::string NodeRow(const TopView& v, const TopNodeView& nv,
 // The node's journal and worker (journaled grids only).
 std::string NodeJournalRow(const TopNodeView& nv, const TopReading& r) {
   const NodeStatsRow& n = r.stats.nodes[nv.node];
-  const NodeStatus* s =
-      nv.node < r.status.nodes.size() ? &r.status.nodes[nv.node] : nullptr;
+  // The node's workers, one per journal stream: their states, joined by
+  // '/' when the grid has several per node.
+  const std::uint32_t k = r.status.streams_per_node;
+  std::string state;
+  for (std::uint32_t i = 0; i < k; ++i) {
+    const std::size_t row = std::size_t{nv.node} * k + i;
+    if (row >= r.status.nodes.size()) break;
+    if (i > 0) state += "/";
+    state += WorkerState(r.status.nodes[row]);
+  }
+  if (state.empty()) state = "-";
   const std::string last =
       nv.last_failover
           ? std::string(EventKindName(nv.last_failover->kind)) + " " +
@@ -191,8 +200,7 @@ std::string NodeJournalRow(const TopNodeView& nv, const TopReading& r) {
               Compact(static_cast<double>(n.lag_records)).c_str(),
               CompactBytes(n.lag_bytes).c_str(),
               Compact(static_cast<double>(n.lag_last_ms)).c_str(),
-              s != nullptr ? WorkerState(*s).c_str() : "-",
-              Compact(static_cast<double>(n.generation)).c_str(),
+              state.c_str(), Compact(static_cast<double>(n.generation)).c_str(),
               Compact(static_cast<double>(n.restarts)).c_str(), last.c_str());
 }
 

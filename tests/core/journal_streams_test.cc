@@ -1,0 +1,205 @@
+// Several journal streams per node (`create --workers-per-node K`,
+// docs/adr/0008-journal-streams.md): the partition-to-stream map, the
+// control segment's size, option validation, and a round trip through one
+// worker per stream and recovery, in process.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/event_log_layout.h"
+#include "core/grid_admin.h"
+#include "core/grid_handle.h"
+#include "core/journal_dir.h"
+#include "core/journal_layout.h"
+#include "core/journal_worker.h"
+#include "core/recovery.h"
+#include "io/node_file_name.h"
+#include "numa/topology.h"
+#include "numagrid/grid.h"
+#include "tests/support/journal_grid.h"
+#include "tests/support/test_grid.h"
+
+namespace numagrid::core {
+namespace {
+
+using ::numagrid::testing::GridGuard;
+using ::numagrid::testing::JournaledOptions;
+using ::numagrid::testing::JournalRead;
+using ::numagrid::testing::ReadGridState;
+using ::numagrid::testing::ReadJournal;
+using ::numagrid::testing::StateDiff;
+using ::numagrid::testing::TempDir;
+using ::numagrid::testing::UniqueName;
+using ::numagrid::testing::WorkerThread;
+using ::testing::HasSubstr;
+
+numa::Topology TwoNodes() {
+  auto t = numa::Topology::FromSynthetic("pack:2 numa:1 core:2 pu:1");
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+  return std::move(*t);
+}
+
+TEST(JournalStreams, APartitionsStreamIsItsSlotInTheNodeModK) {
+  EXPECT_EQ(StreamOfSlot(0, 1), 0U);
+  EXPECT_EQ(StreamOfSlot(5, 1), 0U);
+  EXPECT_EQ(StreamOfSlot(0, 2), 0U);
+  EXPECT_EQ(StreamOfSlot(1, 2), 1U);
+  EXPECT_EQ(StreamOfSlot(2, 2), 0U);
+  EXPECT_EQ(StreamOfSlot(7, 3), 1U);
+  EXPECT_EQ(StreamOfSlot(8, 8), 0U);
+}
+
+TEST(JournalStreams, TheControlSegmentHoldsAStateForEveryStream) {
+  EXPECT_EQ(EventLogOffset(1), sizeof(JournalBlock) + sizeof(JournalNodeState));
+  EXPECT_EQ(EventLogOffset(2 * 4), 384U + 8U * 192U);
+  EXPECT_EQ(JournalBlockBytes(2 * 4), 384U + 8U * 192U + sizeof(EventLog));
+  JournalConfig c{};
+  EXPECT_EQ(StreamsPerNode(c), 1U) << "a block of an older build reads as 1";
+  c.streams_per_node = 4;
+  EXPECT_EQ(StreamsPerNode(c), 4U);
+}
+
+TEST(JournalStreams, WorkersPerNodeOutside1To8OrWithoutAJournalIsRefused) {
+  TempDir dir;
+  const std::string name = UniqueName("wpn");
+  GridGuard guard(name);
+  for (std::uint32_t k : {0U, 9U, 64U}) {
+    CreateOptions o = JournaledOptions(dir.path());
+    o.workers_per_node = k;
+    auto r = CreateGrid(name, o, TwoNodes());
+    ASSERT_FALSE(r.ok()) << k;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(r.status().message(), HasSubstr("--workers-per-node"));
+  }
+  CreateOptions mem;
+  mem.partitions = 4;
+  mem.memory_bytes = 8ULL << 20;
+  mem.workers_per_node = 2;
+  auto r = CreateGrid(name, mem, TwoNodes());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("needs a journal"));
+}
+
+class StreamGrid : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    name_ = UniqueName("streams");
+    guard_.emplace(name_);
+    CreateOptions o = JournaledOptions(dir_.path());
+    o.partitions = 8;
+    o.workers_per_node = 2;
+    auto c = CreateGrid(name_, o, TwoNodes());
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+  }
+
+  TempDir dir_;
+  std::string name_;
+  std::optional<GridGuard> guard_;
+};
+
+TEST_F(StreamGrid, EveryStreamJournalsADisjointShareOfItsNodesPartitions) {
+  auto h = GridHandle::Attach(name_);
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_EQ((*h)->streams_per_node(), 2U);
+  EXPECT_EQ((*h)->stream_count(), 4U);
+  const std::vector<std::uint32_t> ids = (*h)->stream_ids();
+  EXPECT_EQ(ids, (std::vector<std::uint32_t>{
+                     io::StreamId(0, 0), io::StreamId(0, 1), io::StreamId(1, 0),
+                     io::StreamId(1, 1)}));
+  std::set<const JournalNodeState*> states;
+  for (std::uint32_t id : ids) states.insert(&(*h)->journal_node(id));
+  EXPECT_EQ(states.size(), 4U) << "each stream has a state of its own";
+  std::map<std::uint32_t, std::vector<std::uint32_t>> by_stream;
+  std::map<std::uint32_t, std::uint32_t> slot;  // next slot per node
+  for (std::uint32_t p = 0; p < 8; ++p) {
+    const std::uint32_t node = (*h)->node_of(p);
+    const std::uint32_t s = slot[node]++;
+    EXPECT_EQ((*h)->stream_of(p), io::StreamId(node, s % 2))
+        << "partition " << p;
+    by_stream[(*h)->stream_of(p)].push_back(p);
+  }
+  ASSERT_EQ(by_stream.size(), 4U);
+  for (const auto& [id, parts] : by_stream) {
+    EXPECT_EQ(parts.size(), 2U) << io::StreamLabel(id);
+  }
+  auto info = InspectGrid(name_, nullptr);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->workers_per_node, 2U);
+  auto m = ReadManifest(dir_.path());
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->streams_per_node, 2U);
+}
+
+TEST_F(StreamGrid,
+       AWorkerPerStreamMakesSyncWritesDurableAndRecoveryRebuildsThem) {
+  {
+    std::vector<std::unique_ptr<WorkerThread>> workers;
+    for (std::uint32_t n = 0; n < 2; ++n) {
+      for (std::uint32_t s = 0; s < 2; ++s) {
+        JournalWorkerOptions o;
+        o.node = n;
+        o.stream = s;
+        workers.push_back(std::make_unique<WorkerThread>(name_, o));
+      }
+    }
+    auto g = Grid::Attach(name_);
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    std::set<std::uint32_t> partitions;
+    for (int i = 0; i < 200; ++i) {
+      const std::string key = "key" + std::to_string(i);
+      partitions.insert(g->PartitionOfKey(key));
+      auto put = g->Put(key, "v" + std::to_string(i),
+                        WriteOptions{.durability = Durability::kSync});
+      ASSERT_TRUE(put.ok()) << key << ": " << put.status().ToString();
+      if (i % 3 == 0) {
+        auto rm = g->Remove(key, WriteOptions{.durability = Durability::kSync});
+        ASSERT_TRUE(rm.ok()) << key << ": " << rm.ToString();
+      }
+    }
+    EXPECT_EQ(partitions.size(), 8U) << "the writes must reach every stream";
+    for (auto& w : workers) EXPECT_TRUE(w->Stop().ok());
+  }
+  auto h = GridHandle::Attach(name_);
+  ASSERT_TRUE(h.ok());
+  for (std::uint32_t id : (*h)->stream_ids()) {
+    const JournalRead j = ReadJournal(dir_.path(), id);
+    ASSERT_TRUE(j.status.ok()) << j.status.ToString();
+    EXPECT_FALSE(j.records.empty()) << io::StreamLabel(id);
+    for (const auto& r : j.records) {
+      EXPECT_EQ((*h)->stream_of(r.partition), id)
+          << "partition " << r.partition << " in " << io::StreamLabel(id);
+    }
+  }
+  h->reset();
+  const auto live = ReadGridState(name_);
+  EXPECT_EQ(live.size(), 133U);
+  ASSERT_TRUE(DestroyGrid(name_).ok());
+  auto rec = RecoverGrid(name_, dir_.path(), TwoNodes(), {});
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_EQ(StateDiff(live, ReadGridState(name_)), "");
+  auto again = GridHandle::Attach(name_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->streams_per_node(), 2U) << "recovery keeps the streams";
+}
+
+TEST_F(StreamGrid, AWorkerOfAStreamTheGridHasNotIsRefused) {
+  auto h = GridHandle::Attach(name_);
+  ASSERT_TRUE(h.ok());
+  JournalWorkerOptions o;
+  o.node = 0;
+  o.stream = 2;
+  const Status s = RunJournalWorker(**h, o);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("2 journal stream(s) per node"));
+}
+
+}  // namespace
+}  // namespace numagrid::core
