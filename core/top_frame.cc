@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string_view>
 
+#include "io/node_file_name.h"
+
 namespace numagrid::core {
 namespace {
 
@@ -95,7 +97,9 @@ std::string Printable(std::string_view text) {
 
 std::string DescribeEvent(const GridEvent& e, std::uint64_t now_ms) {
   std::string s(EventKindName(e.kind));
-  if (e.node >= 0) s += " node " + std::to_string(e.node);
+  // e.node is a stream id: "node N", or "node N stream S" for S > 0.
+  if (e.node >= 0)
+    s += " " + io::StreamLabel(static_cast<std::uint32_t>(e.node));
   if (e.pid != 0) s += " pid " + std::to_string(e.pid);
   if (e.generation != 0) s += " generation " + std::to_string(e.generation);
   s += ", " + Age(now_ms, e.time_unix_ms);
@@ -107,7 +111,11 @@ std::optional<GridEvent> LastFailover(const std::vector<GridEvent>& events,
                                       std::optional<std::int32_t> node) {
   const auto it =
       std::find_if(events.rbegin(), events.rend(), [&](const GridEvent& e) {
-        return IsFailoverEvent(e.kind) && (!node || e.node == *node);
+        // Any of the node's streams (e.node is a stream id).
+        return IsFailoverEvent(e.kind) &&
+               (!node || (e.node >= 0 &&
+                          io::StreamNode(static_cast<std::uint32_t>(e.node)) ==
+                              static_cast<std::uint32_t>(*node)));
       });
   if (it == events.rend()) return std::nullopt;
   return *it;
