@@ -13,22 +13,28 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/event_log.h"
 #include "core/event_log_layout.h"
 #include "core/grid_admin.h"
 #include "core/grid_handle.h"
 #include "core/journal_dir.h"
 #include "core/journal_layout.h"
 #include "core/journal_worker.h"
+#include "core/prometheus_format.h"
 #include "core/recovery.h"
+#include "core/stats.h"
 #include "io/node_file_name.h"
 #include "numa/topology.h"
 #include "numagrid/grid.h"
+#include "tests/support/cli_child.h"
 #include "tests/support/journal_grid.h"
 #include "tests/support/test_grid.h"
 
 namespace numagrid::core {
 namespace {
 
+using ::numagrid::testing::CliRun;
+using ::numagrid::testing::Describe;
 using ::numagrid::testing::GridGuard;
 using ::numagrid::testing::JournaledOptions;
 using ::numagrid::testing::JournalRead;
@@ -39,6 +45,13 @@ using ::numagrid::testing::TempDir;
 using ::numagrid::testing::UniqueName;
 using ::numagrid::testing::WorkerThread;
 using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr const char* kCli = NUMAGRID_CLI;
+
+CliRun Cli(const std::vector<std::string>& args, const std::string& dir) {
+  return ::numagrid::testing::RunCli(kCli, args, dir);
+}
 
 numa::Topology TwoNodes() {
   auto t = numa::Topology::FromSynthetic("pack:2 numa:1 core:2 pu:1");
@@ -199,6 +212,65 @@ TEST_F(StreamGrid, AWorkerOfAStreamTheGridHasNotIsRefused) {
   const Status s = RunJournalWorker(**h, o);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("2 journal stream(s) per node"));
+}
+
+TEST(JournalStreams, CreateRefusesWorkersPerNodeOutOfRangeOrWithoutAJournal) {
+  TempDir scratch;
+  const std::string name = UniqueName("wpncli");
+  GridGuard guard(name);
+  for (const char* k : {"0", "9", "two"}) {
+    const CliRun r = Cli({"create", name, "--memory", "8MiB", "--journal-dir",
+                          scratch.path() + "/j", "--workers-per-node", k},
+                         scratch.path());
+    EXPECT_EQ(r.exit_code, 2) << Describe(r);
+    EXPECT_THAT(r.err, HasSubstr("--workers-per-node")) << Describe(r);
+  }
+  const CliRun mem = Cli({"create", name, "--memory", "8MiB", "--no-journal",
+                          "--workers-per-node", "2"},
+                         scratch.path());
+  EXPECT_EQ(mem.exit_code, 2) << Describe(mem);
+  EXPECT_THAT(mem.err, HasSubstr("contradicts --no-journal"));
+  EXPECT_FALSE(InspectGrid(name, nullptr).ok()) << "nothing was created";
+}
+
+TEST(JournalStreams, EventsNameTheStreamAfterTheFirst) {
+  GridEvent e;
+  e.kind = EventKind::kWorkerRestarted;
+  e.node = static_cast<std::int32_t>(io::StreamId(1, 0));
+  EXPECT_THAT(EventJson(e, "g"), HasSubstr("\"node\":1"));
+  EXPECT_THAT(EventJson(e, "g"), Not(HasSubstr("stream")));
+  e.node = static_cast<std::int32_t>(io::StreamId(1, 3));
+  EXPECT_THAT(EventJson(e, "g"), HasSubstr("\"node\":1,\"stream\":3"));
+}
+
+TEST_F(StreamGrid, StatusStatsAndPrometheusShowOneRowPerWorker) {
+  TempDir scratch;
+  const CliRun status = Cli({"status", name_, "--json"}, scratch.path());
+  ASSERT_EQ(status.exit_code, 0) << Describe(status);
+  EXPECT_THAT(status.out, HasSubstr("\"workers_per_node\": 2"));
+  for (const char* row : {"\"node\": 0,\n      \"stream\": 0",
+                          "\"node\": 0,\n      \"stream\": 1",
+                          "\"node\": 1,\n      \"stream\": 0",
+                          "\"node\": 1,\n      \"stream\": 1"}) {
+    EXPECT_THAT(status.out, HasSubstr(row)) << status.out;
+  }
+  const CliRun text = Cli({"status", name_}, scratch.path());
+  ASSERT_EQ(text.exit_code, 0) << Describe(text);
+  EXPECT_THAT(text.out, HasSubstr("\n1.1 "));
+
+  auto h = GridHandle::Attach(name_);
+  ASSERT_TRUE(h.ok());
+  const GridStatsReport r = CollectStats(**h);
+  EXPECT_EQ(r.streams_per_node, 2U);
+  ASSERT_EQ(r.workers.size(), 4U);
+  EXPECT_EQ(r.workers[3].node, 1U);
+  EXPECT_EQ(r.workers[3].stream, 1U);
+  const std::string prom = FormatPrometheus(r);
+  EXPECT_THAT(prom, HasSubstr("numagrid_worker_up{grid=\"" + name_ +
+                              "\",node=\"1\",stream=\"1\"} 0"))
+      << prom;
+  EXPECT_THAT(prom, HasSubstr("numagrid_journal_lag_records{grid=\"" + name_ +
+                              "\",node=\"1\"} 0"));
 }
 
 }  // namespace
