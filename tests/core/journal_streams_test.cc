@@ -22,6 +22,7 @@
 #include "core/journal_worker.h"
 #include "core/prometheus_format.h"
 #include "core/recovery.h"
+#include "core/snapshot.h"
 #include "core/stats.h"
 #include "io/node_file_name.h"
 #include "numa/topology.h"
@@ -176,6 +177,24 @@ TEST_F(StreamGrid,
         auto rm = g->Remove(key, WriteOptions{.durability = Durability::kSync});
         ASSERT_TRUE(rm.ok()) << key << ": " << rm.ToString();
       }
+      if (i == 99) {
+        // Half way: each stream's worker snapshots its own partitions, so
+        // that recovery loads four snapshots and the journals after them.
+        auto h = GridHandle::Attach(name_);
+        ASSERT_TRUE(h.ok());
+        auto snaps = SnapshotGrid(**h, {});
+        ASSERT_TRUE(snaps.ok()) << snaps.status().ToString();
+        ASSERT_EQ(snaps->size(), 4U);
+        std::set<std::string> files;
+        for (const auto& r : *snaps) {
+          EXPECT_TRUE(r.by_worker);
+          EXPECT_GT(r.entries, 0U) << r.path;
+          files.insert(r.path.substr(r.path.rfind('/') + 1, 12));
+        }
+        EXPECT_EQ(files,
+                  (std::set<std::string>{"snapshot-0-0", "snapshot-0.1",
+                                         "snapshot-1-0", "snapshot-1.1"}));
+      }
     }
     EXPECT_EQ(partitions.size(), 8U) << "the writes must reach every stream";
     for (auto& w : workers) EXPECT_TRUE(w->Stop().ok());
@@ -197,6 +216,7 @@ TEST_F(StreamGrid,
   ASSERT_TRUE(DestroyGrid(name_).ok());
   auto rec = RecoverGrid(name_, dir_.path(), TwoNodes(), {});
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_EQ(rec->snapshots_used.size(), 4U) << "one per stream";
   EXPECT_EQ(StateDiff(live, ReadGridState(name_)), "");
   auto again = GridHandle::Attach(name_);
   ASSERT_TRUE(again.ok());
