@@ -150,6 +150,9 @@ TEST_F(StreamGrid, EveryStreamJournalsADisjointShareOfItsNodesPartitions) {
   auto m = ReadManifest(dir_.path());
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->streams_per_node, 2U);
+  // A build that knows only one stream per node refuses format 2.
+  EXPECT_THAT(::numagrid::testing::ReadFileBytes(dir_.path() + "/grid.conf"),
+              HasSubstr("\nformat=2\n"));
 }
 
 TEST_F(StreamGrid,
