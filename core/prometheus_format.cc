@@ -106,8 +106,9 @@ Labels NodeLabels(std::uint32_t node) {
 // they were before streams existed).
 Labels WorkerLabels(const GridStatsReport& r, const NodeStatsRow& w) {
   Labels l = NodeLabels(w.node);
-  if (r.streams_per_node > 1)
+  if (r.streams_per_node > 1) {
     l.emplace_back("stream", std::to_string(w.stream));
+  }
   return l;
 }
 

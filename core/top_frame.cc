@@ -98,8 +98,9 @@ std::string Printable(std::string_view text) {
 std::string DescribeEvent(const GridEvent& e, std::uint64_t now_ms) {
   std::string s(EventKindName(e.kind));
   // e.node is a stream id: "node N", or "node N stream S" for S > 0.
-  if (e.node >= 0)
+  if (e.node >= 0) {
     s += " " + io::StreamLabel(static_cast<std::uint32_t>(e.node));
+  }
   if (e.pid != 0) s += " pid " + std::to_string(e.pid);
   if (e.generation != 0) s += " generation " + std::to_string(e.generation);
   s += ", " + Age(now_ms, e.time_unix_ms);

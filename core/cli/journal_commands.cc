@@ -169,8 +169,9 @@ int RunWorker(const ParsedArgs& a) {
       if (*want != n) continue;
     }
     for (std::uint32_t s = 0; s < streams; ++s) {
-      if (!only_stream || *only_stream == s)
+      if (!only_stream || *only_stream == s) {
         nodes.push_back(io::StreamId(n, s));
+      }
     }
   }
   std::uint64_t generation = 0;
