@@ -34,7 +34,7 @@
 namespace numagrid::core {
 
 // Bump on any change to a struct in this file (a test pins the signature).
-inline constexpr std::uint32_t kControlLayoutVersion = 8;
+inline constexpr std::uint32_t kControlLayoutVersion = 9;
 
 inline constexpr std::uint32_t kMaxPartitions = 65536;
 inline constexpr std::uint32_t kMaxNodes = 1024;
@@ -143,6 +143,7 @@ inline constexpr std::uint64_t kControlLayoutSignature =
         .Add(sizeof(JournalNodeState))
         .Add(offsetof(JournalNodeState, wake))
         .Add(offsetof(JournalNodeState, generation))
+        .Add(offsetof(JournalConfig, streams_per_node))
         .Add(sizeof(EventLog))
         .Add(sizeof(EventSlot))
         .Add(offsetof(GridConfig, stats_off))

@@ -22,7 +22,9 @@ Status GridHandle::WaitDurable(std::uint32_t p, std::uint64_t upto,
   if (st.journaled_seq.load(std::memory_order_acquire) >= upto) {
     return Status::Ok();
   }
-  JournalNodeState& node = journal_nodes_[partition_nodes_[p]];
+  // The stream that journals the partition: its worker flushes it and
+  // announces each flush on that stream's durable_epoch.
+  JournalNodeState& node = journal_node(partition_streams_[p]);
   const std::uint64_t wait_ns =
       std::uint64_t{journal_->config.sync_wait_ms} * 1'000'000;
   const std::uint64_t deadline =
@@ -64,8 +66,8 @@ Status GridHandle::WaitDurable(std::uint32_t p, std::uint64_t upto,
   }
   return Unavailable("change not confirmed durable within " +
                      std::to_string(journal_->config.sync_wait_ms) +
-                     " ms (partition " + std::to_string(p) + ", node " +
-                     std::to_string(partition_nodes_[p]) + ": " + why +
+                     " ms (partition " + std::to_string(p) + ", " +
+                     io::StreamLabel(partition_streams_[p]) + ": " + why +
                      "); the change is visible and will be journaled");
 }
 

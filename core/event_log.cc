@@ -10,6 +10,7 @@
 #include "core/base/json_writer.h"
 #include "core/event_log_layout.h"
 #include "core/journal_dir.h"
+#include "io/node_file_name.h"
 
 namespace numagrid::core {
 namespace {
@@ -109,7 +110,13 @@ std::string EventJson(const GridEvent& e, std::string_view grid_name) {
       .Field("seq", e.seq)
       .Field("event", EventKindName(e.kind))
       .Field("grid", grid_name);
-  if (e.node >= 0) j.Field("node", e.node);
+  if (e.node >= 0) {
+    // The node, and the journal stream when it is not the node's first
+    // (e.node holds io::StreamId(node, stream)).
+    const auto id = static_cast<std::uint32_t>(e.node);
+    j.Field("node", io::StreamNode(id));
+    if (io::StreamIndex(id) != 0) j.Field("stream", io::StreamIndex(id));
+  }
   if (e.pid != 0) j.Field("pid", e.pid);
   if (e.generation != 0) j.Field("generation", e.generation);
   if (e.duration_ms >= 0) j.Field("duration_ms", e.duration_ms);

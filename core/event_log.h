@@ -46,7 +46,10 @@ struct GridEvent {
   std::uint64_t seq = 0;  // the event's number in the grid (set on record)
   std::uint64_t time_unix_ms = 0;  // set on record if 0
   EventKind kind = EventKind::kRepair;
-  std::int32_t node = -1;         // -1: not about one node
+  // -1: not about one node. Else io::StreamId(node, stream): the node for
+  // stream 0, node + (stream << 16) for a worker of a later journal stream
+  // (docs/adr/0008-journal-streams.md).
+  std::int32_t node = -1;
   std::uint64_t pid = 0;          // 0: no process
   std::uint64_t generation = 0;   // 0: none
   std::int64_t duration_ms = -1;  // -1: none

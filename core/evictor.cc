@@ -67,15 +67,18 @@ bool MemoryPressure::EntriesAbove(std::uint32_t pct) const noexcept {
 }
 
 Evictor::Evictor(GridHandle& grid, std::vector<std::uint32_t> partitions,
-                 std::uint64_t seed)
-    : grid_(grid), partitions_(std::move(partitions)), random_(seed) {}
+                 std::uint64_t seed, std::vector<std::uint32_t> measured)
+    : grid_(grid),
+      partitions_(std::move(partitions)),
+      measured_(measured.empty() ? partitions_ : std::move(measured)),
+      random_(seed) {}
 
 std::uint64_t Evictor::Next() noexcept { return base::SplitMix64(&random_); }
 
 MemoryPressure Evictor::Measure() const {
   MemoryPressure m;
   std::set<std::uint32_t> nodes;
-  for (std::uint32_t p : partitions_) {
+  for (std::uint32_t p : measured_) {
     PartitionRef& part = grid_.partition(p);
     const PartitionCounters& c = part.state().counters;
     // relaxed: counters for a decision that tolerates one change of skew.
@@ -88,7 +91,7 @@ MemoryPressure Evictor::Measure() const {
   }
   const EvictionConfig config = LoadEvictionConfig(grid_.eviction());
   m.entry_limit = static_cast<std::uint64_t>(
-      static_cast<Wide>(config.max_entries) * partitions_.size() /
+      static_cast<Wide>(config.max_entries) * measured_.size() /
       std::max<std::uint32_t>(1, grid_.partition_count()));
   return m;
 }

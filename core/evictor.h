@@ -65,9 +65,14 @@ struct VictimNeed {
 
 class Evictor {
  public:
-  // Works on `partitions` of `grid` (a node's, for a worker).
+  // Works on `partitions` of `grid` (a journal stream's, for a worker).
+  // The pressure (Measure) is that of `measured`, if given, else of
+  // `partitions`: a worker of a node with several journal streams measures
+  // the whole node (the watermarks are of the node's memory, which the
+  // streams' partitions share) and evicts from its own partitions only
+  // (docs/adr/0008-journal-streams.md).
   Evictor(GridHandle& grid, std::vector<std::uint32_t> partitions,
-          std::uint64_t seed);
+          std::uint64_t seed, std::vector<std::uint32_t> measured = {});
 
   MemoryPressure Measure() const;
 
@@ -145,7 +150,8 @@ class Evictor {
 
   GridHandle& grid_;
   std::vector<std::uint32_t> partitions_;
-  std::vector<Candidate> pool_;  // the best first, at most kPoolSize
+  std::vector<std::uint32_t> measured_;  // what Measure() sums
+  std::vector<Candidate> pool_;          // the best first, at most kPoolSize
   std::uint64_t random_;
   bool evicting_ = false;  // between the high and the low watermark
 };

@@ -75,6 +75,16 @@ Status ValidateOptions(const CreateOptions& o, std::uint32_t node_count) {
                            std::to_string(shm::ProcessTable::kMaxCapacity) +
                            "], got " + std::to_string(o.process_capacity));
   }
+  if (o.workers_per_node == 0 || o.workers_per_node > kMaxStreamsPerNode) {
+    return InvalidArgument("--workers-per-node must be in [1, " +
+                           std::to_string(kMaxStreamsPerNode) + "], got " +
+                           std::to_string(o.workers_per_node));
+  }
+  if (o.journal_dir.empty() && o.workers_per_node != 1) {
+    return InvalidArgument(
+        "--workers-per-node " + std::to_string(o.workers_per_node) +
+        " needs a journal: a grid created with --no-journal has no workers");
+  }
   if (!o.journal_dir.empty()) {
     if (o.journal_dir[0] != '/') {
       return InvalidArgument("--journal-dir must be an absolute path, got '" +
@@ -278,8 +288,9 @@ Result<CreateReport> CreateGrid(std::string_view name,
   const std::uint64_t procs_bytes =
       shm::ProcessTable::BytesFor(options.process_capacity);
   const std::uint64_t journal_off = RoundUp(procs_off + procs_bytes, 64);
+  const std::uint32_t stream_count = node_count * options.workers_per_node;
   const std::uint64_t stats_off =
-      RoundUp(journal_off + JournalBlockBytes(node_count), 64);
+      RoundUp(journal_off + JournalBlockBytes(stream_count), 64);
   const std::uint32_t read_buckets = ReadCounterBuckets(
       options.partitions, node_count, options.process_capacity);
   const std::uint64_t stats_bytes =
@@ -325,6 +336,7 @@ Result<CreateReport> CreateGrid(std::string_view name,
     jc.sync_wait_ms = options.sync_wait_ms;
     jc.snapshot_bytes = options.snapshot_bytes;
     jc.snapshot_interval_s = options.snapshot_interval_s;
+    jc.streams_per_node = options.workers_per_node;
     // relaxed: the segment is published (magic, release) after this fill.
     jb->recovery_state.store(
         options.recovering ? kRecoveryRunning : kRecoveryNone,
@@ -333,7 +345,7 @@ Result<CreateReport> CreateGrid(std::string_view name,
         options.recovering ? static_cast<std::uint32_t>(getpid()) : 0;
     // The segment starts zeroed: only the ring's capacity needs setting.
     reinterpret_cast<EventLog*>(static_cast<std::byte*>(base) + journal_off +
-                                EventLogOffset(node_count))
+                                EventLogOffset(stream_count))
         ->capacity = kEventLogCapacity;
     c.process_capacity = options.process_capacity;
     c.procs_off = procs_off;
@@ -391,6 +403,7 @@ Result<CreateReport> CreateGrid(std::string_view name,
     m.sync_wait_ms = options.sync_wait_ms;
     m.snapshot_bytes = options.snapshot_bytes;
     m.snapshot_interval_s = options.snapshot_interval_s;
+    m.streams_per_node = options.workers_per_node;
     m.eviction = options.eviction;
     NUMAGRID_RETURN_IF_ERROR(
         WriteManifest(options.journal_dir, m, access.mode, access.group));
@@ -428,6 +441,7 @@ CreateOptions OptionsFromManifest(const GridManifest& m,
   o.sync_wait_ms = m.sync_wait_ms;
   o.snapshot_bytes = m.snapshot_bytes;
   o.snapshot_interval_s = m.snapshot_interval_s;
+  o.workers_per_node = m.streams_per_node;
   o.eviction = m.eviction;
   o.grid_id = m.grid_id;
   return o;
@@ -499,6 +513,13 @@ Result<GridReport> InspectGrid(std::string_view name,
                       "' has an impossible configuration");
   }
   const auto* jb = ctl->At<JournalBlock>(c.journal_off);
+  r.workers_per_node = StreamsPerNode(jb->config);
+  if (r.workers_per_node > kMaxStreamsPerNode ||
+      c.journal_off + JournalBlockBytes(c.node_count * r.workers_per_node) >
+          ctl->size()) {
+    return Corruption("control segment '" + ctl_name +
+                      "' has an impossible configuration");
+  }
   if (c.journal_mode == kJournalConsumer) {
     r.journal_dir.assign(jb->config.dir,
                          strnlen(jb->config.dir, sizeof jb->config.dir));

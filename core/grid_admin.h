@@ -50,6 +50,10 @@ struct CreateOptions {
   std::uint32_t sync_wait_ms = 5000;
   std::uint64_t snapshot_bytes = 256ULL << 20;  // 0: not by journal size
   std::uint32_t snapshot_interval_s = 0;        // 0: not by time
+  // Journal streams per node, each written by a worker of its own
+  // (`--workers-per-node`, 1..kMaxStreamsPerNode; a grid without a journal
+  // has no workers and takes only 1). docs/adr/0008-journal-streams.md.
+  std::uint32_t workers_per_node = 1;
 
   // For `recover` only: reuse this grid id and the journal directory as it
   // is, and leave the grid marked as recovering (Attach refuses it until
@@ -117,6 +121,7 @@ struct GridReport {
   std::string journal_dir;  // "" for a memory-only grid
   std::string durability;   // "async", "sync" or "none"
   std::uint32_t flush_interval_us = 0;
+  std::uint32_t workers_per_node = 1;  // journal streams per node
   bool recovering = false;
   std::string topology_source;
   std::string control_segment;

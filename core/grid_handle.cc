@@ -32,6 +32,14 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
       c.procs_off + c.procs_bytes > h->control_.size() ||
       c.journal_off % 64 != 0 ||
       c.journal_off + JournalBlockBytes(c.node_count) > h->control_.size() ||
+      StreamsPerNode(h->control_.At<JournalBlock>(c.journal_off)->config) >
+          kMaxStreamsPerNode ||
+      c.journal_off +
+              JournalBlockBytes(
+                  c.node_count *
+                  StreamsPerNode(
+                      h->control_.At<JournalBlock>(c.journal_off)->config)) >
+          h->control_.size() ||
       c.stats_off % 64 != 0 ||
       c.read_buckets != ReadCounterBuckets(c.partition_count, c.node_count,
                                            c.process_capacity) ||
@@ -44,10 +52,11 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
                       "' has an impossible configuration");
   }
   h->journal_ = h->control_.At<JournalBlock>(c.journal_off);
+  h->streams_per_node_ = StreamsPerNode(h->journal_->config);
   h->journal_nodes_ =
       h->control_.At<JournalNodeState>(c.journal_off + sizeof(JournalBlock));
-  h->events_ =
-      h->control_.At<EventLog>(c.journal_off + EventLogOffset(c.node_count));
+  h->events_ = h->control_.At<EventLog>(
+      c.journal_off + EventLogOffset(c.node_count * h->streams_per_node_));
   h->node_stats_ = h->control_.At<NodeStats>(c.stats_off);
   h->eviction_ = h->control_.At<EvictionSettings>(c.eviction_off);
   h->process_stats_ = h->control_.At<ProcessStats>(
@@ -83,6 +92,7 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
   const auto* entries = h->control_.At<PartitionEntry>(c.partitions_off);
   h->partitions_.reserve(c.partition_count);
   h->partition_nodes_.reserve(c.partition_count);
+  h->partition_streams_.reserve(c.partition_count);
   for (std::uint32_t p = 0; p < c.partition_count; ++p) {
     const PartitionEntry& e = entries[p];
     if (e.node_id >= c.node_count) {
@@ -103,11 +113,13 @@ Result<std::unique_ptr<GridHandle>> GridHandle::Attach(std::string_view name,
                         std::to_string(p) + " belongs");
     }
     h->partitions_.emplace_back(seg.base(), node, state, &*h->procs_);
-    if (c.journal_mode == kJournalConsumer) {
-      h->partitions_.back().set_journal_wake(
-          &h->journal_nodes_[e.node_id].wake);
-    }
+    const std::uint32_t stream_id = io::StreamId(
+        e.node_id, StreamOfSlot(e.slot_in_node, h->streams_per_node_));
     h->partition_nodes_.push_back(e.node_id);
+    h->partition_streams_.push_back(stream_id);
+    if (c.journal_mode == kJournalConsumer) {
+      h->partitions_.back().set_journal_wake(&h->journal_node(stream_id).wake);
+    }
   }
   h->limits_.max_key_bytes = c.max_key_bytes;
   h->limits_.max_value_bytes = c.max_value_bytes;
@@ -192,6 +204,17 @@ Status GridHandle::CheckValue(std::string_view value) const {
                            " bytes (--max-value)");
   }
   return Status::Ok();
+}
+
+std::vector<std::uint32_t> GridHandle::stream_ids() const {
+  std::vector<std::uint32_t> ids;
+  ids.reserve(stream_count());
+  for (std::uint32_t n = 0; n < config_->node_count; ++n) {
+    for (std::uint32_t s = 0; s < streams_per_node_; ++s) {
+      ids.push_back(io::StreamId(n, s));
+    }
+  }
+  return ids;
 }
 
 }  // namespace numagrid::core

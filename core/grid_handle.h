@@ -16,6 +16,7 @@
 #include "core/control_layout.h"
 #include "core/journal_layout.h"
 #include "core/partition.h"
+#include "io/node_file_name.h"
 #include "numagrid/status.h"
 #include "shm/lock_file.h"
 #include "shm/process_table.h"
@@ -47,8 +48,26 @@ class GridHandle {
     return config_->journal_mode == kJournalConsumer;
   }
   JournalBlock& journal() noexcept { return *journal_; }
-  JournalNodeState& journal_node(std::uint32_t node) noexcept {
-    return journal_nodes_[node];
+  // Journal streams per node (JournalConfig::streams_per_node; 1 for a
+  // grid without a journal), and the streams of the grid.
+  std::uint32_t streams_per_node() const noexcept { return streams_per_node_; }
+  std::uint32_t stream_count() const noexcept {
+    return config_->node_count * streams_per_node_;
+  }
+  // The state of journal stream `stream_id` (io::StreamId(node, stream));
+  // for stream 0 that is the node number, so `journal_node(n)` is node n's
+  // first (with one stream per node, only) stream.
+  // REQUIRES: its node < node_count, its stream < streams_per_node().
+  JournalNodeState& journal_node(std::uint32_t stream_id) noexcept {
+    return journal_nodes_[io::StreamNode(stream_id) * streams_per_node_ +
+                          io::StreamIndex(stream_id)];
+  }
+  // The stream ids of the grid, node by node.
+  std::vector<std::uint32_t> stream_ids() const;
+  // The journal stream (io::StreamId) that journals partition `p`:
+  // StreamOfSlot of its slot in its node.
+  std::uint32_t stream_of(std::uint32_t p) const noexcept {
+    return partition_streams_[p];
   }
   // The grid's event ring (core/event_log.h reads and writes it).
   EventLog& events() noexcept { return *events_; }
@@ -137,6 +156,8 @@ class GridHandle {
   ProcessCounters* counters_ = nullptr;  // null: --no-stats
   std::byte* read_counters_ = nullptr;   // the first slot's row
   std::vector<std::uint32_t> partition_nodes_;
+  std::vector<std::uint32_t> partition_streams_;  // io::StreamId per partition
+  std::uint32_t streams_per_node_ = 1;
   shm::LockFile lock_file_;
   std::optional<shm::ProcessTable> procs_;  // set by Attach
   std::uint32_t slot_ = 0;

@@ -42,16 +42,18 @@ GridStatusReport GridStatus(GridHandle& h) {
   } else {
     r.durability = "none";
   }
-  const std::uint32_t nodes = h.config().node_count;
-  r.nodes.resize(nodes);
+  r.streams_per_node = h.streams_per_node();
+  const std::vector<std::uint32_t> ids = h.stream_ids();
+  r.nodes.resize(ids.size());
   const std::uint64_t mono_ms = shm::MonotonicNowNs() / 1'000'000;
-  for (std::uint32_t n = 0; n < nodes; ++n) {
-    NodeStatus& s = r.nodes[n];
-    s.node = n;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    NodeStatus& s = r.nodes[i];
+    s.node = io::StreamNode(ids[i]);
+    s.stream = io::StreamIndex(ids[i]);
     s.ring_capacity = h.config().ring_capacity;
     if (!h.journaled()) continue;
     // relaxed throughout: a report of independent numbers.
-    const JournalNodeState& j = h.journal_node(n);
+    const JournalNodeState& j = h.journal_node(ids[i]);
     s.worker_pid = j.worker_pid.load(std::memory_order_relaxed);
     s.worker_alive = ProcessRunning(s.worker_pid);
     s.worker_state = StateName(j.worker_state.load(std::memory_order_relaxed));
@@ -90,7 +92,9 @@ GridStatusReport GridStatus(GridHandle& h) {
         st.journaled_seq.load(std::memory_order_relaxed);
     const std::uint64_t reclaimed =
         st.reclaimed_seq.load(std::memory_order_relaxed);
-    NodeStatus& s = r.nodes[h.node_of(p)];
+    const std::uint32_t id = h.stream_of(p);
+    NodeStatus& s =
+        r.nodes[io::StreamNode(id) * r.streams_per_node + io::StreamIndex(id)];
     if (h.journaled() && next > journaled)
       s.pending_changes += next - journaled;
     if (next > reclaimed) {

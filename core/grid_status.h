@@ -1,5 +1,6 @@
-// GridStatus: what `numagrid status` shows of a running grid: per node, its
-// journal worker (pid, alive, state, heartbeat age) and the journal's
+// GridStatus: what `numagrid status` shows of a running grid: per journal
+// stream (one per node, or K per node: docs/adr/0008-journal-streams.md),
+// its journal worker (pid, alive, state, heartbeat age) and the journal's
 // progress and lag (changes visible but not yet durable, per ring).
 // Reads only; takes no lock.
 #pragma once
@@ -12,8 +13,10 @@
 
 namespace numagrid::core {
 
+// One journal stream of a node and its worker.
 struct NodeStatus {
   std::uint32_t node = 0;
+  std::uint32_t stream = 0;      // the node's journal stream, 0..K-1
   std::uint64_t worker_pid = 0;  // 0: no worker has run
   bool worker_alive = false;     // the pid exists now
   std::string worker_state;      // "none", "running", "retrying", "stopped",
@@ -26,7 +29,7 @@ struct NodeStatus {
   std::uint64_t flushes = 0;
   std::uint64_t io_errors = 0;
   std::uint64_t pending_changes = 0;  // visible, not yet durable
-  std::uint64_t max_ring_depth = 0;   // the fullest ring of the node
+  std::uint64_t max_ring_depth = 0;   // the fullest ring of the stream
   std::uint64_t ring_capacity = 0;
   std::uint64_t snapshots_done = 0;
   std::uint64_t generation = 0;         // the node's current generation
@@ -46,6 +49,9 @@ struct GridStatusReport {
   std::string journal_dir;         // "" without a journal
   std::string durability;          // "async", "sync" or "none"
   std::uint64_t watchdog_pid = 0;  // the running watchdog, 0 if none runs
+  std::uint32_t streams_per_node = 1;
+  // Node by node, the node's streams in order: node n's stream s at
+  // n * streams_per_node + s.
   std::vector<NodeStatus> nodes;
 };
 

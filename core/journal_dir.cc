@@ -130,7 +130,11 @@ Status WriteManifest(const std::string& dir, const GridManifest& m,
                      std::optional<std::uint32_t> gid) {
   std::ostringstream out;
   out << "# numagrid grid manifest: written by `create`, read by `recover`\n"
-      << "format=1\n"
+      // format 2: the grid has several journal streams per node. A build
+      // that knows only format 1 refuses the manifest instead of recovering
+      // stream 0 of each node alone (it would ignore `streams_per_node` as
+      // an unknown key). One stream per node stays format 1, as before.
+      << "format=" << (m.streams_per_node > 1 ? 2 : 1) << "\n"
       << "name=" << m.name << "\n"
       << "grid_id=" << m.grid_id << "\n"
       << "node_count=" << m.node_count << "\n"
@@ -150,6 +154,7 @@ Status WriteManifest(const std::string& dir, const GridManifest& m,
       << "sync_wait_ms=" << m.sync_wait_ms << "\n"
       << "snapshot_bytes=" << m.snapshot_bytes << "\n"
       << "snapshot_interval_s=" << m.snapshot_interval_s << "\n"
+      << "streams_per_node=" << m.streams_per_node << "\n"
       << "eviction=" << EvictionPolicyName(m.eviction.policy) << "\n"
       << "high_watermark_pct=" << m.eviction.high_watermark_pct << "\n"
       << "low_watermark_pct=" << m.eviction.low_watermark_pct << "\n"
@@ -212,7 +217,7 @@ Result<GridManifest> ReadManifest(const std::string& dir) {
     const std::string_view val(line.data() + eq + 1, line.size() - eq - 1);
     bool ok = true;
     if (key == "format") {
-      ok = val == "1";
+      ok = val == "1" || val == "2";
       format_seen = ok;
     } else if (key == "name") {
       m.name = std::string(val);
@@ -254,6 +259,9 @@ Result<GridManifest> ReadManifest(const std::string& dir) {
       ok = ParseNumber(val, &m.snapshot_bytes);
     } else if (key == "snapshot_interval_s") {
       ok = ParseNumber(val, &m.snapshot_interval_s);
+    } else if (key == "streams_per_node") {
+      ok = ParseNumber(val, &m.streams_per_node) && m.streams_per_node >= 1 &&
+           m.streams_per_node <= 8;
     } else if (key == "eviction") {
       auto policy = ParseEvictionPolicy(val);
       ok = policy.ok();

@@ -42,6 +42,9 @@ struct GridManifest {
   std::uint32_t sync_wait_ms = 0;
   std::uint64_t snapshot_bytes = 0;
   std::uint32_t snapshot_interval_s = 0;
+  // Journal streams per node (docs/adr/0008-journal-streams.md); a
+  // manifest written before streams existed has no line and reads as 1.
+  std::uint32_t streams_per_node = 1;
   // Written by `create` and `config`; a manifest from before eviction
   // existed has none of these lines and reads as the defaults.
   EvictionConfig eviction;

@@ -1,7 +1,8 @@
 // The journal's part of the control segment: the durability configuration
-// (constant after create) and, per NUMA node, the state that the node's
-// journal worker shares with writers and with `numagrid status`. It sits at
-// GridConfig::journal_off. docs/control-segment.md is the format spec;
+// (constant after create) and, per journal stream (K per NUMA node, one
+// worker each: docs/adr/0008-journal-streams.md), the state that the
+// stream's journal worker shares with writers and with `numagrid status`. It
+// sits at GridConfig::journal_off. docs/control-segment.md is the format spec;
 // docs/adr/0003-journal.md says why it looks like this.
 #pragma once
 
@@ -38,12 +39,34 @@ struct JournalConfig {
   std::uint64_t snapshot_bytes;       // the worker snapshots its node once this
                                       // many journal bytes follow the last
                                       // snapshot; 0: only on request
-  std::uint64_t reserved[8];
+  // Journal streams (and workers) per node, 1..kMaxStreamsPerNode; 0 in a
+  // block written before streams existed reads as 1 (StreamsPerNode).
+  std::uint32_t streams_per_node;
+  std::uint32_t reserved0;
+  std::uint64_t reserved[7];
 };
 static_assert(std::is_standard_layout_v<JournalConfig>);
 static_assert(sizeof(JournalConfig) == 352);
 
-// One per node, written by the node's journal worker and by writers.
+// `create --workers-per-node K`: at most this many journal streams per node.
+inline constexpr std::uint32_t kMaxStreamsPerNode = 8;
+
+constexpr std::uint32_t StreamsPerNode(const JournalConfig& c) noexcept {
+  return c.streams_per_node == 0 ? 1 : c.streams_per_node;
+}
+
+// The stream that journals a partition: its slot among its node's
+// partitions (PartitionEntry::slot_in_node) modulo the streams per node.
+// Fixed at create with the partition map, so a partition's changes are
+// always in one stream, in order.
+constexpr std::uint32_t StreamOfSlot(std::uint32_t slot_in_node,
+                                     std::uint32_t streams_per_node) noexcept {
+  return slot_in_node % streams_per_node;
+}
+
+// One per journal stream (node n's stream s at index n * K + s, K the
+// streams per node), written by the stream's journal worker and by the
+// writers of the stream's partitions.
 //
 // Crash safety (a process may die at any instruction):
 //   Leaves behind: a worker leaves its last published numbers (durable
@@ -52,13 +75,15 @@ static_assert(sizeof(JournalConfig) == 352);
 //     fencer or watchdog killed after bumping `generation` leaves a
 //     generation no worker holds (the running one steps down at its next
 //     commit; the next one started takes a newer generation).
-//   Detected by: the next worker, which takes the node's journal lock
-//     (an OFD lock on a file in the journal directory, released by the
-//     kernel when the holder dies), and `status` (pid no longer alive).
+//   Detected by: the next worker of the stream, which takes the stream's
+//     journal lock (an OFD lock on a file in the journal directory,
+//     released by the kernel when the holder dies), and `status` (pid no
+//     longer alive).
 //   Repaired by: the next worker overwrites every field at start.
 //   Holds in every reachable state: durable_epoch only grows; a partition's
 //     journaled_seq (core/partition_layout.h) only grows, and only after the
-//     changes below it are durable in the node's journal.
+//     changes below it are durable in its stream's journal. No partition
+//     belongs to two streams, so no two workers mark one partition.
 struct alignas(64) JournalNodeState {
   // Cache line 0: published by the worker.
   // durable_epoch: +1 after each flush whose changes were marked journaled;
@@ -138,18 +163,19 @@ struct JournalBlock {
   // process, never a second live one.
   std::atomic<std::uint64_t> watchdog_pid;
   std::uint64_t reserved[2];
-  // Followed, at the next 64-byte boundary, by JournalNodeState[node_count].
+  // Followed, at the next 64-byte boundary, by
+  // JournalNodeState[node_count * streams per node].
 };
 static_assert(std::is_standard_layout_v<JournalBlock>);
 static_assert(sizeof(JournalBlock) == 384);
 
-// The JournalBlock, the node states, then the EventLog
-// (core/event_log_layout.h).
-constexpr std::uint64_t EventLogOffset(std::uint32_t node_count) noexcept {
-  return sizeof(JournalBlock) + sizeof(JournalNodeState) * node_count;
+// The JournalBlock, the stream states (node_count * streams per node of
+// them: `stream_count`), then the EventLog (core/event_log_layout.h).
+constexpr std::uint64_t EventLogOffset(std::uint32_t stream_count) noexcept {
+  return sizeof(JournalBlock) + sizeof(JournalNodeState) * stream_count;
 }
-constexpr std::uint64_t JournalBlockBytes(std::uint32_t node_count) noexcept {
-  return EventLogOffset(node_count) + sizeof(EventLog);
+constexpr std::uint64_t JournalBlockBytes(std::uint32_t stream_count) noexcept {
+  return EventLogOffset(stream_count) + sizeof(EventLog);
 }
 
 }  // namespace numagrid::core

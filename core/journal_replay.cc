@@ -9,6 +9,7 @@
 #include "core/base/check.h"
 #include "io/errno_status.h"
 #include "io/journal_reader.h"
+#include "io/node_file_name.h"
 #include "io/snapshot_file.h"
 
 namespace numagrid::core {
@@ -45,7 +46,6 @@ JournalReplay::JournalReplay(std::string dir, std::uint64_t grid_id,
 
 Status JournalReplay::Node(std::uint32_t node, ReplaySink& sink,
                            bool truncate_tail) {
-  if (last_journal_.size() <= node) last_journal_.resize(node + 1, 0);
   std::uint64_t covered_journal = 0;
   NUMAGRID_RETURN_IF_ERROR(LoadSnapshot(node, sink, &covered_journal));
   return ReplayJournal(node, sink, covered_journal, truncate_tail);
@@ -56,7 +56,8 @@ std::uint64_t JournalReplay::next_seq(std::uint32_t p) const {
 }
 
 std::uint64_t JournalReplay::last_journal_seq(std::uint32_t node) const {
-  return node < last_journal_.size() ? last_journal_[node] : 0;
+  const auto it = last_journal_.find(node);
+  return it != last_journal_.end() ? it->second : 0;
 }
 
 void JournalReplay::Log(const std::string& line) const {
@@ -98,7 +99,7 @@ Status JournalReplay::LoadSnapshot(std::uint32_t node, ReplaySink& sink,
     }
     *covered_journal = (*reader)->header().journal_seq;
     report_->snapshots_used.push_back(it->path);
-    Log("node " + std::to_string(node) + ": loaded " + it->path + " (" +
+    Log(io::StreamLabel(node) + ": loaded " + it->path + " (" +
         std::to_string((*reader)->entry_count()) + " entries)");
     return Status::Ok();
   }
@@ -118,7 +119,7 @@ Status JournalReplay::ReplayJournal(std::uint32_t node, ReplaySink& sink,
   const auto& segs = (*reader)->segments();
   if (!segs.empty() && segs.front().first_seq > covered_journal + 1) {
     return Corruption(
-        "journal of node " + std::to_string(node) + " in " + dir_ +
+        "journal of " + io::StreamLabel(node) + " in " + dir_ +
         " starts at sequence " + std::to_string(segs.front().first_seq) +
         " but " +
         (covered_journal == 0
@@ -137,10 +138,10 @@ Status JournalReplay::ReplayJournal(std::uint32_t node, ReplaySink& sink,
     if (r.sequence <= covered_journal) continue;
     ++report_->journal_records;
     if (r.partition_id >= partitions_) {
-      return Corruption("journal of node " + std::to_string(node) +
-                        ": record " + std::to_string(r.sequence) +
-                        " names partition " + std::to_string(r.partition_id) +
-                        " of " + std::to_string(partitions_));
+      return Corruption("journal of " + io::StreamLabel(node) + ": record " +
+                        std::to_string(r.sequence) + " names partition " +
+                        std::to_string(r.partition_id) + " of " +
+                        std::to_string(partitions_));
     }
     // Each partition's changes apply once, in change order: a record the
     // snapshot holds, or one a restarted worker journaled again, is
@@ -162,7 +163,8 @@ Status JournalReplay::ReplayJournal(std::uint32_t node, ReplaySink& sink,
   const io::DroppedTail& tail = (*reader)->tail();
   if (tail.kind != io::TailKind::kNone) {
     DroppedTailReport d;
-    d.node = node;
+    d.node = io::StreamNode(node);
+    d.stream = io::StreamIndex(node);
     d.kind = TailKindId(tail.kind);
     d.file = tail.file;
     d.offset = tail.offset;
@@ -170,7 +172,7 @@ Status JournalReplay::ReplayJournal(std::uint32_t node, ReplaySink& sink,
     d.last_good_seq = tail.last_good_seq;
     d.reason = tail.reason;
     report_->dropped.push_back(d);
-    Log("node " + std::to_string(node) + ": dropped " + tail.ToString());
+    Log(io::StreamLabel(node) + ": dropped " + tail.ToString());
     if (truncate_tail) NUMAGRID_RETURN_IF_ERROR((*reader)->TruncateTornTail());
   }
   if (truncate_tail && !(*reader)->segments().empty()) {

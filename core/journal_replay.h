@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,7 +44,9 @@ class JournalReplay {
                 std::function<void(std::string_view)> log,
                 RecoveryReport* report);
 
-  // Streams node `node`'s snapshot and journal into `sink`. With
+  // Streams journal stream `node`'s (a stream id, io::StreamId; for stream
+  // 0 the node number) snapshot and journal into `sink`. The streams of a
+  // node hold disjoint partitions, so they may come in any order. With
   // `truncate_tail`, cuts a torn or corrupt tail off the journal file
   // (recovery); without, leaves the files alone (reconciliation).
   // kCorruption for damage before the tail or missing segments.
@@ -66,9 +69,9 @@ class JournalReplay {
   const std::uint32_t partitions_;
   const std::function<void(std::string_view)> log_;
   RecoveryReport* report_;
-  std::vector<std::uint64_t> next_apply_;    // per partition
-  std::vector<std::uint64_t> max_version_;   // per partition
-  std::vector<std::uint64_t> last_journal_;  // per node
+  std::vector<std::uint64_t> next_apply_;                // per partition
+  std::vector<std::uint64_t> max_version_;               // per partition
+  std::map<std::uint32_t, std::uint64_t> last_journal_;  // per stream id
 };
 
 }  // namespace numagrid::core

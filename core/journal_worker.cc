@@ -21,6 +21,7 @@
 #include "io/errno_status.h"
 #include "io/journal_reader.h"
 #include "io/journal_writer.h"
+#include "io/node_file_name.h"
 #include "io/snapshot_file.h"
 #include "shm/futex.h"
 
@@ -61,15 +62,22 @@ class NodeJournaler {
                 std::uint64_t generation)
       : grid_(grid),
         o_(o),
-        node_(grid.journal_node(o.node)),
+        sid_(io::StreamId(o.node, o.stream)),
+        node_(grid.journal_node(sid_)),
+        // Shared by the node's streams: updated with read-modify-writes.
         stats_(grid.node_stats(o.node)),
         dir_(grid.journal_dir()),
         generation_(generation) {
+    std::vector<std::uint32_t> node_parts;
     for (std::uint32_t p = 0; p < grid.partition_count(); ++p) {
-      if (grid.node_of(p) == o.node) parts_.push_back(p);
+      if (grid.stream_of(p) == sid_) parts_.push_back(p);
+      if (grid.node_of(p) == o.node) node_parts.push_back(p);
     }
+    // Evicts from this stream's partitions when the node's memory (all its
+    // streams' partitions) passes the high watermark.
     evictor_.emplace(grid, parts_,
-                     static_cast<std::uint64_t>(getpid()) ^ generation);
+                     static_cast<std::uint64_t>(getpid()) ^ generation,
+                     std::move(node_parts));
     pos_.resize(parts_.size());
     upto_.resize(parts_.size());
     batch_bytes_.resize(parts_.size());
@@ -131,8 +139,7 @@ class NodeJournaler {
         continue;
       }
       if (backoff_ms != 0) {
-        Log(o_, "node " + std::to_string(o_.node) +
-                    ": journal writes succeed again");
+        Log(o_, io::StreamLabel(sid_) + ": journal writes succeed again");
         IoEvent(EventKind::kJournalIoRecovered,
                 std::to_string(io_errors_in_streak_) +
                     " failed attempt(s); the changes are journaled again",
@@ -176,7 +183,7 @@ class NodeJournaler {
     Status s = writer_ != nullptr ? writer_->Close() : Status::Ok();
     // relaxed: a state for `status`.
     node_.worker_state.store(kWorkerStopped, std::memory_order_relaxed);
-    Log(o_, "node " + std::to_string(o_.node) +
+    Log(o_, io::StreamLabel(sid_) +
                 ": stopped, journal durable "
                 "through sequence " +
                 std::to_string(durable_seq_));
@@ -211,10 +218,10 @@ class NodeJournaler {
     const std::string why = "generation " + std::to_string(generation_) +
                             " superseded by " + std::to_string(now_gen) +
                             "; exiting without writing";
-    Log(o_, "node " + std::to_string(o_.node) + ": fenced: " + why);
+    Log(o_, io::StreamLabel(sid_) + ": fenced: " + why);
     GridEvent e;
     e.kind = EventKind::kWorkerSteppedDown;
-    e.node = static_cast<std::int32_t>(o_.node);
+    e.node = static_cast<std::int32_t>(sid_);
     e.pid = static_cast<std::uint64_t>(getpid());
     e.generation = generation_;
     e.cause = why;
@@ -251,7 +258,7 @@ class NodeJournaler {
                std::int64_t duration_ms) {
     GridEvent e;
     e.kind = kind;
-    e.node = static_cast<std::int32_t>(o_.node);
+    e.node = static_cast<std::int32_t>(sid_);
     e.pid = static_cast<std::uint64_t>(getpid());
     e.generation = generation_;
     e.cause = cause;
@@ -276,7 +283,7 @@ class NodeJournaler {
     node_.worker_state.store(kWorkerRetrying, std::memory_order_relaxed);
     const std::uint32_t next =
         std::min(o_.max_backoff_ms, backoff_ms == 0 ? 10 : backoff_ms * 2);
-    Log(o_, "node " + std::to_string(o_.node) + ": " + s.ToString() +
+    Log(o_, io::StreamLabel(sid_) + ": " + s.ToString() +
                 "; nothing is dropped, retrying in " + std::to_string(next) +
                 " ms");
     std::this_thread::sleep_for(std::chrono::milliseconds(next));
@@ -290,13 +297,13 @@ class NodeJournaler {
     // later segment). Their changes are not marked, so they are journaled
     // again.
     auto first = PrepareJournalTail(
-        dir_, o_.node, grid_.grid_id(),
+        dir_, sid_, grid_.grid_id(),
         node_.durable_journal_seq.load(std::memory_order_acquire) + 1, o_.log,
         node_.durable_journal_seq.load(std::memory_order_acquire));
     if (!first.ok()) return first.status();
     io::JournalWriterOptions wo;
     wo.dir = dir_;
-    wo.node_id = o_.node;
+    wo.node_id = sid_;
     wo.grid_id = grid_.grid_id();
     wo.first_seq = *first;
     wo.segment_bytes = grid_.journal().config.segment_bytes;
@@ -412,8 +419,12 @@ class NodeJournaler {
     if (!known) return;
     stats_.lag_ms.Record(lag);
     stats_.lag_last_ms.store(lag, std::memory_order_relaxed);
-    if (lag > stats_.lag_max_ms.load(std::memory_order_relaxed)) {
-      stats_.lag_max_ms.store(lag, std::memory_order_relaxed);
+    // The node's other streams' workers update it too: a compare-exchange
+    // loop, so that no larger value is overwritten by a smaller one.
+    // relaxed: a report; it publishes nothing else.
+    std::uint64_t max = stats_.lag_max_ms.load(std::memory_order_relaxed);
+    while (lag > max && !stats_.lag_max_ms.compare_exchange_weak(
+                            max, lag, std::memory_order_relaxed)) {
     }
   }
 
@@ -437,13 +448,13 @@ class NodeJournaler {
     // Not waiting: a snapshot by `numagrid snapshot` holds it; retry on a
     // later round rather than stall the journal.
     auto lock =
-        LockNodeJournal(dir_, o_.node, JournalLock::kSnapshot, /*wait=*/false);
+        LockNodeJournal(dir_, sid_, JournalLock::kSnapshot, /*wait=*/false);
     if (!lock.ok() && lock.status().code() == StatusCode::kAlreadyExists) {
       return;
     }
     if (lock.ok()) {
       r = WriteNodeSnapshot(
-          grid_, o_.node, o_.log,
+          grid_, sid_, o_.log,
           [this] {
             // relaxed: a heartbeat, read with a generous timeout.
             node_.heartbeat_mono_ms.store(shm::MonotonicNowNs() / 1'000'000,
@@ -463,7 +474,7 @@ class NodeJournaler {
                                                  std::memory_order_relaxed);
       node_.last_snapshot_code.store(0, std::memory_order_relaxed);
     } else {
-      Log(o_, "node " + std::to_string(o_.node) +
+      Log(o_, io::StreamLabel(sid_) +
                   ": snapshot failed: " + r.status().ToString());
       // Retry a size-triggered snapshot after half as much journal again.
       bytes_since_snapshot_ = every / 2;
@@ -489,7 +500,7 @@ class NodeJournaler {
         node_.snapshot_requests.load(std::memory_order_relaxed);
     if (requested <= snapshots_handled_) return;
     Log(o_,
-        "node " + std::to_string(o_.node) +
+        io::StreamLabel(sid_) +
             ": snapshot refused while the journal fails: " + why.ToString());
     // relaxed: published by the release store of snapshots_done below.
     node_.last_snapshot_code.store(static_cast<std::uint32_t>(why.code()),
@@ -624,10 +635,11 @@ class NodeJournaler {
 
   GridHandle& grid_;
   const JournalWorkerOptions& o_;
+  const std::uint32_t sid_;  // io::StreamId of the stream this worker writes
   JournalNodeState& node_;
   NodeStats& stats_;
   const std::string dir_;
-  std::vector<std::uint32_t> parts_;    // this node's partitions
+  std::vector<std::uint32_t> parts_;    // this stream's partitions
   std::vector<std::uint32_t> reclaim_;  // ReclaimIdle's partitions to do
   std::vector<std::uint64_t> pos_;      // next change to journal, per partition
   std::vector<std::uint64_t> upto_;     // end of the batch being flushed
@@ -660,7 +672,7 @@ class NodeJournaler {
 namespace {
 
 std::string LockPath(const std::string& dir, std::uint32_t node) {
-  return dir + "/journal-" + std::to_string(node) + ".lock";
+  return dir + "/journal-" + io::StreamTag(node) + ".lock";
 }
 
 }  // namespace
@@ -669,7 +681,7 @@ Result<int> LockNodeJournal(const std::string& dir, std::uint32_t node,
                             JournalLock which, bool wait) {
   const std::string path = LockPath(dir, node);
   const int fd = OpenJournalDirFile(
-      dir, "journal-" + std::to_string(node) + ".lock", O_RDWR);
+      dir, "journal-" + io::StreamTag(node) + ".lock", O_RDWR);
   if (fd < 0) return io::detail::ErrnoStatus(errno, "open " + path);
   struct flock fl {};
   fl.l_type = F_WRLCK;
@@ -686,8 +698,8 @@ Result<int> LockNodeJournal(const std::string& dir, std::uint32_t node,
     if (err == EAGAIN || err == EACCES) {
       // OFD locks do not name their holder (F_GETLK reports pid -1);
       // RunJournalWorker names it from the node's published worker pid.
-      return AlreadyExists("another worker journals node " +
-                           std::to_string(node) + " in " + dir);
+      return AlreadyExists("another worker journals " + io::StreamLabel(node) +
+                           " in " + dir);
     }
     return io::detail::ErrnoStatus(err, "lock " + path);
   }
@@ -784,7 +796,7 @@ Result<std::uint64_t> PrepareJournalTail(
       // but nothing says they reached the disk, so they must not be counted
       // durable (the worker journals the same changes again).
       if (log) {
-        log("node " + std::to_string(node) + ": cutting " + last_segment.path +
+        log(io::StreamLabel(node) + ": cutting " + last_segment.path +
             " at offset " + std::to_string(offset) +
             ": its records after sequence " + std::to_string(keep_upto) +
             " were never confirmed durable");
@@ -795,15 +807,14 @@ Result<std::uint64_t> PrepareJournalTail(
     }
     const io::DroppedTail& tail = (*reader)->tail();
     if (tail.kind != io::TailKind::kNone) {
-      if (log)
-        log("node " + std::to_string(node) + ": cutting " + tail.ToString());
+      if (log) log(io::StreamLabel(node) + ": cutting " + tail.ToString());
       NUMAGRID_RETURN_IF_ERROR((*reader)->TruncateTornTail());
       if (tail.removes_file) continue;
     }
     const std::uint64_t last = (*reader)->last_good_seq();
     return std::max(last + 1, floor);
   }
-  return Corruption("journal of node " + std::to_string(node) + " in " + dir +
+  return Corruption("journal of " + io::StreamLabel(node) + " in " + dir +
                     ": could not find its end");
 }
 
@@ -817,7 +828,15 @@ Status RunJournalWorker(GridHandle& grid, const JournalWorkerOptions& o) {
                            std::to_string(grid.config().node_count - 1) +
                            ", not " + std::to_string(o.node));
   }
-  auto lock = LockNodeJournal(grid.journal_dir(), o.node);
+  if (o.stream >= grid.streams_per_node()) {
+    return InvalidArgument("grid '" + grid.name() + "' has " +
+                           std::to_string(grid.streams_per_node()) +
+                           " journal stream(s) per node (streams 0.." +
+                           std::to_string(grid.streams_per_node() - 1) +
+                           "), not stream " + std::to_string(o.stream));
+  }
+  const std::uint32_t sid = io::StreamId(o.node, o.stream);
+  auto lock = LockNodeJournal(grid.journal_dir(), sid);
   if (!lock.ok()) {
     if (lock.status().code() != StatusCode::kAlreadyExists) {
       return lock.status();
@@ -825,16 +844,15 @@ Status RunJournalWorker(GridHandle& grid, const JournalWorkerOptions& o) {
     // OFD locks do not name their holder; the running worker published
     // its pid. relaxed: a diagnosis.
     const std::uint64_t pid =
-        grid.journal_node(o.node).worker_pid.load(std::memory_order_relaxed);
+        grid.journal_node(sid).worker_pid.load(std::memory_order_relaxed);
     return AlreadyExists("another worker (pid " + std::to_string(pid) +
-                         ") journals node " + std::to_string(o.node) +
-                         " of grid '" + grid.name() + "' in " +
-                         grid.journal_dir());
+                         ") journals " + io::StreamLabel(sid) + " of grid '" +
+                         grid.name() + "' in " + grid.journal_dir());
   }
-  JournalNodeState& node = grid.journal_node(o.node);
+  JournalNodeState& node = grid.journal_node(sid);
   std::uint64_t generation = o.generation;
   if (generation == 0) {
-    generation = TakeWorkerGeneration(grid, o.node);
+    generation = TakeWorkerGeneration(grid, sid);
   } else if (const std::uint64_t now =
                  node.generation.load(std::memory_order_acquire);
              now != generation) {

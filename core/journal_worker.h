@@ -1,8 +1,10 @@
-// The journaling loop of one NUMA node: drains the change rings of the
-// node's partitions, in sequence order, into the node's journal, makes each
-// batch durable with one fdatasync (group commit), then marks it journaled
+// The journaling loop of one journal stream of a NUMA node (a node has K
+// streams, docs/adr/0008-journal-streams.md; stream s journals the node's
+// partitions whose slot in the node is s mod K): drains the change rings of
+// the stream's partitions, in sequence order, into the stream's journal, makes
+// each batch durable with one fdatasync (group commit), then marks it journaled
 // so that sync writers return and reclamation may free what the changes
-// replaced. This is what `numagrid worker NAME --node N` runs.
+// replaced. This is what `numagrid worker NAME --node N --stream S` runs.
 // docs/adr/0003-journal.md explains the design.
 //
 // Nothing is dropped: a change leaves its ring only after it is durable. An
@@ -29,9 +31,13 @@
 //   Holds in every reachable state: a change marked journaled is in the
 //     journal at or below the published durable position.
 //
-// Thread safety: one loop per node per grid, enforced by an OFD lock on
-// `<journal dir>/journal-<node>.lock` (released by the kernel when the
-// holder dies).
+// Thread safety: one loop per stream per grid, enforced by an OFD lock on
+// `<journal dir>/journal-<node>.lock` (stream 0) or
+// `journal-<node>.<stream>.lock` (released by the kernel when the holder
+// dies).
+//
+// Below, a "stream id" is io::StreamId(node, stream) (io/node_file_name.h):
+// for stream 0 it is the node number.
 #pragma once
 
 #include <atomic>
@@ -50,6 +56,8 @@ namespace numagrid::core {
 
 struct JournalWorkerOptions {
   std::uint32_t node = 0;
+  // The node's journal stream, 0..streams per node - 1.
+  std::uint32_t stream = 0;
   // Set (from a signal handler, another thread or a test) to stop: the loop
   // then drains every ring, flushes, and returns OK.
   const std::atomic<bool>* stop = nullptr;
@@ -83,19 +91,21 @@ struct JournalWorkerOptions {
 // nothing after it saw that and did not flush what it had appended.
 Status RunJournalWorker(GridHandle& grid, const JournalWorkerOptions& options);
 
-// Takes the node's next generation for a worker about to start, fencing
-// every older one. Returns it.
+// Takes the stream's next generation for a worker about to start, fencing
+// every older one. Returns it. `node` is a stream id.
 std::uint64_t TakeWorkerGeneration(GridHandle& grid, std::uint32_t node);
 
-// Fences the node's worker: bumps the generation, so that the worker steps
-// down before its next journal write (at once if it runs, when resumed if
-// it is stopped). Records a worker_fenced event with `cause`. Returns the
-// new generation. The journal lock, not this, is what keeps two workers
-// from writing one journal: fencing makes a superseded worker let go.
+// Fences the worker of stream id `node`: bumps the stream's generation, so that
+// the worker steps down before its next journal write (at once if it runs, when
+// resumed if it is stopped). Records a worker_fenced event with `cause`.
+// Returns the new generation. The journal lock, not this, is what keeps two
+// workers from writing one journal: fencing makes a superseded worker let go.
 std::uint64_t FenceNodeWorker(GridHandle& grid, std::uint32_t node,
                               const std::string& cause);
 
-// The locks on `<dir>/journal-<node>.lock`, released when the returned
+// The locks on the stream's lock file (`<dir>/journal-<node>.lock` for
+// stream 0, `journal-<node>.<stream>.lock` otherwise; `node` is a stream
+// id), released when the returned
 // descriptor is closed or the process dies:
 //   kJournal (byte 0): held by the node's worker for its lifetime, so that
 //     one worker journals a node. Taken without waiting: kAlreadyExists
@@ -108,16 +118,16 @@ Result<int> LockNodeJournal(const std::string& dir, std::uint32_t node,
                             JournalLock which = JournalLock::kJournal,
                             bool wait = false);
 
-// True if a process holds the node's kJournal lock (a worker runs).
+// True if a process holds the stream's kJournal lock (a worker runs).
 bool NodeJournalLocked(const std::string& dir, std::uint32_t node);
 
-// Reads the tail of the node's journal, cuts a torn tail off (logging what
-// was dropped), and returns the sequence the next record gets. `floor` is
-// the lowest sequence it may return (what the grid already counts durable,
-// or a snapshot's coverage when the directory holds no segment). Records
-// above `keep_upto` are cut off too: after a failed fdatasync, the records
-// the failed writer did not confirm may sit in the page cache without being
-// on disk.
+// Reads the tail of the stream's (stream id `node`) journal, cuts a torn tail
+// off (logging what was dropped), and returns the sequence the next record
+// gets. `floor` is the lowest sequence it may return (what the grid already
+// counts durable, or a snapshot's coverage when the directory holds no
+// segment). Records above `keep_upto` are cut off too: after a failed
+// fdatasync, the records the failed writer did not confirm may sit in the page
+// cache without being on disk.
 Result<std::uint64_t> PrepareJournalTail(
     const std::string& dir, std::uint32_t node, std::uint64_t grid_id,
     std::uint64_t floor, const std::function<void(std::string_view)>& log,

@@ -101,6 +101,17 @@ Labels NodeLabels(std::uint32_t node) {
   return {{"node", std::to_string(node)}};
 }
 
+// A worker's (journal stream's) series: labelled by node, and by stream
+// when the grid has several per node (a one-stream grid's series are as
+// they were before streams existed).
+Labels WorkerLabels(const GridStatsReport& r, const NodeStatsRow& w) {
+  Labels l = NodeLabels(w.node);
+  if (r.streams_per_node > 1) {
+    l.emplace_back("stream", std::to_string(w.stream));
+  }
+  return l;
+}
+
 Labels PartitionLabels(const PartitionStatsRow& p) {
   return {{"node", std::to_string(p.node)},
           {"partition", std::to_string(p.partition)}};
@@ -189,13 +200,20 @@ void JournalFamilies(Writer& w, const GridStatsReport& r) {
     const char* help;
     std::uint64_t NodeStatsRow::*field;
   };
-  static const Def defs[] = {
+  static const Def node_defs[] = {
       {"numagrid_journal_lag_records", "gauge",
        "Changes visible but not yet durable in the node's journal.",
        &NodeStatsRow::lag_records},
       {"numagrid_journal_lag_bytes", "gauge",
        "Key and value bytes of the changes visible but not yet durable.",
        &NodeStatsRow::lag_bytes},
+  };
+  for (const Def& d : node_defs) {
+    w.Family(d.name, d.type, d.help);
+    for (const auto& n : r.nodes) w.Sample(NodeLabels(n.node), n.*d.field);
+  }
+  // Per worker: one series per journal stream.
+  static const Def defs[] = {
       {"numagrid_journal_records_total", "counter",
        "Records the node's journal workers made durable.",
        &NodeStatsRow::journal_records},
@@ -219,12 +237,12 @@ void JournalFamilies(Writer& w, const GridStatsReport& r) {
   };
   for (const Def& d : defs) {
     w.Family(d.name, d.type, d.help);
-    for (const auto& n : r.nodes) w.Sample(NodeLabels(n.node), n.*d.field);
+    for (const auto& n : r.workers) w.Sample(WorkerLabels(r, n), n.*d.field);
   }
   w.Family("numagrid_worker_up", "gauge",
            "1 if the node's journal worker runs, else 0.");
-  for (const auto& n : r.nodes) {
-    w.Sample(NodeLabels(n.node), std::uint64_t{n.worker_up ? 1U : 0U});
+  for (const auto& n : r.workers) {
+    w.Sample(WorkerLabels(r, n), std::uint64_t{n.worker_up ? 1U : 0U});
   }
   w.Family("numagrid_journal_lag_seconds", "gauge",
            "For the node's last flushed batch: seconds from its oldest change "
@@ -247,8 +265,8 @@ void JournalFamilies(Writer& w, const GridStatsReport& r) {
   w.Family("numagrid_snapshot_age_seconds", "gauge",
            "Seconds since the node's newest snapshot file was written (absent "
            "without one).");
-  for (const auto& n : r.nodes) {
-    if (n.snapshot_age_s >= 0) w.Sample(NodeLabels(n.node), n.snapshot_age_s);
+  for (const auto& n : r.workers) {
+    if (n.snapshot_age_s >= 0) w.Sample(WorkerLabels(r, n), n.snapshot_age_s);
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/journal_replay.h"
 #include "core/partition.h"
+#include "io/node_file_name.h"
 
 namespace numagrid::core {
 namespace {
@@ -86,14 +87,16 @@ Result<ReconcileReport> ReconcileWithJournal(GridHandle& h,
   JournalReplay replay(h.journal_dir(), h.grid_id(), partitions, nullptr,
                        &replay_report);
   ModelSink sink(partitions);
-  for (std::uint32_t node = 0; node < h.config().node_count; ++node) {
-    NUMAGRID_RETURN_IF_ERROR(replay.Node(node, sink, /*truncate_tail=*/false));
+  // Every journal stream of every node (disjoint partitions each).
+  for (const std::uint32_t stream : h.stream_ids()) {
+    NUMAGRID_RETURN_IF_ERROR(
+        replay.Node(stream, sink, /*truncate_tail=*/false));
   }
 
   ReconcileReport r;
   for (const auto& d : replay_report.dropped) {
-    r.dropped_tails.push_back("node " + std::to_string(d.node) + ": " + d.kind +
-                              " in " + d.file + " at offset " +
+    r.dropped_tails.push_back(io::StreamLabel(io::StreamId(d.node, d.stream)) +
+                              ": " + d.kind + " in " + d.file + " at offset " +
                               std::to_string(d.offset));
   }
   r.snapshots_rejected = replay_report.snapshots_rejected;

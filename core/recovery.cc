@@ -256,14 +256,17 @@ Result<RecoveryReport> RecoverGrid(std::string_view name,
                        options.log, &report);
   BatchSink sink(**h, manifest->partitions, options.batch_bytes);
   Status s;
-  for (std::uint32_t node = 0; node < manifest->node_count && s.ok(); ++node) {
-    s = replay.Node(node, sink, /*truncate_tail=*/true);
+  // Every journal stream of every node: the streams of a node journal
+  // disjoint partitions, so each partition's changes come from one stream.
+  for (const std::uint32_t stream : (*h)->stream_ids()) {
+    if (!s.ok()) break;
+    s = replay.Node(stream, sink, /*truncate_tail=*/true);
     if (s.ok()) {
-      // The node's journal continues after what was read: a worker of the
-      // rebuilt grid starts there. relaxed: published by the release store
-      // that ends the recovery.
-      (*h)->journal_node(node).durable_journal_seq.store(
-          replay.last_journal_seq(node), std::memory_order_relaxed);
+      // The stream's journal continues after what was read: a worker of
+      // the rebuilt grid starts there. relaxed: published by the release
+      // store that ends the recovery.
+      (*h)->journal_node(stream).durable_journal_seq.store(
+          replay.last_journal_seq(stream), std::memory_order_relaxed);
     }
   }
   for (std::uint32_t p = 0; p < manifest->partitions && s.ok(); ++p) {

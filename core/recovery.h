@@ -38,7 +38,8 @@ struct RecoveryOptions {
 // What the end of one node's journal lost.
 struct DroppedTailReport {
   std::uint32_t node = 0;
-  std::string kind;  // "torn_record", "corrupt_record", "torn_header"
+  std::uint32_t stream = 0;  // the node's journal stream
+  std::string kind;          // "torn_record", "corrupt_record", "torn_header"
   std::string file;
   std::uint64_t offset = 0;
   std::uint64_t bytes = 0;

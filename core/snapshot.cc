@@ -82,7 +82,7 @@ Result<std::uint64_t> Prune(const std::string& dir, std::uint32_t node) {
 // Removes the `.tmp` files that snapshot writers killed midway left (the
 // caller holds the snapshot lock, so none is being written).
 void RemoveStaleTemporaries(const std::string& dir, std::uint32_t node) {
-  const std::string prefix = "snapshot-" + std::to_string(node) + "-";
+  const std::string prefix = "snapshot-" + io::StreamTag(node) + "-";
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) return;
   std::vector<std::string> stale;
@@ -109,7 +109,8 @@ Result<NodeSnapshotReport> WriteNodeSnapshot(
   const std::uint64_t journal_seq =
       ns.durable_journal_seq.load(std::memory_order_acquire);
   NodeSnapshotReport report;
-  report.node = node;
+  report.node = io::StreamNode(node);
+  report.stream = io::StreamIndex(node);
   report.journal_seq = journal_seq;
   report.path = dir + "/" + io::SnapshotFileName(node, journal_seq);
 
@@ -129,8 +130,7 @@ Result<NodeSnapshotReport> WriteNodeSnapshot(
     // A snapshot at this journal position exists: nothing was journaled
     // since, and the changes not yet journaled will follow it in the
     // journal. It stands.
-    if (log)
-      log("node " + std::to_string(node) + ": " + report.path + " is current");
+    if (log) log(io::StreamLabel(node) + ": " + report.path + " is current");
     auto pruned = Prune(dir, node);
     if (!pruned.ok()) return pruned.status();
     report.segments_deleted = *pruned;
@@ -144,7 +144,7 @@ Result<NodeSnapshotReport> WriteNodeSnapshot(
   // holds to that many partitions' live data.
   std::vector<std::uint32_t> parts;
   for (std::uint32_t p = 0; p < grid.partition_count(); ++p) {
-    if (grid.node_of(p) == node) parts.push_back(p);
+    if (grid.stream_of(p) == node) parts.push_back(p);
   }
   const std::size_t group =
       arena != nullptr ? std::max<std::size_t>(1, arena->max_concurrency()) : 1;
@@ -209,7 +209,7 @@ Result<NodeSnapshotReport> WriteNodeSnapshot(
   if (!pruned.ok()) return pruned.status();
   report.segments_deleted = *pruned;
   if (log) {
-    log("node " + std::to_string(node) + ": snapshot " + report.path + " (" +
+    log(io::StreamLabel(node) + ": snapshot " + report.path + " (" +
         std::to_string(report.entries) + " entries); " +
         std::to_string(report.segments_deleted) +
         " journal segment(s) deleted");
@@ -224,7 +224,8 @@ Result<std::vector<NodeSnapshotReport>> SnapshotGrid(GridHandle& grid,
                            "' has no journal (created with --no-journal)");
   }
   std::vector<NodeSnapshotReport> out;
-  for (std::uint32_t node = 0; node < grid.config().node_count; ++node) {
+  // Every journal stream of every node: each covers its own partitions.
+  for (const std::uint32_t node : grid.stream_ids()) {
     if (!NodeJournalLocked(grid.journal_dir(), node)) {
       // No worker: write it here. (A worker that starts meanwhile waits
       // for the snapshot lock before its own snapshots.)
@@ -252,12 +253,12 @@ Result<std::vector<NodeSnapshotReport>> SnapshotGrid(GridHandle& grid,
     // after it filled in the last_snapshot_* fields.
     while (ns.snapshots_done.load(std::memory_order_acquire) < ticket) {
       if (!NodeJournalLocked(grid.journal_dir(), node)) {
-        return Unavailable("node " + std::to_string(node) +
+        return Unavailable(io::StreamLabel(node) +
                            "'s worker stopped before it took the snapshot; "
                            "run `numagrid snapshot` again");
       }
       if (std::chrono::steady_clock::now() > deadline) {
-        return Unavailable("node " + std::to_string(node) +
+        return Unavailable(io::StreamLabel(node) +
                            "'s worker did not take the snapshot within " +
                            std::to_string(o.worker_timeout_ms) + " ms");
       }
@@ -268,12 +269,13 @@ Result<std::vector<NodeSnapshotReport>> SnapshotGrid(GridHandle& grid,
     const auto code = static_cast<StatusCode>(
         ns.last_snapshot_code.load(std::memory_order_relaxed));
     if (code != StatusCode::kOk) {
-      return Status(code, "node " + std::to_string(node) +
+      return Status(code, io::StreamLabel(node) +
                               "'s worker failed to take the snapshot (its "
                               "log says why)");
     }
     NodeSnapshotReport r;
-    r.node = node;
+    r.node = io::StreamNode(node);
+    r.stream = io::StreamIndex(node);
     r.by_worker = true;
     r.journal_seq = ns.last_snapshot_seq.load(std::memory_order_relaxed);
     r.entries = ns.last_snapshot_entries.load(std::memory_order_relaxed);

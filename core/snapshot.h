@@ -26,6 +26,7 @@ namespace numagrid::core {
 
 struct NodeSnapshotReport {
   std::uint32_t node = 0;
+  std::uint32_t stream = 0;  // the node's journal stream
   std::string path;
   std::uint64_t journal_seq = 0;
   std::uint64_t entries = 0;
@@ -34,7 +35,9 @@ struct NodeSnapshotReport {
   std::uint64_t segments_deleted = 0;  // journal segments it made redundant
 };
 
-// Writes a snapshot of `node` and prunes: keeps the two newest snapshots
+// Writes a snapshot of journal stream `node` (a stream id,
+// io::StreamId: the stream's partitions; for stream 0 the node number) and
+// prunes: keeps the two newest snapshots
 // and deletes the journal segments the older of them covers (so a damaged
 // newest snapshot still has a complete fallback). REQUIRES: the caller
 // holds the node's snapshot lock (LockNodeJournal(..., kSnapshot)).
@@ -52,7 +55,8 @@ struct SnapshotOptions {
   std::uint32_t worker_timeout_ms = 120000;  // wait for a worker's answer
 };
 
-// Snapshots every node: through its worker when one runs, else here.
+// Snapshots every journal stream of every node: through its worker when one
+// runs, else here.
 Result<std::vector<NodeSnapshotReport>> SnapshotGrid(
     GridHandle& grid, const SnapshotOptions& options);
 

@@ -8,6 +8,7 @@
 #include "core/journal_layout.h"
 #include "core/partition.h"
 #include "core/watchdog.h"
+#include "io/node_file_name.h"
 #include "io/snapshot_file.h"
 
 namespace numagrid::core {
@@ -140,20 +141,46 @@ GridStatsReport CollectStats(GridHandle& h) {
     row.lag_last_ms = Load(ns.lag_last_ms);
     row.lag_max_ms = Load(ns.lag_max_ms);
     if (!h.journaled()) continue;
-    const JournalNodeState& j = h.journal_node(n);
-    row.journal_records = Load(j.records);
-    row.journal_bytes = Load(j.bytes);
-    row.flushes = Load(j.flushes);
-    row.io_errors = Load(j.io_errors);
-    row.restarts = Load(j.restarts);
-    row.fences = Load(j.fences);
-    row.generation = Load(j.generation);
-    row.worker_generation = Load(j.worker_generation);
-    row.worker_up =
-        j.worker_state.load(std::memory_order_relaxed) == kWorkerRunning &&
-        ProcessRunning(Load(j.worker_pid));
-    row.snapshot_age_s = SnapshotAge(dir, n);
+    row.worker_up = true;
+    for (std::uint32_t s = 0; s < h.streams_per_node(); ++s) {
+      const std::uint32_t id = io::StreamId(n, s);
+      const JournalNodeState& j = h.journal_node(id);
+      NodeStatsRow w;
+      w.node = n;
+      w.stream = s;
+      w.journal_records = Load(j.records);
+      w.journal_bytes = Load(j.bytes);
+      w.flushes = Load(j.flushes);
+      w.io_errors = Load(j.io_errors);
+      w.restarts = Load(j.restarts);
+      w.fences = Load(j.fences);
+      w.generation = Load(j.generation);
+      w.worker_generation = Load(j.worker_generation);
+      w.worker_up =
+          j.worker_state.load(std::memory_order_relaxed) == kWorkerRunning &&
+          ProcessRunning(Load(j.worker_pid));
+      w.snapshot_age_s = SnapshotAge(dir, id);
+      row.journal_records += w.journal_records;
+      row.journal_bytes += w.journal_bytes;
+      row.flushes += w.flushes;
+      row.io_errors += w.io_errors;
+      row.restarts += w.restarts;
+      row.fences += w.fences;
+      row.generation = std::max(row.generation, w.generation);
+      row.worker_generation =
+          std::max(row.worker_generation, w.worker_generation);
+      row.worker_up = row.worker_up && w.worker_up;
+      if (s == 0 || w.snapshot_age_s < 0 || row.snapshot_age_s < 0) {
+        row.snapshot_age_s = s == 0 || w.snapshot_age_s < 0
+                                 ? w.snapshot_age_s
+                                 : row.snapshot_age_s;
+      } else {
+        row.snapshot_age_s = std::max(row.snapshot_age_s, w.snapshot_age_s);
+      }
+      r.workers.push_back(w);
+    }
   }
+  r.streams_per_node = h.streams_per_node();
 
   if (!r.reads_per_partition) {
     for (std::uint32_t n = 0; n < c.node_count; ++n) {

@@ -59,8 +59,12 @@ struct PartitionStatsRow {
   std::uint64_t lag_bytes = 0;    // their key + value bytes
 };
 
+// A node's numbers; in GridStatsReport::workers, one journal stream's (its
+// worker's: the journal_*, flushes, io_errors, restarts, fences,
+// generation, worker_up and snapshot_age_s fields only).
 struct NodeStatsRow {
   std::uint32_t node = 0;
+  std::uint32_t stream = 0;  // in `workers`: the node's journal stream
   std::uint64_t entries = 0;
   std::uint64_t hits = 0;  // gets of its partitions, by every process
   std::uint64_t misses = 0;
@@ -104,7 +108,14 @@ struct GridStatsReport {
   // whose per-partition rows would exceed kMaxReadCounterBytes).
   bool reads_per_partition = true;
   OpCounts totals;  // over every slot, live or not: never drops
+  // Node rows: a node's worker numbers are the sums over its streams
+  // (worker_up: every stream's worker runs; generation: the highest;
+  // snapshot_age_s: the oldest of the streams' newest snapshots).
   std::vector<NodeStatsRow> nodes;
+  // Journal streams per node, and one row per stream (per worker), node by
+  // node: node n's stream s at n * streams_per_node + s.
+  std::uint32_t streams_per_node = 1;
+  std::vector<NodeStatsRow> workers;
   std::vector<PartitionStatsRow> partitions;
   std::vector<ProcessStatsRow> processes;  // claimed slots
 };

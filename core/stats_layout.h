@@ -71,15 +71,21 @@ struct Log2Histogram {
 static_assert(std::is_standard_layout_v<Log2Histogram>);
 static_assert(sizeof(Log2Histogram) == 256);
 
-// One per node: what the node's journal worker measured.
+// One per node: what the node's journal workers measured (one worker per
+// journal stream, K per node: docs/adr/0008-journal-streams.md). Several
+// workers update one NodeStats at once: the histograms and `batches` with
+// fetch_add, `lag_max_ms` with a compare-exchange loop; `lag_last_ms` is
+// whichever stream's batch stored last.
 //
 // Crash safety (a process may die at any instruction):
 //   Leaves behind: a worker killed mid-update leaves a histogram one
 //     observation short in `sum` (see Log2Histogram) and its last gauges.
 //   Detected by: nothing needs to.
-//   Repaired by: nobody: the next worker (the journal lock admits one at a
-//     time) goes on counting; the gauges are overwritten at its next flush.
-//   Holds in every reachable state: buckets and `batches` only grow.
+//   Repaired by: nobody: the stream's next worker (the stream's journal
+//     lock admits one at a time) goes on counting; the gauges are
+//     overwritten at the next flush of any of the node's streams.
+//   Holds in every reachable state: buckets and `batches` only grow;
+//     `lag_max_ms` only grows.
 struct alignas(64) NodeStats {
   // Time of each journal flush (the batch's write and its fdatasync), us.
   Log2Histogram flush_us;

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string_view>
 
+#include "io/node_file_name.h"
+
 namespace numagrid::core {
 namespace {
 
@@ -95,7 +97,10 @@ std::string Printable(std::string_view text) {
 
 std::string DescribeEvent(const GridEvent& e, std::uint64_t now_ms) {
   std::string s(EventKindName(e.kind));
-  if (e.node >= 0) s += " node " + std::to_string(e.node);
+  // e.node is a stream id: "node N", or "node N stream S" for S > 0.
+  if (e.node >= 0) {
+    s += " " + io::StreamLabel(static_cast<std::uint32_t>(e.node));
+  }
   if (e.pid != 0) s += " pid " + std::to_string(e.pid);
   if (e.generation != 0) s += " generation " + std::to_string(e.generation);
   s += ", " + Age(now_ms, e.time_unix_ms);
@@ -107,7 +112,11 @@ std::optional<GridEvent> LastFailover(const std::vector<GridEvent>& events,
                                       std::optional<std::int32_t> node) {
   const auto it =
       std::find_if(events.rbegin(), events.rend(), [&](const GridEvent& e) {
-        return IsFailoverEvent(e.kind) && (!node || e.node == *node);
+        // Any of the node's streams (e.node is a stream id).
+        return IsFailoverEvent(e.kind) &&
+               (!node || (e.node >= 0 &&
+                          io::StreamNode(static_cast<std::uint32_t>(e.node)) ==
+                              static_cast<std::uint32_t>(*node)));
       });
   if (it == events.rend()) return std::nullopt;
   return *it;
@@ -180,8 +189,17 @@ std::string NodeRow(const TopView& v, const TopNodeView& nv,
 // The node's journal and worker (journaled grids only).
 std::string NodeJournalRow(const TopNodeView& nv, const TopReading& r) {
   const NodeStatsRow& n = r.stats.nodes[nv.node];
-  const NodeStatus* s =
-      nv.node < r.status.nodes.size() ? &r.status.nodes[nv.node] : nullptr;
+  // The node's workers, one per journal stream: their states, joined by
+  // '/' when the grid has several per node.
+  const std::uint32_t k = r.status.streams_per_node;
+  std::string state;
+  for (std::uint32_t i = 0; i < k; ++i) {
+    const std::size_t row = std::size_t{nv.node} * k + i;
+    if (row >= r.status.nodes.size()) break;
+    if (i > 0) state += "/";
+    state += WorkerState(r.status.nodes[row]);
+  }
+  if (state.empty()) state = "-";
   const std::string last =
       nv.last_failover
           ? std::string(EventKindName(nv.last_failover->kind)) + " " +
@@ -191,8 +209,7 @@ std::string NodeJournalRow(const TopNodeView& nv, const TopReading& r) {
               Compact(static_cast<double>(n.lag_records)).c_str(),
               CompactBytes(n.lag_bytes).c_str(),
               Compact(static_cast<double>(n.lag_last_ms)).c_str(),
-              s != nullptr ? WorkerState(*s).c_str() : "-",
-              Compact(static_cast<double>(n.generation)).c_str(),
+              state.c_str(), Compact(static_cast<double>(n.generation)).c_str(),
               Compact(static_cast<double>(n.restarts)).c_str(), last.c_str());
 }
 

@@ -24,6 +24,7 @@
 #include "core/partition.h"
 #include "core/stats.h"
 #include "io/errno_status.h"
+#include "io/node_file_name.h"
 #include "shm/robust_mutex.h"
 
 namespace numagrid::core {
@@ -43,6 +44,8 @@ constexpr auto kBackpressurePoll = std::chrono::seconds(1);
 constexpr auto kBackpressureEventEvery = std::chrono::seconds(10);
 
 struct Worker {
+  // The journal stream it writes: io::StreamId(node, stream), which is the
+  // node number for stream 0.
   std::uint32_t node = 0;
   pid_t pid = -1;        // -1: not running
   bool adopted = false;  // started by an earlier watchdog: not our child
@@ -57,8 +60,12 @@ class Watchdog {
  public:
   Watchdog(GridHandle& grid, const WatchdogOptions& o)
       : grid_(grid), o_(o), dir_(grid.journal_dir()) {
-    workers_.resize(grid.config().node_count);
-    for (std::uint32_t n = 0; n < workers_.size(); ++n) workers_[n].node = n;
+    // One worker per journal stream: K per node (docs/adr/0008-journal-
+    // streams.md), each supervised, fenced and adopted on its own.
+    for (const std::uint32_t stream : grid.stream_ids()) {
+      workers_.emplace_back();
+      workers_.back().node = stream;
+    }
   }
 
   // `previous_pid`: the pid an earlier watchdog left published (it clears
@@ -119,7 +126,9 @@ class Watchdog {
     e.duration_ms = duration_ms;
     RecordEvent(grid_, e, dir_);
     std::string line(EventKindName(kind));
-    if (e.node >= 0) line += " node " + std::to_string(e.node);
+    if (e.node >= 0) {
+      line += " " + io::StreamLabel(static_cast<std::uint32_t>(e.node));
+    }
     if (e.pid != 0) line += " pid " + std::to_string(e.pid);
     if (e.generation != 0)
       line += " generation " + std::to_string(e.generation);
@@ -167,14 +176,16 @@ class Watchdog {
     // older worker that still runs (a stopped one the kernel has not killed
     // yet, one started by hand) is fenced by it.
     w.generation = TakeWorkerGeneration(grid_, w.node);
-    const std::string node = std::to_string(w.node);
+    const std::string node = std::to_string(io::StreamNode(w.node));
+    const std::string stream = std::to_string(io::StreamIndex(w.node));
     const std::string generation = std::to_string(w.generation);
     const pid_t pid = fork();
     if (pid == 0) {
       // The child: the worker command, which attaches on its own.
       execl(o_.worker_exe.c_str(), o_.worker_exe.c_str(), "worker",
-            grid_.name().c_str(), "--node", node.c_str(), "--generation",
-            generation.c_str(), static_cast<char*>(nullptr));
+            grid_.name().c_str(), "--node", node.c_str(), "--stream",
+            stream.c_str(), "--generation", generation.c_str(),
+            static_cast<char*>(nullptr));
       std::fprintf(stderr, "numagrid watchdog: cannot run %s: %s\n",
                    o_.worker_exe.c_str(), io::detail::ErrnoText(errno).c_str());
       _exit(127);

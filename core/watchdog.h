@@ -1,17 +1,18 @@
 // The watchdog (`numagrid start`): one per grid. It runs a journal worker
-// process per NUMA node, restarts a worker that exits or whose heartbeat
-// stops (killing it first), backs off when a worker keeps dying, repairs the
-// slots of attached processes that died, and on stop asks the workers to
-// drain and waits for them. Every event is logged and appended to
+// process per journal stream (K per NUMA node, fixed at create:
+// docs/adr/0008-journal-streams.md), restarts a worker that exits or whose
+// heartbeat stops (killing it first), backs off when a worker keeps dying,
+// repairs the slots of attached processes that died, and on stop asks the
+// workers to drain and waits for them. Every event is logged and appended to
 // `events.log` (JSON lines) in the journal directory.
 //
-// Each worker it starts gets the node's next generation (fencing every
+// Each worker it starts gets its stream's next generation (fencing every
 // older worker); before it kills a silent worker it fences it, so that a
 // worker the kill does not reach steps down when it resumes instead of
 // journaling on. Such a worker is never adopted; the watchdog starts newer
 // ones (which exit while it still holds the journal lock, and are retried
 // with back-off) and records its exit once it has stepped down. One worker
-// per node.
+// per stream; each is restarted, fenced and adopted by (node, stream).
 // docs/adr/0004-watchdog-and-fencing.md explains the design.
 //
 // Crash safety (the watchdog may die at any instruction):
@@ -38,7 +39,8 @@
 namespace numagrid::core {
 
 struct WatchdogOptions {
-  // The `numagrid` executable the workers run (`worker NAME --node N`).
+  // The `numagrid` executable the workers run (`worker NAME --node N
+  // --stream S`).
   std::string worker_exe;
   // A worker whose heartbeat is older than this is killed and replaced.
   std::uint32_t heartbeat_timeout_ms = 3000;

@@ -4,6 +4,26 @@
 #include <charconv>
 #include <cstdio>
 
+namespace numagrid::io {
+
+std::string StreamTag(std::uint32_t stream_id) {
+  std::string tag = std::to_string(StreamNode(stream_id));
+  if (StreamIndex(stream_id) != 0) {
+    tag += "." + std::to_string(StreamIndex(stream_id));
+  }
+  return tag;
+}
+
+std::string StreamLabel(std::uint32_t stream_id) {
+  std::string label = "node " + std::to_string(StreamNode(stream_id));
+  if (StreamIndex(stream_id) != 0) {
+    label += " stream " + std::to_string(StreamIndex(stream_id));
+  }
+  return label;
+}
+
+}  // namespace numagrid::io
+
 namespace numagrid::io::detail {
 
 std::string NodeFileName(std::string_view kind, std::uint32_t node_id,
@@ -11,7 +31,7 @@ std::string NodeFileName(std::string_view kind, std::uint32_t node_id,
   char buf[32];
   std::snprintf(buf, sizeof buf, "%020llu",
                 static_cast<unsigned long long>(seq));
-  return std::string(kind) + "-" + std::to_string(node_id) + "-" + buf +
+  return std::string(kind) + "-" + StreamTag(node_id) + "-" + buf +
          std::string(suffix);
 }
 
@@ -19,8 +39,7 @@ std::optional<std::uint64_t> ParseNodeFileName(std::string_view file_name,
                                                std::string_view kind,
                                                std::uint32_t node_id,
                                                std::string_view suffix) {
-  const std::string prefix =
-      std::string(kind) + "-" + std::to_string(node_id) + "-";
+  const std::string prefix = std::string(kind) + "-" + StreamTag(node_id) + "-";
   constexpr std::size_t kDigits = 20;
   if (file_name.size() != prefix.size() + kDigits + suffix.size() ||
       file_name.substr(0, prefix.size()) != prefix ||

@@ -70,10 +70,17 @@ int RunCreate(const ParsedArgs& a) {
     o.max_value_bytes = static_cast<std::uint32_t>(*v);
   }
   if (a.Has("group")) o.group = a.Get("group");
+  if (a.Has("workers-per-node")) {
+    // Range-checked by CreateGrid (1..8, and 1 without a journal).
+    auto k = base::ParseUint(a.Get("workers-per-node"), "--workers-per-node",
+                             UINT32_MAX);
+    if (!k.ok()) return Fail("create", k.status());
+    o.workers_per_node = static_cast<std::uint32_t>(*k);
+  }
   if (a.Has("no-journal")) {
     for (const char* opt :
          {"journal-dir", "durability", "flush-interval", "journal-segment-size",
-          "sync-wait", "snapshot-every"}) {
+          "sync-wait", "snapshot-every", "workers-per-node"}) {
       if (a.Has(opt)) {
         return Fail("create", InvalidArgument(std::string("--") + opt +
                                               " contradicts --no-journal"));
@@ -247,6 +254,7 @@ void PrintInfoJson(const core::GridReport& r) {
       .Field("journal_dir", r.journal_dir)
       .Field("durability", r.durability)
       .Field("flush_interval_us", r.flush_interval_us)
+      .Field("workers_per_node", r.workers_per_node)
       .Field("recovering", r.recovering)
       .Key("nodes")
       .BeginArray();
@@ -295,6 +303,10 @@ int RunInfo(const ParsedArgs& a) {
                 r->journal_dir.c_str(), r->durability.c_str(),
                 r->flush_interval_us / 1000.0,
                 r->recovering ? " (being recovered)" : "");
+    if (r->workers_per_node != 1) {
+      std::printf("workers     %u per node, each with its own journal stream\n",
+                  r->workers_per_node);
+    }
   }
   std::printf("\n");
   std::printf("%-5s %-28s %10s %-6s %-9s %s\n", "node", "segment", "size",
@@ -388,6 +400,10 @@ std::vector<CommandSpec> GridCommands() {
         {"snapshot-interval", "T",
          "the worker also snapshots its node this often when anything was "
          "journaled, e.g. 15m (default: not by time)"},
+        {"workers-per-node", "K",
+         "journal streams per node, each written by a worker of its own, "
+         "1..8 (default 1); fixed for the grid's life (docs/runbooks/"
+         "scaling.md)"},
         {"no-prefault", "", "do not touch the pages at create"},
         {"no-stats", "",
          "keep no monitoring counters on the data path (docs/monitoring.md)"},

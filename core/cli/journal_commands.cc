@@ -8,6 +8,7 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "core/journal_worker.h"
 #include "core/recovery.h"
 #include "core/snapshot.h"
+#include "io/node_file_name.h"
 #include "numa/topology.h"
 #include "shm/segment.h"
 
@@ -89,6 +91,7 @@ Status RecoverAndReport(const std::string& name, const std::string& dir,
     for (const auto& d : r->dropped) {
       j.BeginObject()
           .Field("node", d.node)
+          .Field("stream", d.stream)
           .Field("kind", d.kind)
           .Field("file", d.file)
           .Field("offset", d.offset)
@@ -115,9 +118,10 @@ Status RecoverAndReport(const std::string& name, const std::string& dir,
     }
     for (const auto& d : r->dropped) {
       std::printf(
-          "dropped at the end of node %u's journal: %s in %s at offset %llu "
+          "dropped at the end of %s's journal: %s in %s at offset %llu "
           "(%llu bytes; last good sequence %llu): %s\n",
-          d.node, d.kind.c_str(), d.file.c_str(),
+          io::StreamLabel(io::StreamId(d.node, d.stream)).c_str(),
+          d.kind.c_str(), d.file.c_str(),
           static_cast<unsigned long long>(d.offset),
           static_cast<unsigned long long>(d.bytes),
           static_cast<unsigned long long>(d.last_good_seq), d.reason.c_str());
@@ -148,19 +152,36 @@ int RunWorker(const ParsedArgs& a) {
   auto probe = core::GridHandle::Attach(name);
   if (!probe.ok()) return Fail("worker", probe.status());
   const std::uint32_t node_count = (*probe)->config().node_count;
+  const std::uint32_t streams = (*probe)->streams_per_node();
+  // The journal streams to run, as stream ids (io::StreamId): every stream
+  // of every node, or of --node, or only --stream of those.
   std::vector<std::uint32_t> nodes;
-  if (a.Has("node")) {
-    auto n = base::ParseUint(a.Get("node"), "--node", node_count - 1);
-    if (!n.ok()) return Fail("worker", n.status());
-    nodes.push_back(static_cast<std::uint32_t>(*n));
-  } else {
-    for (std::uint32_t n = 0; n < node_count; ++n) nodes.push_back(n);
+  std::optional<std::uint32_t> only_stream;
+  if (a.Has("stream")) {
+    auto s = base::ParseUint(a.Get("stream"), "--stream", streams - 1);
+    if (!s.ok()) return Fail("worker", s.status());
+    only_stream = static_cast<std::uint32_t>(*s);
+  }
+  for (std::uint32_t n = 0; n < node_count; ++n) {
+    if (a.Has("node")) {
+      auto want = base::ParseUint(a.Get("node"), "--node", node_count - 1);
+      if (!want.ok()) return Fail("worker", want.status());
+      if (*want != n) continue;
+    }
+    for (std::uint32_t s = 0; s < streams; ++s) {
+      if (!only_stream || *only_stream == s) {
+        nodes.push_back(io::StreamId(n, s));
+      }
+    }
   }
   std::uint64_t generation = 0;
   if (a.Has("generation")) {
-    if (!a.Has("node")) {
-      return Fail("worker", InvalidArgument("--generation needs --node: a "
-                                            "generation belongs to one node"));
+    if (nodes.size() != 1) {
+      return Fail("worker",
+                  InvalidArgument("--generation needs --node (and --stream "
+                                  "when the grid has several streams per "
+                                  "node): a generation belongs to one "
+                                  "journal stream"));
     }
     auto g = base::ParseUint(a.Get("generation"), "--generation");
     if (!g.ok()) return Fail("worker", g.status());
@@ -184,10 +205,12 @@ int RunWorker(const ParsedArgs& a) {
       arena_notes[i] = "no task arena (--no-pin)";
     } else if (!topo.ok()) {
       arena_notes[i] = "no task arena: " + topo.status().ToString();
-    } else if (nodes[i] >= topo->node_count()) {
+    } else if (io::StreamNode(nodes[i]) >= topo->node_count()) {
       arena_notes[i] = "no task arena: the topology (" + topo->source() +
-                       ") has no node " + std::to_string(nodes[i]);
-    } else if (auto arena = core::WorkerArena::Create(*topo, nodes[i]);
+                       ") has no node " +
+                       std::to_string(io::StreamNode(nodes[i]));
+    } else if (auto arena =
+                   core::WorkerArena::Create(*topo, io::StreamNode(nodes[i]));
                arena.ok()) {
       arena_notes[i] = (*arena)->description();
       arenas[i] = std::move(*arena);
@@ -196,12 +219,13 @@ int RunWorker(const ParsedArgs& a) {
     }
   }
 
-  // One thread per node, each with its own handle and pinned to its node.
+  // One thread per journal stream, each with its own handle and pinned to
+  // its node (the streams of a node share its cores).
   std::vector<Status> results(nodes.size());
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     threads.emplace_back([&, i] {
-      const std::uint32_t node = nodes[i];
+      const std::uint32_t node = io::StreamNode(nodes[i]);
       auto log = [&](std::string_view l) {
         if (!quiet) LogLine("worker", l);
       };
@@ -220,13 +244,14 @@ int RunWorker(const ParsedArgs& a) {
       }
       core::JournalWorkerOptions o;
       o.node = node;
+      o.stream = io::StreamIndex(nodes[i]);
       o.generation = generation;
       o.stop = &g_stop;
       o.log = log;
       o.arena = arenas[i].get();
-      log("node " + std::to_string(node) + ": journaling grid '" + name +
-          "' into " + (*h)->journal_dir());
-      log("node " + std::to_string(node) + ": " + arena_notes[i]);
+      log(io::StreamLabel(nodes[i]) + ": journaling grid '" + name + "' into " +
+          (*h)->journal_dir());
+      log(io::StreamLabel(nodes[i]) + ": " + arena_notes[i]);
       results[i] = core::RunJournalWorker(**h, o);
       if (!results[i].ok()) {
         // One node failing stops the others: a supervisor restarts the
@@ -239,8 +264,7 @@ int RunWorker(const ParsedArgs& a) {
   for (auto& t : threads) t.join();
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     if (!results[i].ok()) {
-      return Fail("worker",
-                  results[i].WithContext("node " + std::to_string(nodes[i])));
+      return Fail("worker", results[i].WithContext(io::StreamLabel(nodes[i])));
     }
   }
   return 0;
@@ -271,6 +295,7 @@ int RunSnapshot(const ParsedArgs& a) {
     for (const auto& n : *r) {
       j.BeginObject()
           .Field("node", n.node)
+          .Field("stream", n.stream)
           .Field("file", n.path)
           .Field("journal_sequence", n.journal_seq)
           .Field("entries", n.entries)
@@ -283,10 +308,13 @@ int RunSnapshot(const ParsedArgs& a) {
     std::fputs(j.str().c_str(), stdout);
   } else if (!a.Has("quiet")) {
     for (const auto& n : *r) {
+      const std::string stream =
+          n.stream == 0 ? std::string() : " stream " + std::to_string(n.stream);
       std::printf(
-          "node %u: %s (%llu entries, %s, covers journal through %llu;"
+          "node %u%s: %s (%llu entries, %s, covers journal through %llu;"
           " %llu journal segment(s) deleted)\n",
-          n.node, n.path.c_str(), static_cast<unsigned long long>(n.entries),
+          n.node, stream.c_str(), n.path.c_str(),
+          static_cast<unsigned long long>(n.entries),
           base::FormatSize(n.bytes).c_str(),
           static_cast<unsigned long long>(n.journal_seq),
           static_cast<unsigned long long>(n.segments_deleted));
@@ -307,11 +335,13 @@ int RunStatus(const ParsedArgs& a) {
         .Field("journal_dir", r.journal_dir)
         .Field("durability", r.durability)
         .Field("watchdog_pid", r.watchdog_pid)
+        .Field("workers_per_node", r.streams_per_node)
         .Key("nodes")
         .BeginArray();
     for (const auto& n : r.nodes) {
       j.BeginObject()
           .Field("node", n.node)
+          .Field("stream", n.stream)
           .Field("worker_pid", n.worker_pid)
           .Field("worker_alive", n.worker_alive)
           .Field("worker_state", n.worker_state)
@@ -360,11 +390,16 @@ int RunStatus(const ParsedArgs& a) {
                             : n.worker_generation == n.generation
                                 ? std::to_string(n.worker_generation)
                                 : std::to_string(n.worker_generation) + "!";
+    // "N", or "N.S" (node N, stream S) when the grid has several streams
+    // per node.
+    const std::string node =
+        std::to_string(n.node) +
+        (r.streams_per_node > 1 ? "." + std::to_string(n.stream) : "");
     std::printf(
-        "%-5u %-8s %-5s %-9s %-10s %10llu %12llu %9llu %8llu %8llu "
+        "%-5s %-8s %-5s %-9s %-10s %10llu %12llu %9llu %8llu %8llu "
         "%5llu/%llu\n",
-        n.node, pid.c_str(), gen.c_str(), n.worker_state.c_str(), beat.c_str(),
-        static_cast<unsigned long long>(n.durable_journal_seq),
+        node.c_str(), pid.c_str(), gen.c_str(), n.worker_state.c_str(),
+        beat.c_str(), static_cast<unsigned long long>(n.durable_journal_seq),
         static_cast<unsigned long long>(n.records),
         static_cast<unsigned long long>(n.io_errors),
         static_cast<unsigned long long>(n.restarts),
@@ -380,13 +415,16 @@ int RunStatus(const ParsedArgs& a) {
 std::vector<CommandSpec> JournalCommands() {
   return {
       {"worker",
-       "NAME [--node N [--generation G]] [--journal-dir DIR] [--quiet]",
+       "NAME [--node N [--stream S] [--generation G]] [--journal-dir DIR] "
+       "[--quiet]",
        "journal a grid's changes: drain the change rings of each node into "
        "its journal",
        "Runs until SIGTERM or SIGINT, then drains every ring, flushes and\n"
        "exits 0 (a graceful stop loses nothing). Without --node, one thread\n"
-       "per NUMA node, each pinned to its node's cores. One worker per node:\n"
-       "a second one exits 4 naming the first. An I/O error (a full disk) is\n"
+       "per journal stream of every NUMA node (a grid created with\n"
+       "--workers-per-node K has K per node), each pinned to its node's\n"
+       "cores. One worker per stream: a second one exits 4 naming the first. "
+       "An I/O error (a full disk) is\n"
        "logged and retried with backoff; no change is dropped, writers wait\n"
        "and then get exit 8 once a ring is full. When the grid's segments\n"
        "are missing but its journal directory has a manifest, the worker\n"
@@ -395,9 +433,13 @@ std::vector<CommandSpec> JournalCommands() {
        "replacing a silent worker) it exits 4 before its next journal\n"
        "write, without writing. Log lines go to stderr.",
        {{"node", "N", "journal only node N (default: every node)"},
+        {"stream", "S",
+         "journal only stream S of the node(s), 0..K-1 (default: every "
+         "stream)"},
         {"generation", "G",
-         "with --node: run as generation G, given by the watchdog; exit 4 "
-         "(fenced) if the node has moved past it (default: take the next)"},
+         "with --node (and --stream): run as generation G, given by the "
+         "watchdog; exit 4 (fenced) if the stream has moved past it "
+         "(default: take the next)"},
         {"journal-dir", "DIR",
          "where to look for a journal to recover from when the grid is "
          "missing (default /var/lib/numagrid/NAME)"},

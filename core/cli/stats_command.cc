@@ -106,6 +106,27 @@ std::string Json(const GridStatsReport& r) {
     JsonHistogram(j, "flush_us", n.flush);
     j.EndObject();
   }
+  // One row per journal worker (stream); the node rows sum them.
+  j.EndArray()
+      .Field("workers_per_node", r.streams_per_node)
+      .Key("workers")
+      .BeginArray();
+  for (const auto& w : r.workers) {
+    j.BeginObject()
+        .Field("node", w.node)
+        .Field("stream", w.stream)
+        .Field("journal_records", w.journal_records)
+        .Field("journal_bytes", w.journal_bytes)
+        .Field("flushes", w.flushes)
+        .Field("io_errors", w.io_errors)
+        .Field("worker_up", w.worker_up)
+        .Field("restarts", w.restarts)
+        .Field("fences", w.fences)
+        .Field("generation", w.generation)
+        .Field("worker_generation", w.worker_generation)
+        .Field("snapshot_age_s", w.snapshot_age_s)
+        .EndObject();
+  }
   j.EndArray().Key("partitions").BeginArray();
   for (const auto& p : r.partitions) {
     j.BeginObject()
@@ -214,6 +235,27 @@ std::string Table(const GridStatsReport& r) {
         snap.c_str(), static_cast<unsigned long long>(n.restarts),
         r.journaled ? (n.worker_up ? "up" : "down") : "-");
     out += line;
+  }
+  if (r.streams_per_node > 1) {
+    // Several workers per node: each journal stream's own numbers.
+    std::snprintf(line, sizeof line, "\n%-7s %12s %10s %9s %9s %8s %6s %6s\n",
+                  "worker", "records", "bytes", "flushes", "io_errors",
+                  "restarts", "gen", "state");
+    out += line;
+    for (const auto& w : r.workers) {
+      const std::string id =
+          std::to_string(w.node) + "." + std::to_string(w.stream);
+      std::snprintf(
+          line, sizeof line, "%-7s %12llu %10s %9llu %9llu %8llu %6llu %6s\n",
+          id.c_str(), static_cast<unsigned long long>(w.journal_records),
+          base::FormatSize(w.journal_bytes).c_str(),
+          static_cast<unsigned long long>(w.flushes),
+          static_cast<unsigned long long>(w.io_errors),
+          static_cast<unsigned long long>(w.restarts),
+          static_cast<unsigned long long>(w.generation),
+          w.worker_up ? "up" : "down");
+      out += line;
+    }
   }
   std::snprintf(line, sizeof line,
                 "\n%-9s %-4s %10s %10s %7s %10s %10s %10s %8s %10s %11s\n",

@@ -31,6 +31,7 @@
 #include "core/recovery.h"
 #include "core/snapshot.h"
 #include "core/watchdog.h"
+#include "io/node_file_name.h"
 #include "numa/topology.h"
 #include "shm/segment.h"
 
@@ -77,10 +78,12 @@ std::string JournalDirOf(const ParsedArgs& a, const std::string& name) {
 
 int RunStart(const ParsedArgs& a) {
   const std::string& name = a.positional()[0];
-  if (a.Has("workers-per-node") && a.Get("workers-per-node") != "1") {
-    return Fail("start", InvalidArgument(
-                             "--workers-per-node: only 1 is supported (each "
-                             "node has one journal, written by one worker)"));
+  std::optional<std::uint64_t> workers_per_node;
+  if (a.Has("workers-per-node")) {
+    auto k = base::ParseUint(a.Get("workers-per-node"), "--workers-per-node",
+                             core::kMaxStreamsPerNode);
+    if (!k.ok()) return Fail("start", k.status());
+    workers_per_node = *k;
   }
   core::WatchdogOptions o;
   o.worker_exe = SelfExe();
@@ -108,6 +111,23 @@ int RunStart(const ParsedArgs& a) {
     WatchdogLog("recovered grid '" + name + "' from " + dir + ": " +
                 std::to_string(r->live_entries) + " entries in " +
                 std::to_string(r->seconds) + " s");
+  }
+  if (workers_per_node) {
+    // The streams are part of the grid's layout (its control segment and
+    // journal files): `start` runs as many workers as the grid has.
+    auto info = core::InspectGrid(name, nullptr);
+    if (info.ok() && info->workers_per_node != *workers_per_node) {
+      return Fail(
+          "start",
+          InvalidArgument(
+              "--workers-per-node " + std::to_string(*workers_per_node) +
+              ": grid '" + name + "' was created with " +
+              std::to_string(info->workers_per_node) +
+              " journal stream(s) per node, one worker each; changing it "
+              "needs a new grid (`numagrid create ... --workers-per-node " +
+              std::to_string(*workers_per_node) +
+              "`) and `numagrid copy` (docs/runbooks/scaling.md)"));
+    }
   }
   if (const std::uint64_t pid = core::RunningWatchdog(name); pid != 0) {
     return Fail("start", AlreadyExists("grid '" + name +
@@ -389,9 +409,13 @@ int RunEvents(const ParsedArgs& a) {
     const auto or_dash = [](const std::string& v) {
       return v.empty() ? std::string("-") : v;
     };
+    // "N", or "N.S" for stream S > 0 of node N.
+    std::string node = JsonField(l, "node");
+    if (const std::string stream = JsonField(l, "stream"); !stream.empty()) {
+      node += "." + stream;
+    }
     std::printf("%-24s %-20s %-5s %-8s %-4s %9s  %s\n", when,
-                JsonField(l, "event").c_str(),
-                or_dash(JsonField(l, "node")).c_str(),
+                JsonField(l, "event").c_str(), or_dash(node).c_str(),
                 or_dash(JsonField(l, "pid")).c_str(),
                 or_dash(JsonField(l, "generation")).c_str(),
                 or_dash(JsonField(l, "duration_ms")).c_str(),
@@ -410,13 +434,26 @@ int RunFence(const ParsedArgs& a) {
                                          "workers to fence"));
   }
   const std::uint32_t node_count = (*h)->config().node_count;
-  std::vector<std::uint32_t> nodes;
+  const std::uint32_t streams = (*h)->streams_per_node();
+  std::optional<std::uint64_t> only_node;
+  std::optional<std::uint64_t> only_stream;
   if (a.Has("node")) {
     auto n = base::ParseUint(a.Get("node"), "--node", node_count - 1);
     if (!n.ok()) return Fail("fence", n.status());
-    nodes.push_back(static_cast<std::uint32_t>(*n));
-  } else {
-    for (std::uint32_t n = 0; n < node_count; ++n) nodes.push_back(n);
+    only_node = *n;
+  }
+  if (a.Has("stream")) {
+    auto s = base::ParseUint(a.Get("stream"), "--stream", streams - 1);
+    if (!s.ok()) return Fail("fence", s.status());
+    only_stream = *s;
+  }
+  // Stream ids (io::StreamId) of the workers to fence.
+  std::vector<std::uint32_t> nodes;
+  for (const std::uint32_t id : (*h)->stream_ids()) {
+    if ((!only_node || *only_node == io::StreamNode(id)) &&
+        (!only_stream || *only_stream == io::StreamIndex(id))) {
+      nodes.push_back(id);
+    }
   }
   const std::string reason =
       a.Has("reason") ? a.Get("reason") : std::string("by `numagrid fence`");
@@ -429,9 +466,9 @@ int RunFence(const ParsedArgs& a) {
     const std::uint64_t gen = core::FenceNodeWorker(**h, n, reason);
     if (!a.Has("quiet")) {
       std::printf(
-          "node %u: generation is now %llu; the worker of generation %llu "
+          "%s: generation is now %llu; the worker of generation %llu "
           "(pid %llu) steps down before its next journal write\n",
-          n, static_cast<unsigned long long>(gen),
+          io::StreamLabel(n).c_str(), static_cast<unsigned long long>(gen),
           static_cast<unsigned long long>(old_gen),
           static_cast<unsigned long long>(pid));
     }
@@ -444,15 +481,17 @@ int RunFence(const ParsedArgs& a) {
 std::vector<CommandSpec> WatchdogCommands() {
   return {
       {"start",
-       "NAME [--foreground] [--heartbeat-timeout T] [--journal-dir DIR] "
-       "[--metrics-listen ADDRESS:PORT [--metrics-listen-any]]",
+       "NAME [--foreground] [--heartbeat-timeout T] [--workers-per-node K] "
+       "[--journal-dir DIR] [--metrics-listen ADDRESS:PORT "
+       "[--metrics-listen-any]]",
        "run the grid's watchdog: a journal worker per node, restarted when "
        "it dies",
-       "The watchdog starts one `numagrid worker NAME --node N` process per\n"
+       "The watchdog starts one `numagrid worker NAME --node N --stream S`\n"
+       "process per journal stream (K per node, fixed at create) of each\n"
        "NUMA node, restarts a worker that exits or whose heartbeat is older\n"
        "than --heartbeat-timeout (fencing it, then killing it), backs off\n"
        "when a worker keeps dying, and repairs the slots of attached\n"
-       "processes that died. Each worker it starts gets the node's next\n"
+       "processes that died. Each worker it starts gets its stream's next\n"
        "generation; an older worker steps down before its next journal\n"
        "write. A worker left running by a watchdog that died is adopted.\n"
        "Every event goes to its log, to the control segment (`numagrid\n"
@@ -473,7 +512,9 @@ std::vector<CommandSpec> WatchdogCommands() {
         {"heartbeat-timeout", "T",
          "replace a worker silent this long "
          "(default 3s)"},
-        {"workers-per-node", "K", "only 1 is supported"},
+        {"workers-per-node", "K",
+         "must be the grid's own (`create --workers-per-node`; default: "
+         "the grid's); another value exits 2"},
         {"journal-dir", "DIR", "where to recover from if the grid is missing"},
         {"quiet", "", "print nothing on success"}},
        1,
@@ -513,7 +554,7 @@ std::vector<CommandSpec> WatchdogCommands() {
        1,
        RunEvents},
       {"fence",
-       "NAME [--node N] [--reason TEXT] [--quiet]",
+       "NAME [--node N] [--stream S] [--reason TEXT] [--quiet]",
        "make a node's journal worker step down: bump the node's generation",
        "The worker holding the old generation exits (status 4) before its\n"
        "next journal write, without writing: at once if it runs, when it is\n"
@@ -523,6 +564,8 @@ std::vector<CommandSpec> WatchdogCommands() {
        "being stale; see docs/runbooks/split-brain.md. Recorded as a\n"
        "worker_fenced event.",
        {{"node", "N", "only node N (default: every node)"},
+        {"stream", "S",
+         "only journal stream S of the node(s) (default: every stream)"},
         {"reason", "TEXT", "the cause recorded in the event"},
         {"quiet", "", "print nothing"}},
        1,

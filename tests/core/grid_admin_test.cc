@@ -608,8 +608,8 @@ TEST(GridAdmin, ControlSegmentWithAnotherLayoutSignatureIsRefused) {
 // A change to a shared struct changes its signature, and this test fails
 // until the layout version is bumped and the new values are pinned here.
 TEST(GridLayout, VersionsAndSignaturesArePinned) {
-  EXPECT_EQ(kControlLayoutVersion, 8u);
-  EXPECT_EQ(kControlLayoutSignature, 0x9b661fb904694292ULL)
+  EXPECT_EQ(kControlLayoutVersion, 9u);
+  EXPECT_EQ(kControlLayoutSignature, 0xcb652bb1e0170695ULL)
       << std::hex << "control signature is now 0x" << kControlLayoutSignature
       << ": bump kControlLayoutVersion and pin the new value";
   EXPECT_EQ(kDataLayoutVersion, 9u);

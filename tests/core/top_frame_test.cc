@@ -12,6 +12,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "io/node_file_name.h"
+
 namespace numagrid::core {
 namespace {
 
@@ -287,6 +289,33 @@ TEST(TopFrame, ShowsTheLastFailoverEventOfTheGridAndOfEachNode) {
   r.events.clear();
   EXPECT_THAT(RenderTopFrame(r, r, 1, {}, 1),
               HasSubstr("last failover: none in the event ring"));
+}
+
+TEST(TopFrame, AGridWithTwoWorkersPerNodeShowsEachWorkerAndItsStreamsEvents) {
+  TopReading r = Reading(2, {{0}, {1}});
+  r.stats.journaled = true;
+  r.status.streams_per_node = 2;
+  r.status.nodes.resize(4);  // node 0 streams 0, 1; node 1 streams 0, 1
+  r.status.nodes[0].worker_state = "running";
+  r.status.nodes[0].worker_alive = true;
+  r.status.nodes[1].worker_state = "dead";
+  r.status.nodes[2].worker_state = "running";
+  r.status.nodes[2].worker_alive = true;
+  r.status.nodes[3].worker_state = "running";
+  r.status.nodes[3].worker_alive = true;
+  GridEvent e;
+  e.kind = EventKind::kWorkerRestarted;
+  e.node = static_cast<std::int32_t>(io::StreamId(1, 1));
+  e.time_unix_ms = 950'000;
+  r.events.push_back(e);
+  const std::string frame = RenderTopFrame(r, r, 1, {24, 200}, 1);
+  EXPECT_THAT(RowOf(frame, "node lag_rec", "0 "), HasSubstr(" run/dead "));
+  EXPECT_THAT(frame, HasSubstr("last failover: worker_restarted node 1 "
+                               "stream 1, "));
+  EXPECT_THAT(RowOf(frame, "node lag_rec", "1 "),
+              HasSubstr("worker_restarted 50s ago"));
+  EXPECT_THAT(RowOf(frame, "node lag_rec", "0 "),
+              Not(HasSubstr("worker_restarted")));
 }
 
 }  // namespace
