@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -216,6 +217,23 @@ int RunWorker(const ParsedArgs& a) {
       arenas[i] = std::move(*arena);
     } else {
       arena_notes[i] = "no task arena: " + arena.status().ToString();
+    }
+  }
+
+  // A worker of one node (the watchdog's: one stream each) is pinned as a
+  // whole, from here on, so that every thread it starts from now (the
+  // stream's, io_uring's, oneTBB's) starts on the node's cores. Not before
+  // the arenas exist: oneTBB reads the NUMA nodes from this binding.
+  const bool one_node =
+      !nodes.empty() &&
+      std::all_of(nodes.begin(), nodes.end(), [&](std::uint32_t id) {
+        return io::StreamNode(id) == io::StreamNode(nodes.front());
+      });
+  if (one_node && topo.ok() && !a.Has("no-pin") && topo->is_this_system() &&
+      io::StreamNode(nodes.front()) < topo->node_count()) {
+    auto pinned = topo->PinThreadToNode(io::StreamNode(nodes.front()));
+    if (!pinned.ok() && !quiet) {
+      LogLine("worker", "cannot pin to node: " + pinned.status().ToString());
     }
   }
 

@@ -49,6 +49,17 @@ using ::numagrid::testing::TempDir;
 using ::numagrid::testing::UniqueName;
 using ::testing::HasSubstr;
 
+// The state letter of /proc/PID/stat ('T': stopped); 0 if it is gone.
+char ProcState(pid_t pid) {
+  const std::string stat =
+      ReadFileBytes("/proc/" + std::to_string(pid) + "/stat");
+  // "pid (comm) S ...": the comm may hold spaces and parentheses.
+  const std::size_t close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size()
+             ? 0
+             : stat[close + 2];
+}
+
 constexpr const char* kCli = NUMAGRID_CLI;
 constexpr const char* kTwoNodes = "pack:2 numa:1 core:2 pu:1";
 
@@ -266,6 +277,9 @@ TEST_F(JournalStreamsUnderTheWatchdog,
   const std::uint64_t a_generation = Workers()[id].generation;
 
   ASSERT_EQ(kill(a->pid(), SIGSTOP), 0);
+  // kill() returns before the worker stops: until it has, it may still
+  // journal (the comparison below starts from a stopped worker).
+  ASSERT_TRUE(PollUntil([&] { return ProcState(a->pid()) == 'T'; }, 20000));
   const auto journal_before = StreamJournal(id);
   ASSERT_FALSE(journal_before.empty());
   {

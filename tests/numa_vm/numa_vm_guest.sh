@@ -81,4 +81,33 @@ arenas=$(grep 'task arena' "$work/worker.log" | grep -c 'tbb-numa')
 published=$(printf '%s' "$status" | grep -o '"worker_arena": *"tbb-numa"' | wc -l)
 [ "$published" = "$n" ] || fail "status --json shows tbb-numa for $published of $n nodes"
 say "worker: $n arenas bound through oneTBB NUMA constraints, shown by status --json"
+
+say "5. numagrid start --workers-per-node 2: two worker processes per node, each on its node's cpus"
+"$cli" create vmk --partitions 8 --memory 64MiB --workers-per-node 2 \
+  --journal-dir "$work/journal-k" || fail "numagrid create --workers-per-node 2 exited $?"
+"$cli" start vmk || fail "numagrid start exited $?"
+rows=""
+for _ in $(seq 600); do
+  # "N.S  PID  GEN  running ...": one row per (node, stream).
+  rows=$("$cli" status vmk | awk '$1 ~ /^[0-9]+\.[0-9]+$/ && $4 == "running" { print $1, $2 }')
+  [ "$(printf '%s\n' "$rows" | grep -c .)" = $((2 * n)) ] && break
+  sleep 0.1
+done
+pinned=0
+while read -r ns pid; do
+  [ -n "$ns" ] || continue
+  node=${ns%%.*}
+  want=$(cat "/sys/devices/system/node/node$node/cpulist")
+  for task in /proc/"$pid"/task/*; do
+    got=$(awk '/^Cpus_allowed_list:/ { print $2 }' "$task/status")
+    [ "$got" = "$want" ] || {
+      "$cli" stop vmk --destroy >/dev/null 2>&1
+      fail "worker $ns (pid $pid) thread ${task##*/} may run on cpus $got, not node $node's $want"
+    }
+  done
+  pinned=$((pinned + 1))
+done <<<"$rows"
+"$cli" stop vmk --destroy >/dev/null || fail "numagrid stop --destroy exited $?"
+[ "$pinned" = $((2 * n)) ] || fail "$pinned of $((2 * n)) stream workers were running"
+say "workers: $pinned stream workers, each with every thread on its node's cpus"
 say "PASS"
