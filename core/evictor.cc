@@ -1,7 +1,10 @@
 #include "core/evictor.h"
 
 #include <algorithm>
+#include <functional>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "core/base/key_hash.h"
 #include "core/base/split_mix.h"
@@ -27,6 +30,46 @@ constexpr std::uint64_t kWriterDraws = 64;
 // Products of a limit and a percentage or a partition count overflow 64 bits
 // only for absurd limits; 128 bits make that impossible.
 __extension__ using Wide = unsigned __int128;
+
+// Evicts every record of partition p that `visit` (one of PartitionRef's
+// lock-free visitors, run under a pinned epoch) calls its callback with,
+// each only if it still has the version seen. Stops when the lock or the
+// ring stays busy (the writer's own bounds ran out). A record rewritten or
+// removed meanwhile is skipped: it left its block anyway, or has a new one
+// elsewhere (the writer's next round looks again). Returns how many.
+std::uint64_t EvictVisited(
+    GridHandle& grid, std::uint32_t p,
+    const std::function<void(const std::function<void(const RecordView&)>&)>&
+        visit,
+    const WriteLimits& limits, std::uint64_t now_ms) {
+  struct Seen {
+    std::uint64_t version;
+    std::string key;
+  };
+  std::vector<Seen> seen;
+  {
+    GridHandle::EpochGuard pin(grid);  // the records stay while we read them
+    visit([&](const RecordView& r) {
+      seen.push_back(Seen{r.version(), std::string(r.key())});
+    });
+  }
+  PartitionRef& part = grid.partition(p);
+  std::uint64_t evicted = 0;
+  for (const Seen& s : seen) {
+    WriteRequest rq;
+    rq.kind = WriteKind::kEvict;
+    rq.key = s.key;
+    rq.hash = base::KeyHash(s.key);
+    rq.expected_version = s.version;
+    auto w = part.Write(rq, limits, now_ms);
+    if (w.ok()) {
+      ++evicted;
+    } else if (w.status().code() == StatusCode::kResourceExhausted) {
+      break;
+    }
+  }
+  return evicted;
+}
 
 }  // namespace
 
@@ -342,34 +385,13 @@ Evictor::RunOutcome Evictor::EvictRun(std::uint32_t p, std::uint64_t run,
     return out;
   }
   for (const std::uint32_t q : owners) {
-    PartitionRef& owner = grid_.partition(q);
-    std::vector<Candidate> victims;
-    {
-      GridHandle::EpochGuard pin(grid_);  // the records stay while we read
-      owner.VisitChunkRun(best, run, [&](const RecordView& r) {
-        Candidate c;
-        c.partition = q;
-        c.version = r.version();
-        c.key.assign(r.key());
-        victims.push_back(std::move(c));
-      });
-    }
-    std::uint64_t from_q = 0;
-    for (const Candidate& c : victims) {
-      WriteRequest rq;
-      rq.kind = WriteKind::kEvict;
-      rq.key = c.key;
-      rq.hash = base::KeyHash(c.key);
-      rq.expected_version = c.version;
-      auto w = owner.Write(rq, limits, now_ms);
-      if (w.ok()) {
-        ++from_q;
-      } else if (w.status().code() == StatusCode::kResourceExhausted) {
-        break;  // the lock or the ring stayed busy: the next round
-      }
-      // Rewritten or removed meanwhile: it left the run anyway, or its
-      // new block is elsewhere (the next round looks again).
-    }
+    const PartitionRef& owner = grid_.partition(q);
+    const std::uint64_t from_q = EvictVisited(
+        grid_, q,
+        [&](const std::function<void(const RecordView&)>& f) {
+          owner.VisitChunkRun(best, run, f);
+        },
+        limits, now_ms);
     if (from_q != 0 && touched != nullptr) touched->push_back(q);
     out.evicted += from_q;
   }
@@ -378,34 +400,13 @@ Evictor::RunOutcome Evictor::EvictRun(std::uint32_t p, std::uint64_t run,
 
 std::uint64_t Evictor::EvictChunk(std::uint32_t p, const WriteLimits& limits,
                                   std::uint64_t now_ms) {
-  PartitionRef& part = grid_.partition(p);
-  std::vector<Candidate> victims;
-  {
-    GridHandle::EpochGuard pin(grid_);  // the records stay while we read them
-    part.VisitLeastFilledChunk([&](const RecordView& r) {
-      Candidate c;
-      c.partition = p;
-      c.version = r.version();
-      c.key.assign(r.key());
-      victims.push_back(std::move(c));
-    });
-  }
-  std::uint64_t evicted = 0;
-  for (const Candidate& c : victims) {
-    WriteRequest rq;
-    rq.kind = WriteKind::kEvict;
-    rq.key = c.key;
-    rq.hash = base::KeyHash(c.key);
-    rq.expected_version = c.version;
-    auto w = part.Write(rq, limits, now_ms);
-    if (w.ok()) {
-      ++evicted;
-    } else if (w.status().code() == StatusCode::kResourceExhausted) {
-      break;  // the lock or the ring stayed busy: the writer's bounds ran out
-    }
-    // Rewritten or removed meanwhile: it left the chunk anyway.
-  }
-  return evicted;
+  const PartitionRef& part = grid_.partition(p);
+  return EvictVisited(
+      grid_, p,
+      [&](const std::function<void(const RecordView&)>& f) {
+        part.VisitLeastFilledChunk(f);
+      },
+      limits, now_ms);
 }
 
 }  // namespace numagrid::core
