@@ -350,13 +350,19 @@ Evictor::RunOutcome Evictor::EvictRun(std::uint32_t p, std::uint64_t run,
     if ((w & (kChunkLarge | kChunkLargeTail)) != 0) return node.chunk_bytes;
     return fill[i].load(std::memory_order_relaxed);
   };
-  // The cheapest window, by a sliding sum.
+  // The cheapest window, by a sliding sum. Each chunk's cost is read once
+  // (kept until it leaves the window): the words change under us, and a
+  // second read could take out more than went in.
+  std::vector<std::uint64_t> window(run);
   std::uint64_t sum = 0;
-  for (std::uint64_t i = 0; i < run; ++i) sum += cost(i);
+  for (std::uint64_t i = 0; i < run; ++i) sum += window[i] = cost(i);
   std::uint64_t best = 0;
   std::uint64_t best_sum = sum;
   for (std::uint64_t i = run; i < n; ++i) {
-    sum = sum + cost(i) - cost(i - run);
+    std::uint64_t& slot = window[i % run];
+    sum -= slot;
+    slot = cost(i);
+    sum += slot;
     if (sum < best_sum) {
       best_sum = sum;
       best = i - run + 1;
