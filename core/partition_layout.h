@@ -267,10 +267,11 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 //     it belongs to, at once, by the next locker.
 //   Holds in every reachable state: the fill of a chunk is the sum of the
 //     blocks in it that a record of the index or the ring names (check
-//     verifies it); a chunk whose fill is 0 and that is not its owner's
-//     current chunk holds no record, so its owner may give it back after
-//     taking its free blocks off the lists (PartitionAlloc::
-//     ReleaseEmptyChunks).
+//     verifies it); a chunk whose fill is 0 holds no record, so its owner
+//     may give it back after taking its free blocks off the lists
+//     (PartitionAlloc::ReleaseEmptyChunks); the current chunk too, in the
+//     same operation that stops it being current and counts its tail as
+//     waste.
 inline constexpr std::uint64_t kChunkReleasing = 1ULL << 29;
 inline constexpr std::uint64_t kChunkLarge = 1ULL << 30;
 inline constexpr std::uint64_t kChunkLargeTail = 1ULL << 31;
